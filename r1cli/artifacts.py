@@ -1,0 +1,263 @@
+"""The directory contract every stage output follows (see DESIGN.md).
+
+A stage writes into `OUT.partial/` and renames it to `OUT` only when it has finished, so
+a crash leaves `OUT.partial/` (for `--resume`) and never a half-written `OUT`. The
+manifest `OUT/r1.json` records kind, stage, inputs with fingerprints, the resolved
+config, library versions, counts and metrics. Stages use these helpers and nothing
+else to check inputs and write outputs:
+
+    inputs = [check_input(args.model, "--model"), check_input(args.data, "--data")]
+    with stage_output(out, kind="checkpoint", stage="sft", config=cfg, inputs=inputs,
+                      force=force, resume=resume) as run:
+        ...write into run.partial, run.log_metrics({...}), run.metrics["loss"] = ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from r1cli.errors import UserError
+
+MANIFEST = "r1.json"
+PARTIAL = ".partial"
+KINDS = ("dataset", "checkpoint", "eval", "report")
+
+# files bigger than this are fingerprinted by size + head + tail, not read whole
+# (a 7B checkpoint would otherwise take a minute to hash on every stage start)
+_FULL_HASH_LIMIT = 64 << 20
+_EDGE = 1 << 20
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def read_manifest(path: str | os.PathLike) -> dict | None:
+    """The manifest of an r1 dir, or None for a dir made elsewhere (a plain HF dir)."""
+    m = Path(path) / MANIFEST
+    if not m.is_file():
+        return None
+    try:
+        return json.loads(m.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{m} is not a readable manifest ({e.__class__.__name__}): re-run the stage that made {path}") from None
+
+
+def check_input(path: str | os.PathLike, what: str = "input") -> Path:
+    """Refuse a missing, unreadable or unfinished input; return it as a Path."""
+    p = Path(path)
+    if p.name.endswith(PARTIAL):
+        raise UserError(f"{what} {p} is an unfinished stage output (*{PARTIAL}): finish it with --resume or use a finished dir")
+    if not p.exists():
+        raise UserError(f"{what} {p} does not exist: check the path")
+    if not os.access(p, os.R_OK) or (p.is_dir() and not os.access(p, os.X_OK)):
+        raise UserError(f"{what} {p} is not readable: check its permissions")
+    if p.is_dir():
+        m = read_manifest(p)
+        if m is not None and m.get("status", "finished") != "finished":
+            raise UserError(f"{what} {p} is an unfinished stage output (its manifest says {m.get('status')!r}): re-run that stage")
+    return p
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """A content hash of a file or dir; an r1 dir's is the one in its manifest."""
+    p = Path(path)
+    if p.is_dir():
+        m = read_manifest(p)
+        if m and m.get("fingerprint"):
+            return m["fingerprint"]
+    h = hashlib.sha256()
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and f.name != MANIFEST)
+    for f in files:
+        rel = f.name if f == p else f.relative_to(p).as_posix()
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            if size <= _FULL_HASH_LIMIT:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            else:
+                h.update(fh.read(_EDGE))
+                fh.seek(size - _EDGE)
+                h.update(fh.read(_EDGE))
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on (vllm only when installed)."""
+    out = {}
+    for name in ("r1cli", "torch", "transformers", "trl", "datasets", "accelerate", "math-verify", "vllm"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name == "r1cli":
+                from r1cli import __version__
+
+                out[name] = __version__
+    return out
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=2, default=str, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        fh.flush()
+
+
+def partial_path(out: str | os.PathLike) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL)
+
+
+def check_output(out: str | os.PathLike, force: bool = False, resume: bool = False) -> Path:
+    """Refuse an OUT that exists (unless --force) or a leftover OUT.partial (unless --resume/--force)."""
+    out = Path(out)
+    if out.name.endswith(PARTIAL):
+        raise UserError(f"--out {out} ends in {PARTIAL}, which r1 keeps for unfinished runs: choose another name")
+    if out.exists() and not force:
+        raise UserError(f"output {out} exists: pass --force to replace it, or choose another --out")
+    part = partial_path(out)
+    if part.exists() and not (resume or force):
+        raise UserError(f"{part} is left from an unfinished run: pass --resume to continue it, or --force to start over")
+    if resume and not part.exists() and not out.exists():
+        pass  # nothing to resume: start fresh, as TRL's resume does without a checkpoint
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write into {parent}: check its permissions or choose another --out")
+    return out
+
+
+@dataclass
+class StageRun:
+    """An output being written: files go into `partial`; `finish()` makes it `out`."""
+
+    out: Path
+    partial: Path
+    kind: str
+    stage: str
+    config: dict
+    inputs: list[dict]
+    resumed: bool = False
+    counts: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def path(self, name: str) -> Path:
+        return self.partial / name
+
+    def log_metrics(self, record: dict) -> None:
+        """One line of `metrics.jsonl` (one per logging step)."""
+        append_jsonl(self.partial / "metrics.jsonl", record)
+
+    def log_sample(self, record: dict) -> None:
+        """One line of `samples.jsonl` (logged completions)."""
+        append_jsonl(self.partial / "samples.jsonl", record)
+
+    def manifest(self, status: str) -> dict:
+        return {
+            "kind": self.kind,
+            "stage": self.stage,
+            "status": status,
+            "created": self.created,
+            "inputs": self.inputs,
+            "config": self.config,
+            "versions": library_versions(),
+            "fingerprint": None,
+            "counts": self.counts,
+            "metrics": self.metrics,
+            "wall_time_s": round(time.time() - self.started, 2),
+        }
+
+    def finish(self, force: bool = False) -> Path:
+        m = self.manifest("finished")
+        m["fingerprint"] = fingerprint_files(self.partial)
+        write_json_atomic(self.partial / MANIFEST, m)
+        old = None
+        if self.out.exists():
+            if not force:  # appeared while we ran
+                raise UserError(f"output {self.out} appeared while this stage ran: the result is kept in {self.partial}")
+            old = self.out.with_name(f"{self.out.name}.old{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(self.partial, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out
+
+
+def fingerprint_files(d: Path) -> str:
+    """Fingerprint of a dir's files, ignoring any manifest in it."""
+    saved = d / MANIFEST
+    tmp = None
+    if saved.exists():
+        tmp = d / f".{MANIFEST}.hidden"
+        os.replace(saved, tmp)
+    try:
+        return fingerprint(d)
+    finally:
+        if tmp is not None:
+            os.replace(tmp, saved)
+
+
+def describe_inputs(paths: list[str | os.PathLike]) -> list[dict]:
+    return [{"path": str(p), "fingerprint": fingerprint(p)} for p in paths]
+
+
+@contextlib.contextmanager
+def stage_output(
+    out: str | os.PathLike,
+    *,
+    kind: str,
+    stage: str,
+    config: dict,
+    inputs: list[str | os.PathLike] = (),
+    force: bool = False,
+    resume: bool = False,
+) -> Iterator[StageRun]:
+    """Open `OUT.partial/`, yield a StageRun, and rename to OUT when the block succeeds.
+
+    A UserError raised inside the block removes a partial dir this run created (nothing
+    worth resuming); any other exception leaves it for `--resume`.
+    """
+    assert kind in KINDS, kind
+    out = check_output(out, force, resume)
+    part = partial_path(out)
+    resumed = part.exists() and resume
+    if part.exists() and not resumed:
+        shutil.rmtree(part)
+    part.mkdir(parents=True, exist_ok=True)
+    run = StageRun(out=out, partial=part, kind=kind, stage=stage, config=config,
+                   inputs=describe_inputs(list(inputs)), resumed=resumed)
+    if resumed and (part / MANIFEST).exists():
+        prev = json.loads((part / MANIFEST).read_text())
+        run.created = prev.get("created", run.created)
+    write_json_atomic(part / MANIFEST, run.manifest("running"))
+    try:
+        yield run
+    except UserError:
+        if not resumed:
+            shutil.rmtree(part, ignore_errors=True)
+        raise
+    run.finish(force=force)

@@ -1,0 +1,230 @@
+"""Recipes: YAML file + `--set key=value` overrides + explicit flags -> a typed stage config.
+
+Order of precedence (later wins): the config dataclass defaults, `--recipe FILE.yaml`,
+`--set dotted.key=value` (values parsed as YAML, then checked against the field's type),
+explicit CLI flags. A `trl:` section passes through to the TRL config object
+(`SFTConfig`, `GRPOConfig`, ...) and is checked against that class's fields. An unknown
+key anywhere is a UserError naming the key and the closest valid one.
+
+The config classes of every stage live in `r1cli/config.py`; `STAGES` there maps a stage
+name to its class, and a recipe may say `stage: NAME` to be checked against it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from r1cli.errors import UserError
+
+_MISSING = object()
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f" (did you mean {near[0]!r}?)" if near else f" (valid: {', '.join(sorted(valid)[:12])}{', ...' if len(valid) > 12 else ''})"
+
+
+def _trl_class(name: str | None):
+    if not name:
+        return None
+    import trl
+
+    return getattr(trl, name)
+
+
+def _hints(cls) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # TRL/transformers annotations may name types we cannot resolve
+        return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def _type_name(t) -> str:
+    return getattr(t, "__name__", None) or str(t).replace("typing.", "")
+
+
+def coerce(value: Any, typ: Any, key: str) -> Any:
+    """Check (and gently convert) `value` against the annotation `typ`; UserError if it does not fit."""
+    origin = typing.get_origin(typ)
+    args = typing.get_args(typ)
+    if typ is Any or typ is object or isinstance(typ, str):
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, key)
+            except UserError as e:
+                errors.append(e)
+        raise UserError(f"{key} must be {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise UserError(f"{key} must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{key} must be true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{key} must be an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads 3e-6 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise UserError(f"{key} must be a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"{key} must be a string, got {value!r}")
+    if origin in (list, tuple) or typ in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{key} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or typ is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{key} must be a mapping, got {value!r}")
+        kt, vt = args if len(args) == 2 else (Any, Any)
+        return {coerce(k, kt, f"{key} key"): coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise UserError(f"{key} must be a mapping, got {value!r}")
+        return value
+    if isinstance(typ, type) and issubclass(typ, __import__("enum").Enum):
+        try:
+            return typ(value).value
+        except ValueError:
+            raise UserError(f"{key} must be one of {', '.join(repr(m.value) for m in typ)}, got {value!r}") from None
+    return value
+
+
+def _check_trl(section: Any, trl_name: str | None, prefix: str) -> dict:
+    if not isinstance(section, dict):
+        raise UserError(f"{prefix} must be a mapping of {trl_name or 'TRL'} fields, got {section!r}")
+    cls = _trl_class(trl_name)
+    if cls is None:
+        if section:
+            raise UserError(f"{prefix} is not used by this stage: remove it")
+        return {}
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    out = {}
+    for k, v in section.items():
+        if k not in names:
+            raise UserError(f"unknown key {prefix}.{k} for trl.{trl_name}{_closest(k, names)}")
+        out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
+    return out
+
+
+def _merge(cls, base: dict, update: dict, prefix: str = "") -> dict:
+    """Merge `update` into `base` (both plain dicts) following the dataclass `cls`."""
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    trl_name = getattr(cls, "TRL_CONFIG", None)
+    for k, v in update.items():
+        key = f"{prefix}{k}"
+        if k not in fields:
+            raise UserError(f"unknown recipe key {key!r}{_closest(k, list(fields))}")
+        t = hints.get(k, Any)
+        if k == "trl":
+            base[k] = {**base.get(k, {}), **_check_trl(v, trl_name, key)}
+        elif dataclasses.is_dataclass(t):
+            if not isinstance(v, dict):
+                raise UserError(f"{key} must be a mapping, got {v!r}")
+            base[k] = _merge(t, base.get(k, {}), v, key + ".")
+        else:
+            base[k] = coerce(v, t, key)
+    return base
+
+
+def _build(cls, values: dict):
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            continue
+        t = hints.get(f.name)
+        kwargs[f.name] = _build(t, values[f.name]) if dataclasses.is_dataclass(t) else values[f.name]
+    return cls(**kwargs)
+
+
+def _dotted(key: str, value: Any) -> dict:
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur[p] = {}
+        cur = cur[p]
+    cur[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"recipe {p} does not exist: check the --recipe path")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {p}{where} is not valid YAML: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {p} must be a mapping of keys to values")
+    return data
+
+
+def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None, flags: dict | None = None, stage: str | None = None):
+    """Resolve a stage config: defaults < recipe < --set < explicit flags (None = not given)."""
+    values: dict = {}
+    if recipe is not None:
+        data = load_yaml(recipe)
+        named = data.pop("stage", None)
+        if named is not None and stage is not None and named != stage:
+            raise UserError(f"recipe {recipe} is for stage {named!r}, not {stage!r}: pick the {stage} recipe")
+        values = _merge(cls, values, data)
+    for s in sets or []:
+        if "=" not in s:
+            raise UserError(f"--set {s!r} must look like key=value (e.g. --set trl.learning_rate=1e-5)")
+        key, raw = s.split("=", 1)
+        try:
+            val = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            val = raw
+        values = _merge(cls, values, _dotted(key.strip(), val))
+    for key, val in (flags or {}).items():
+        if val is not None:
+            values = _merge(cls, values, _dotted(key, val))
+    return _build(cls, values)
+
+
+def to_dict(cfg) -> dict:
+    """The fully resolved config, for the manifest."""
+    return dataclasses.asdict(cfg)
+
+
+def trl_args(cfg, **fixed):
+    """Build the stage's TRL config object from its `trl:` section plus values the stage fixes."""
+    cls = _trl_class(getattr(type(cfg), "TRL_CONFIG"))
+    return cls(**{**cfg.trl, **fixed})

@@ -1,0 +1,172 @@
+"""Prompt templates (r1, r1zero) and the one place that splits a completion into
+(reasoning, summary) and pulls out its final answer.
+
+R1 format (DeepSeek-R1 stage 1 onward): the assistant turn is
+    <think>\\n{reasoning}\\n</think>\\n{summary}
+where the summary ends with the answer in \\boxed{}. R1-Zero format (paper, Table 1):
+    <think> {reasoning} </think> <answer> {answer} </answer>
+Some chat templates (R1-Distill, Qwen3) end the generation prompt with `<think>\\n`, so the
+completion starts inside the reasoning and has no opening tag: every parser here takes
+`prefilled_think` for that case (the trap that makes other toolkits' format reward 0).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+REASONING_TOKENS = [THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
+
+# DeepSeek-R1 paper, Table 1 (the R1-Zero training template), verbatim but for {prompt}.
+R1ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with the answer. The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning "
+    "process here </think> <answer> answer here </answer>. User: {prompt}. Assistant:"
+)
+TEMPLATES = ("r1", "r1zero")
+
+
+# --- text of prompts and completions ----------------------------------------------------
+
+
+def completion_text(completion: Any) -> str:
+    """A completion as text: TRL passes a string, or a list of messages for chat data."""
+    if completion is None:
+        return ""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content") or "")
+    if isinstance(completion, (list, tuple)):
+        parts = [m.get("content") or "" for m in completion if isinstance(m, dict) and m.get("role", "assistant") == "assistant"]
+        return "".join(str(p) for p in parts)
+    return str(completion)
+
+
+def prompt_text(prompt: Any) -> str:
+    """The user's words of a prompt (last user message of a chat, or the string itself)."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)):
+        users = [m.get("content") or "" for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        return str(users[-1]) if users else ""
+    return str(prompt)
+
+
+def apply_template(question: Any, template: str = "r1", r1zero_text: str = R1ZERO_TEMPLATE, system: str | None = None):
+    """The prompt a stage feeds the model: chat messages (r1) or a plain string (r1zero)."""
+    if template == "r1zero":
+        return r1zero_text.format(prompt=prompt_text(question))
+    if isinstance(question, str):
+        msgs = [{"role": "user", "content": question}]
+    else:
+        msgs = [dict(m) for m in question]
+    if system and not any(m.get("role") == "system" for m in msgs):
+        msgs = [{"role": "system", "content": system}] + msgs
+    return msgs
+
+
+def generation_prefills_think(tokenizer) -> bool:
+    """True when the tokenizer's chat template ends the generation prompt inside `<think>`."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}], add_generation_prompt=True, tokenize=False)
+    tail = text.rstrip()
+    return tail.endswith(THINK_OPEN)
+
+
+# --- parsing completions ----------------------------------------------------------------
+
+
+def split_completion(text: Any, prefilled_think: bool = False) -> tuple[str | None, str]:
+    """(reasoning, summary). reasoning is None when there is no closed `<think>` block.
+
+    With no `</think>` the whole text is the summary (a no-CoT reply, as stage 3 keeps for
+    trivial prompts). Text before an opening `<think>` is ignored.
+    """
+    text = completion_text(text)
+    close = text.find(THINK_CLOSE)
+    if close < 0:
+        return None, text.strip()
+    head = text[:close]
+    open_ = head.find(THINK_OPEN)
+    if open_ >= 0:
+        reasoning = head[open_ + len(THINK_OPEN):]
+    elif prefilled_think:
+        reasoning = head
+    else:
+        return None, text.strip()
+    return reasoning.strip(), text[close + len(THINK_CLOSE):].strip()
+
+
+def reasoning_text(text: Any, prefilled_think: bool = False) -> str:
+    """The CoT of a completion (empty when it has none)."""
+    return split_completion(text, prefilled_think)[0] or ""
+
+
+def summary_text(text: Any, prefilled_think: bool = False) -> str:
+    """What the user reads after the CoT (the whole text when there is no CoT)."""
+    return split_completion(text, prefilled_think)[1]
+
+
+_R1_FORMAT = re.compile(r"^\s*<think>\n(?P<r>.*?\S.*?)\n</think>\n(?P<s>.*\S.*)$", re.S)
+_R1_FORMAT_PREFILLED = re.compile(r"^(?P<r>.*?\S.*?)\n</think>\n(?P<s>.*\S.*)$", re.S)
+_R1ZERO_FORMAT = re.compile(r"^\s*<think>(?P<r>.*?\S.*?)</think>\s*<answer>(?P<a>.*?\S.*?)</answer>\s*$", re.S)
+_R1ZERO_FORMAT_PREFILLED = re.compile(r"^(?P<r>.*?\S.*?)</think>\s*<answer>(?P<a>.*?\S.*?)</answer>\s*$", re.S)
+
+
+def is_r1_format(text: Any, prefilled_think: bool = False) -> bool:
+    """`<think>\\n...\\n</think>\\n` + a non-empty summary, one think block only."""
+    text = completion_text(text)
+    if prefilled_think and text.lstrip().startswith(THINK_OPEN):
+        prefilled_think = False  # the model wrote the tag again: judge it as written
+    m = (_R1_FORMAT_PREFILLED if prefilled_think else _R1_FORMAT).match(text)
+    return bool(m) and THINK_OPEN not in m.group("r") and THINK_CLOSE not in m.group("s")
+
+
+def is_r1zero_format(text: Any, prefilled_think: bool = False) -> bool:
+    """`<think> ... </think> <answer> ... </answer>` and nothing after it."""
+    text = completion_text(text)
+    if prefilled_think and text.lstrip().startswith(THINK_OPEN):
+        prefilled_think = False
+    m = (_R1ZERO_FORMAT_PREFILLED if prefilled_think else _R1ZERO_FORMAT).match(text)
+    return bool(m) and THINK_OPEN not in m.group("r") and ANSWER_OPEN not in m.group("a")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced; None if none."""
+    best = None
+    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            c = text[i]
+            depth += (c == "{") - (c == "}")
+            i += 1
+        if depth == 0:
+            best = text[m.end(): i - 1]
+    return best.strip() if best is not None else None
+
+
+def answer_tag(text: str) -> str | None:
+    """Content of the last `<answer>...</answer>`."""
+    i = text.rfind(ANSWER_OPEN)
+    if i < 0:
+        return None
+    j = text.find(ANSWER_CLOSE, i)
+    return text[i + len(ANSWER_OPEN): j if j >= 0 else len(text)].strip()
+
+
+def extract_answer(text: Any, prefilled_think: bool = False) -> str | None:
+    """The final answer a completion gives: in the summary, the last \\boxed{}, else the
+    `<answer>` tag (a \\boxed{} inside it wins). None when it gives none."""
+    summary = summary_text(text, prefilled_think)
+    tagged = answer_tag(summary)
+    if tagged is not None:
+        return last_boxed(tagged) or tagged or None
+    return last_boxed(summary)
