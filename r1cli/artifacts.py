@@ -221,6 +221,16 @@ def fingerprint_files(d: Path) -> str:
             os.replace(tmp, saved)
 
 
+def write_sub_manifest(directory: str | os.PathLike, run: "StageRun", kind: str, counts: dict | None = None,
+                       metrics: dict | None = None) -> None:
+    """Manifest for a dir inside a stage output (e.g. `OUT/eval` of `r1 toy data`), so that
+    it is a finished r1 dir of its own once the outer rename happens."""
+    d = Path(directory)
+    m = run.manifest("finished")
+    m.update(kind=kind, counts=counts or {}, metrics=metrics or {}, fingerprint=fingerprint_files(d))
+    write_json_atomic(d / MANIFEST, m)
+
+
 def describe_inputs(paths: list[str | os.PathLike]) -> list[dict]:
     return [{"path": str(p), "fingerprint": fingerprint(p)} for p in paths]
 
