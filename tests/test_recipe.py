@@ -1,0 +1,88 @@
+"""Recipe resolution: defaults < YAML < --set < flags, typed, unknown keys refused."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from r1cli.config import STAGES, EvalConfig, SFTStageConfig, ToyDataConfig
+from r1cli.errors import UserError
+from r1cli.recipe import load_yaml, resolve, to_dict, trl_args
+
+RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").rglob("*.yaml"))
+
+
+def write(tmp_path, text):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_precedence_defaults_recipe_set_flags(tmp_path):
+    r = write(tmp_path, "k: 8\nsampling:\n  temperature: 0.7\n")
+    cfg = resolve(EvalConfig, r, ["sampling.top_p=0.9", "k=6"], {"k": 2, "seed": None})
+    assert cfg.k == 2  # flag beats --set beats recipe
+    assert cfg.sampling.temperature == 0.7
+    assert cfg.sampling.top_p == 0.9
+    assert cfg.sampling.max_new_tokens == EvalConfig().sampling.max_new_tokens
+    assert cfg.seed == 0  # a None flag means "not given"
+
+
+def test_unknown_key_names_closest(tmp_path):
+    r = write(tmp_path, "sampling:\n  temprature: 0.7\n")
+    with pytest.raises(UserError, match="sampling.temprature.*temperature"):
+        resolve(EvalConfig, r)
+    with pytest.raises(UserError, match="unknown recipe key 'kk'"):
+        resolve(EvalConfig, None, ["kk=3"])
+
+
+def test_set_types_checked():
+    with pytest.raises(UserError, match="k must be an integer"):
+        resolve(EvalConfig, None, ["k=abc"])
+    with pytest.raises(UserError, match="template must be one of"):
+        resolve(EvalConfig, None, ["template=chatml"])
+    with pytest.raises(UserError, match="key=value"):
+        resolve(EvalConfig, None, ["k"])
+    assert resolve(ToyDataConfig, None, ["zh_fraction=1"]).zh_fraction == 1.0
+
+
+def test_trl_section_checked_against_trl_class(tmp_path):
+    cfg = resolve(SFTStageConfig, None, ["trl.learning_rate=3e-4", "trl.num_train_epochs=2"])
+    assert cfg.trl == {"learning_rate": 3e-4, "num_train_epochs": 2.0}
+    with pytest.raises(UserError, match="trl.learnig_rate.*learning_rate"):
+        resolve(SFTStageConfig, None, ["trl.learnig_rate=1e-5"])
+    with pytest.raises(UserError, match="trl.num_train_epochs must be a number"):
+        resolve(SFTStageConfig, None, ["trl.num_train_epochs=lots"])
+    args = trl_args(cfg, output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    assert args.learning_rate == 3e-4
+
+
+def test_trl_section_refused_where_stage_has_no_trl():
+    with pytest.raises(UserError, match="unknown recipe key 'trl'"):
+        resolve(EvalConfig, None, ["trl.beta=0.1"])
+
+
+def test_recipe_file_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_yaml(write(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(UserError, match="must be a mapping"):
+        load_yaml(write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(UserError, match="is for stage 'sft', not 'eval'"):
+        resolve(EvalConfig, write(tmp_path, "stage: sft\n"), stage="eval")
+
+
+def test_resolved_config_is_plain_data():
+    d = to_dict(resolve(EvalConfig, None, ["k=3"]))
+    assert d["k"] == 3 and d["sampling"]["top_p"] == 0.95
+    assert dataclasses.is_dataclass(resolve(EvalConfig)) and "TRL_CONFIG" not in to_dict(resolve(SFTStageConfig))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(p.parents[2])))
+def test_every_recipe_validates(path):
+    """Each recipe names its stage and resolves against that stage's config class."""
+    data = load_yaml(path)
+    assert "stage" in data, f"{path} must say which stage it is for (stage: NAME)"
+    assert data["stage"] in STAGES, f"{path}: unknown stage {data['stage']!r}"
+    resolve(STAGES[data["stage"]], path, stage=data["stage"])
