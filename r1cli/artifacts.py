@@ -68,6 +68,24 @@ def check_input(path: str | os.PathLike, what: str = "input") -> Path:
     return p
 
 
+def check_model_dir(path: str | os.PathLike, what: str = "--model", tokenizer: bool = True) -> Path:
+    """Refuse a model dir that is not a loadable HF checkpoint (config, weights, tokenizer)."""
+    p = check_input(path, what)
+    if not p.is_dir():
+        raise UserError(f"{what} {p} is a file: give an HF model dir (config.json + weights + tokenizer)")
+    m = read_manifest(p)
+    if m is not None and m.get("kind") not in (None, "checkpoint"):
+        raise UserError(f"{what} {p} is a {m.get('kind')} dir, not a model checkpoint")
+    if not (p / "config.json").is_file():
+        raise UserError(f"{what} {p} has no config.json: give an HF model dir saved with save_pretrained")
+    weights = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".pt") or f.name.endswith(".safetensors.index.json")]
+    if not weights:
+        raise UserError(f"{what} {p} has no weights (*.safetensors or pytorch_model*.bin)")
+    if tokenizer and not any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")):
+        raise UserError(f"{what} {p} has no tokenizer files: save the tokenizer into it (tokenizer.save_pretrained)")
+    return p
+
+
 def fingerprint(path: str | os.PathLike) -> str:
     """A content hash of a file or dir; an r1 dir's is the one in its manifest."""
     p = Path(path)
