@@ -120,6 +120,62 @@ def toy_base(
     tb.make_toy_base(cfg, out, force=force)
 
 
+# --- stages 1 and 3: SFT ----------------------------------------------------------------------
+
+
+def _sft_command(stage: str):
+    def command(
+        model: Path = typer.Option(..., "--model", help="Base (or student) model dir: any HF causal-LM checkpoint."),
+        data: List[Path] = typer.Option(..., "--data", help="SFT dataset (dir, JSONL or Parquet with `messages`); repeatable."),
+        out: Path = typer.Option(..., "--out", help="Output checkpoint dir."),
+        eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Prompts to evaluate the model on before and after (prints both)."),
+        recipe: Optional[Path] = RecipeOpt,
+        set_: Optional[List[str]] = SetOpt,
+        force: bool = ForceOpt,
+        resume: bool = ResumeOpt,
+    ):
+        from r1cli.config import SFTStageConfig
+        from r1cli.recipe import resolve
+
+        cfg = resolve(SFTStageConfig, recipe, set_, stage=stage)
+        from r1cli.stages import sft
+
+        sft.run(cfg, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+
+    return command
+
+
+app.command("coldstart", help="Stage 1: SFT the base on long-CoT cold-start data (every reply must be "
+            "<think>\\n...\\n</think>\\n + summary).")(_sft_command("coldstart"))
+app.command("sft", help="Stage 3 / distillation: SFT the base (or a student) on rejection-sampled + general data "
+            "(R1-format replies, or plain replies for trivial prompts).")(_sft_command("sft"))
+
+
+# --- R1-Zero and stage 2: GRPO ------------------------------------------------------------------
+
+
+@app.command("grpo")
+def grpo(
+    model: Path = typer.Option(..., "--model", help="Base (R1-Zero) or cold-start checkpoint (stage 2)."),
+    data: Path = typer.Option(..., "--data", help="RL prompts with reference answers (dir, JSONL or Parquet)."),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint dir."),
+    template: Optional[str] = typer.Option(None, "--template", help="r1 (chat template, stage 2) or r1zero (paper's Table 1 prompt)."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Prompts to evaluate the model on before and after (prints both)."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+    resume: bool = ResumeOpt,
+):
+    """R1-Zero / stage 2: GRPO with rule rewards (accuracy, format, language, ...) on TRL's GRPOTrainer."""
+    from r1cli.config import GRPOStageConfig
+    from r1cli.recipe import resolve
+
+    cfg = resolve(GRPOStageConfig, recipe, set_, {"template": template}, stage="grpo")
+    from r1cli.stages import grpo as stage
+
+    stage.run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -134,14 +190,14 @@ def main(argv: list[str] | None = None) -> None:
         cmd = e.ctx.command_path if e.ctx else "r1"
         print(f"error: {e.format_message()} (see {cmd} --help)", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, typer.Abort):
         print("interrupted: run the same command with --resume to continue from OUT.partial/", file=sys.stderr)
         sys.exit(130)
-    except KeyboardInterrupt:
-        print("interrupted: run the same command with --resume to continue from OUT.partial/", file=sys.stderr)
-        sys.exit(130)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except click.exceptions.ClickException as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:  # `r1 ... | head`
+        sys.stderr.close()
+        sys.exit(0)

@@ -94,6 +94,30 @@ class SFTStageConfig:
     data_weights: list[float] | None = None
     # a Jinja chat template to use when the tokenizer has none (or strips <think>)
     chat_template: str | None = None
+    # with --eval-data: how the input and the trained model are evaluated (before/after)
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(k=1, limit=200))
+    trl: dict = field(default_factory=dict)
+
+
+@dataclass
+class GRPOStageConfig:
+    """`r1 grpo`: R1-Zero and stage-2 reasoning RL with TRL's GRPOTrainer."""
+
+    TRL_CONFIG: ClassVar[str] = "GRPOConfig"
+    seed: int = 42
+    template: Literal["r1", "r1zero"] = "r1"
+    # the r1zero prompt text with {prompt}; None = the paper's Table 1 template
+    r1zero_template: str | None = None
+    system_prompt: str | None = None
+    # reward name (or pkg.mod:fn) -> weight
+    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
+    # options passed to every reward factory (e.g. max_completion_len for overlong)
+    reward_options: dict = field(default_factory=dict)
+    # None = detect from the chat template whether it pre-fills <think>
+    prefilled_think: bool | None = None
+    # write a few prompts + completions + rewards to samples.jsonl every N steps (0 = never)
+    samples_every: int = 10
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(k=4, limit=None))
     trl: dict = field(default_factory=dict)
 
 
@@ -104,4 +128,5 @@ STAGES: dict[str, type] = {
     "score": ScoreConfig,
     "coldstart": SFTStageConfig,
     "sft": SFTStageConfig,
+    "grpo": GRPOStageConfig,
 }

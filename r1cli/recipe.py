@@ -224,7 +224,7 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def trl_args(cfg, **fixed):
-    """Build the stage's TRL config object from its `trl:` section plus values the stage fixes."""
+def trl_args(cfg, defaults: dict | None = None, **fixed):
+    """The stage's TRL config object: `defaults` < the recipe's `trl:` section < what the stage fixes."""
     cls = _trl_class(getattr(type(cfg), "TRL_CONFIG"))
-    return cls(**{**cfg.trl, **fixed})
+    return cls(**{**(defaults or {}), **cfg.trl, **fixed})

@@ -1,0 +1,171 @@
+"""What `r1 grpo` and `r1 align` share: prompts through the template, the checks that run
+before the first step, reward wrapping that logs samples, degenerate-run warnings, and the
+GRPOTrainer itself (TRL's; this is the recipe around it, not a second GRPO).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from r1cli.artifacts import StageRun
+from r1cli.errors import UserError
+from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
+
+# --- prompts ------------------------------------------------------------------------------
+
+
+def prepare_prompts(ds, template: str, r1zero_text: str | None = None, system: str | None = None):
+    """The `prompt` column as the model will see it: chat messages (r1) or the r1zero string."""
+    text = r1zero_text or R1ZERO_TEMPLATE
+    if template == "r1zero" and "{prompt}" not in text:
+        raise UserError("r1zero_template must contain {prompt} where the question goes")
+
+    def one(row):
+        return {"prompt": apply_template(row["prompt"], template, text, system)}
+
+    return ds.map(one, desc="applying the template")
+
+
+def detect_prefilled(tokenizer, template: str, setting: bool | None, rewards: dict) -> bool:
+    """Whether completions start inside <think> (the chat template pre-fills it)."""
+    prefills = template == "r1" and generation_prefills_think(tokenizer)
+    if setting is None:
+        return prefills
+    if prefills and not setting and "format" in rewards:
+        raise UserError("the chat template pre-fills <think> in the prompt, so completions never contain it and the "
+                        "format reward would always be 0: set prefilled_think: true (or leave it unset to detect it)")
+    return setting
+
+
+def check_prompt_lengths(ds, tokenizer, max_completion_length: int, model_max: int | None) -> None:
+    """Refuse prompts that leave no room for the completion in the model's context."""
+    if not model_max:
+        return
+    budget = model_max - max_completion_length
+    if budget <= 0:
+        raise UserError(f"max_completion_length={max_completion_length} does not fit the model's context of {model_max} "
+                        "tokens: lower trl.max_completion_length")
+
+    def length(row):
+        p = row["prompt"]
+        if isinstance(p, str):
+            n = len(tokenizer(p, add_special_tokens=False)["input_ids"])
+        else:
+            enc = tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True)
+            n = len(enc["input_ids"] if hasattr(enc, "keys") else enc)
+        return {"_n": n}
+
+    lengths = ds.map(length, desc="measuring prompts")["_n"]
+    over = sum(n > budget for n in lengths)
+    if over:
+        raise UserError(f"{over} of {len(lengths)} prompts are longer than the context budget of {budget} tokens "
+                        f"(model context {model_max} - max_completion_length {max_completion_length}): shorten or "
+                        "filter them, or lower trl.max_completion_length")
+
+
+def check_reward_columns(rewards: list, ds, where: str) -> None:
+    cols = set(ds.column_names)
+    for name, fn, _ in rewards:
+        missing = [c for c in getattr(fn, "required_columns", ()) if c not in cols]
+        if missing:
+            raise UserError(f"reward {name!r} needs column {missing[0]!r}, which {where} lacks: add it or drop the reward")
+
+
+def check_vllm(args) -> None:
+    if getattr(args, "use_vllm", False):
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise UserError("trl.use_vllm is set but vllm is not installed: pip install 'r1cli[vllm]' on a GPU machine, "
+                            "or remove use_vllm")
+
+
+# --- samples and warnings -----------------------------------------------------------------------
+
+
+class SampleLog:
+    """Wraps reward functions so that every `every` steps a few prompts, their completions
+    and each reward land in OUT.partial/samples.jsonl (TRL only logs them to trackers)."""
+
+    def __init__(self, run: StageRun, every: int, per_step: int = 4):
+        self.run, self.every, self.per_step = run, every, per_step
+        self.pending: dict = {}
+
+    def wrap(self, name: str, fn):
+        def wrapped(prompts, completions, completion_ids=None, **kw):
+            out = fn(prompts, completions, completion_ids=completion_ids, **kw)
+            state = kw.get("trainer_state")
+            step = state.global_step if state is not None else 0
+            if self.every and step % self.every == 0:
+                if self.pending.get("step") != step:
+                    self.flush()
+                    take = list(range(min(self.per_step, len(completions))))
+                    self.pending = {"step": step, "rows": [
+                        {"prompt": _short(prompts[i]), "completion": completion_text(completions[i]),
+                         **{k: kw[k][i] for k in ("answer", "language", "domain") if k in kw}, "rewards": {}}
+                        for i in take]}
+                for i, row in enumerate(self.pending["rows"]):
+                    v = out[i]
+                    row["rewards"][name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            return out
+
+        wrapped.__name__ = name
+        wrapped.required_columns = getattr(fn, "required_columns", ())
+        return wrapped
+
+    def flush(self):
+        for row in self.pending.get("rows", []):
+            self.run.log_sample({"step": self.pending["step"], **row})
+        self.pending = {}
+
+
+def _short(prompt) -> str:
+    if isinstance(prompt, str):
+        return prompt[-300:]
+    return str(prompt[-1].get("content", ""))[-300:] if prompt else ""
+
+
+def degenerate_warnings(rec: dict) -> list[str]:
+    """Signs that a GRPO run has no learning signal (see the issue's telemetry list)."""
+    out = []
+    if rec.get("completions/clipped_ratio", 0) > 0.9:
+        out.append("over 90% of completions hit max_completion_length: truncated completions give no signal "
+                   "(raise trl.max_completion_length)")
+    if rec.get("frac_reward_zero_std", 0) > 0.9:
+        out.append("over 90% of groups have identical rewards (zero advantage): the task is too easy or too hard")
+    if "entropy" in rec and rec["entropy"] < 0.02:
+        out.append(f"entropy {rec['entropy']:.3g}: the policy has collapsed")
+    return out
+
+
+# --- the trainer ------------------------------------------------------------------------------------
+
+
+def grpo_metrics_row(rec: dict) -> dict:
+    """The telemetry columns the issue lists, named as in metrics.jsonl."""
+    keep = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/max_length",
+            "completions/clipped_ratio", "kl", "entropy", "learning_rate", "step_time_s")
+    return {k: rec[k] for k in keep if k in rec} | {k: v for k, v in rec.items() if k.startswith("rewards/")}
+
+
+def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
+               samples_every: int, callbacks: list = ()):
+    """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOTrainer
+
+    from r1cli.stages import _train
+
+    samples = SampleLog(run, samples_every)
+    funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
+    torch.manual_seed(args.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if args.use_cpu else "auto")
+    telemetry = _train.Telemetry(run, title, show=("reward", "completions/mean_length", "rewards/accuracy/mean"),
+                                 warn=degenerate_warnings)
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
+                          processing_class=tokenizer, callbacks=[telemetry, *callbacks])
+    result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run))
+    samples.flush()
+    return trainer, result, telemetry

@@ -1,0 +1,210 @@
+"""What every TRL-trained stage shares: TRL args on CPU or GPU, the run's telemetry
+(metrics.jsonl + a rich progress bar), resume from OUT.partial/, multi-process output, and
+saving the final checkpoint per the directory contract.
+
+Used by `r1 coldstart`/`r1 sft`, `r1 grpo`, `r1 align` and `r1 rm`, so that no trainer stage
+wires these its own way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+from r1cli.artifacts import StageRun, check_output, partial_path, stage_output
+from r1cli.errors import UserError
+from r1cli.recipe import trl_args
+
+console = Console(stderr=True)
+CHECKPOINTS = "trainer"  # where TRL writes its checkpoints inside OUT.partial/ (removed at the end)
+
+
+# --- TRL arguments -------------------------------------------------------------------------
+
+
+def device_defaults() -> dict:
+    """TRL's defaults assume a GPU (bf16, gradient checkpointing); on CPU both only cost time."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False}
+
+
+def build_args(cfg, run: StageRun, defaults: dict | None = None, **fixed):
+    """The stage's TRL config: our defaults < the recipe's `trl:` section < what the stage fixes."""
+    base = {
+        "report_to": [],
+        "seed": getattr(cfg, "seed", 42),
+        "data_seed": getattr(cfg, "seed", 42),
+        "disable_tqdm": True,  # the rich bar below replaces tqdm
+        "save_total_limit": 1,
+        "logging_steps": 5,
+        **device_defaults(),
+        **(defaults or {}),
+    }
+    try:
+        return trl_args(cfg, base, output_dir=str(run.partial / CHECKPOINTS), **fixed)
+    except (ValueError, TypeError) as e:  # TRL checks its settings in __post_init__
+        raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
+
+
+def resume_checkpoint(run: StageRun) -> str | None:
+    """The last TRL checkpoint in OUT.partial/ when resuming, else None."""
+    if not run.resumed:
+        return None
+    from transformers.trainer_utils import get_last_checkpoint
+
+    d = run.partial / CHECKPOINTS
+    return get_last_checkpoint(str(d)) if d.is_dir() else None
+
+
+# --- telemetry -------------------------------------------------------------------------------
+
+
+class Telemetry(TrainerCallback):
+    """Writes every log to OUT.partial/metrics.jsonl and draws a rich progress bar."""
+
+    def __init__(self, run: StageRun, title: str, show: tuple[str, ...] = ("loss",), warn=None):
+        self.run, self.title, self.show, self.warn = run, title, show, warn
+        self.progress = None
+        self.t0 = self.last_t = time.time()
+        self.last_tokens = 0.0
+        self.last_step = 0
+        self.latest: dict = {}
+
+    def on_train_begin(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(
+            TextColumn(f"[bold]{self.title}[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=console, transient=False, disable=not console.is_terminal and not sys.stderr.isatty(),
+        )
+        self.task = self.progress.add_task(self.title, total=state.max_steps, completed=state.global_step, info="")
+        self.progress.start()
+        self.last_step = state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs:
+            return
+        now = time.time()
+        rec = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), **logs}
+        tokens = logs.get("num_tokens") or getattr(state, "num_input_tokens_seen", 0) or 0
+        if tokens and now > self.last_t:
+            rec["tokens_per_s"] = round((tokens - self.last_tokens) / (now - self.last_t), 1)
+            self.last_tokens = tokens
+        steps = state.global_step - self.last_step
+        if steps > 0 and now > self.last_t:
+            rec["step_time_s"] = round((now - self.last_t) / steps, 4)
+        self.last_t, self.last_step = now, state.global_step
+        rec["time_s"] = round(now - self.t0, 2)
+        self.latest = rec
+        self.run.log_metrics(rec)
+        if self.progress is not None:
+            info = "  ".join(f"{k} {_fmt(rec[k])}" for k in (*self.show, "tokens_per_s") if k in rec)
+            self.progress.update(self.task, info=info)
+        if self.warn is not None:
+            for msg in self.warn(rec):
+                console.print(f"[yellow]warning:[/] step {state.global_step}: {msg}")
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+            self.progress.stop()
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+# --- output across processes -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def trainer_output(out, **kw) -> Iterator[StageRun]:
+    """stage_output for a run that may be launched as several processes (accelerate launch):
+    every rank checks OUT, the main rank creates OUT.partial/, all ranks write their shard of
+    TRL's checkpoint state there, and the main rank finishes (renames) once all are done."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1:
+        with stage_output(out, **kw) as run:
+            yield run
+        return
+    check_output(out, kw.get("force", False), kw.get("resume", False))
+    state.wait_for_everyone()
+    cm = None
+    if state.is_main_process:
+        cm = stage_output(out, **kw)
+        run = cm.__enter__()
+    state.wait_for_everyone()
+    if cm is None:
+        p = partial_path(out)
+        run = StageRun(out=Path(out), partial=p, kind=kw["kind"], stage=kw["stage"], config=kw["config"],
+                       inputs=[], resumed=kw.get("resume", False))
+        run.log_metrics = lambda rec: None  # only the main rank writes telemetry
+        run.log_sample = lambda rec: None
+    try:
+        yield run
+    except BaseException:
+        if cm is not None:
+            cm.__exit__(*sys.exc_info())
+        raise
+    state.wait_for_everyone()
+    if cm is not None:
+        cm.__exit__(None, None, None)
+
+
+def is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
+    """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM); TRL's
+    intermediate checkpoints are dropped: OUT holds one model, not its history."""
+    trainer.save_model(str(run.partial))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(str(run.partial))
+        shutil.rmtree(run.partial / CHECKPOINTS, ignore_errors=True)
+
+
+# --- before / after ------------------------------------------------------------------------------
+
+
+def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template: str | None = None) -> dict:
+    """Evaluate the input model and the trained one on the same prompts with r1cli.evaluation
+    (the one evaluation path); print both side by side; return {"before": ..., "after": ...}."""
+    from r1cli.data import load_prompts
+    from r1cli.evaluation import evaluate, print_comparison
+    from r1cli.generation import load_generator
+
+    ds = load_prompts(eval_data)
+    if eval_cfg.limit:
+        ds = ds.select(range(min(eval_cfg.limit, len(ds))))
+    res = {}
+    for name, path in (("before", base), ("after", trained)):
+        _, metrics = evaluate(load_generator(str(path)), ds, k=eval_cfg.k, sampling=eval_cfg.sampling,
+                              template=template or eval_cfg.template, seed=eval_cfg.seed,
+                              language_threshold=eval_cfg.language_threshold)
+        res[name] = metrics
+    print_comparison(res["before"], res["after"])
+    return res

@@ -1,0 +1,182 @@
+"""`r1 coldstart` and `r1 sft`: long-CoT supervised fine-tuning with TRL's SFTTrainer.
+
+Stage 1 (cold start) fine-tunes the base on a few thousand readable long-CoT samples so that
+RL starts stable; stage 3 retrains the BASE on the rejection-sampled + non-reasoning data
+(2 epochs); distillation is the same SFT on a small student. One engine, two commands:
+
+    r1 coldstart --model runs/demo/base --data runs/demo/data/coldstart --out runs/demo/coldstart \\
+        --recipe recipes/toy/coldstart.yaml
+    r1 sft --model runs/demo/base --data runs/demo/rs --data runs/demo/rs_general --out runs/demo/sft \\
+        --recipe recipes/toy/sft.yaml
+
+The loss is on the assistant turn only: rows become prompt/completion pairs, tokenized once
+here (so every check runs before the model loads) and handed to TRL with a completion mask.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from rich.console import Console
+
+from r1cli.artifacts import check_input, check_model_dir
+from r1cli.config import SFTStageConfig
+from r1cli.errors import UserError
+from r1cli.recipe import to_dict
+from r1cli.templates import THINK_CLOSE, THINK_OPEN, is_r1_format
+
+console = Console(stderr=True)
+_PROBE = "r1cli-probe-reasoning"
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def check_rows(ds, path, require_reasoning: bool) -> None:
+    """Every row ends in an assistant turn in the R1 format (`sft` also takes no-CoT replies)."""
+    bad, first, why = 0, None, ""
+    for i, messages in enumerate(ds["messages"]):
+        last = messages[-1] if messages else {}
+        if last.get("role") != "assistant":
+            raise UserError(f"{path} row {i} has no assistant turn (its last message is from {last.get('role')!r}): "
+                            "each row of `messages` must end with the assistant's reply")
+        text = last.get("content") or ""
+        ok = is_r1_format(text) or (not require_reasoning and THINK_OPEN not in text and THINK_CLOSE not in text
+                                    and text.strip() != "")
+        if not ok:
+            bad += 1
+            first = i if first is None else first
+    if bad:
+        need = "`<think>\\n...\\n</think>\\n` + summary" + ("" if require_reasoning else ", or a plain reply with no think tags")
+        raise UserError(f"{bad} of {len(ds)} rows in {path} have an assistant turn not in the R1 format {need} "
+                        f"(first: row {first}): fix them" + (" or train them with `r1 sft`" if require_reasoning else ""))
+
+
+def check_template(tokenizer, model_path) -> None:
+    """The chat template must exist and keep the `<think>` content of the assistant turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"the tokenizer in {model_path} has no chat template: set `chat_template:` in the recipe")
+    probe = [{"role": "user", "content": "1+1?"},
+             {"role": "assistant", "content": f"{THINK_OPEN}\n{_PROBE}\n{THINK_CLOSE}\n2"}]
+    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    if _PROBE not in text:
+        raise UserError(f"the chat template of {model_path} strips the <think> content from assistant turns, so the "
+                        "CoT would never be trained: set `chat_template:` in the recipe to one that keeps it")
+
+
+def _ids(encoded) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
+def tokenize(ds, tokenizer, max_length: int | None):
+    """input_ids + completion_mask (1 on the assistant turn), as TRL accepts pre-tokenized data."""
+
+    def one(row):
+        prompt, reply = row["messages"][:-1], row["messages"][-1:]
+        p = _ids(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
+        full = _ids(tokenizer.apply_chat_template(prompt + reply, tokenize=True))
+        n = 0
+        while n < min(len(p), len(full)) and p[n] == full[n]:
+            n += 1
+        return {"input_ids": full, "completion_mask": [0] * n + [1] * (len(full) - n), "length": len(full)}
+
+    out = ds.map(one, remove_columns=ds.column_names, desc="tokenizing")
+    too_long = sum(1 for n in out["length"] if max_length and n > max_length)
+    if max_length and too_long == len(out):
+        raise UserError(f"all {len(out)} sequences are longer than max_length={max_length} tokens: raise trl.max_length "
+                        "or shorten the data")
+    if too_long:
+        console.print(f"[yellow]warning:[/] dropped {too_long} of {len(out)} sequences longer than max_length={max_length}")
+        out = out.filter(lambda r: r["length"] <= max_length)
+    return out.remove_columns("length"), too_long
+
+
+def mix(datasets: list, weights: list[float] | None, seed: int):
+    """Concatenate the --data sets; weight w uses a set's rows w times (0.5 = a random half, 2 = twice)."""
+    from datasets import concatenate_datasets
+
+    if weights is None:
+        return concatenate_datasets(datasets)
+    if len(weights) != len(datasets):
+        raise UserError(f"data_weights has {len(weights)} values for {len(datasets)} --data sets: give one per --data")
+    rng = random.Random(seed)
+    parts = []
+    for ds, w in zip(datasets, weights):
+        if w < 0:
+            raise UserError(f"data_weights must be >= 0, got {w}")
+        whole, frac = int(w), w - int(w)
+        idx = [i for _ in range(whole) for i in range(len(ds))] + rng.sample(range(len(ds)), round(frac * len(ds)))
+        if idx:
+            parts.append(ds.select(idx))
+    if not parts:
+        raise UserError("data_weights leave no rows to train on: give at least one weight > 0")
+    return concatenate_datasets(parts).shuffle(seed=seed)
+
+
+def check_batch(args, n_rows: int) -> None:
+    from accelerate import PartialState
+
+    world = PartialState().num_processes
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
+    if global_batch > n_rows:
+        raise UserError(f"the global batch (per_device_train_batch_size {args.per_device_train_batch_size} x "
+                        f"gradient_accumulation_steps {args.gradient_accumulation_steps} x {world} processes = "
+                        f"{global_batch}) is larger than the {n_rows} training rows: lower trl.per_device_train_batch_size")
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+
+def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
+        force: bool = False, resume: bool = False) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    from r1cli.data import load_sft
+    from r1cli.stages import _train
+
+    require_reasoning = stage == "coldstart"
+    model = check_model_dir(model)
+    if not data:
+        raise UserError(f"r1 {stage} needs at least one --data dir")
+    sets = []
+    for d in data:
+        ds = load_sft(check_input(d, "--data"))
+        check_rows(ds, d, require_reasoning)
+        sets.append(ds)
+    if eval_data is not None:
+        check_input(eval_data, "--eval-data")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if cfg.chat_template:
+        tokenizer.chat_template = cfg.chat_template
+    check_template(tokenizer, model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train = mix(sets, cfg.data_weights, cfg.seed)
+    inputs = [model, *data] + ([eval_data] if eval_data else [])
+
+    with _train.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg), inputs=inputs,
+                               force=force, resume=resume) as run_:
+        args = _train.build_args(cfg, run_, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
+                                 completion_only_loss=True, dataset_kwargs=None)
+        check_batch(args, len(train))
+        tokenized, dropped = tokenize(train, tokenizer, args.max_length)
+        check_batch(args, len(tokenized))
+        torch.manual_seed(cfg.seed)
+        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if args.use_cpu else "auto")
+        telemetry = _train.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
+        trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
+                             callbacks=[telemetry])
+        result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run_))
+        _train.save_checkpoint(trainer, tokenizer, run_)
+        n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
+        run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
+                           steps=trainer.state.global_step, tokens_seen=n_tokens)
+        run_.metrics.update(train_loss=round(result.training_loss, 5), train_runtime_s=round(result.metrics["train_runtime"], 2),
+                            final_loss=telemetry.latest.get("loss"))
+        if eval_data is not None and _train.is_main_process():
+            run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval)
+    return out
+
