@@ -9,7 +9,9 @@ from r1cli.config import STAGES, EvalConfig, SFTStageConfig, ToyDataConfig
 from r1cli.errors import UserError
 from r1cli.recipe import load_yaml, resolve, to_dict, trl_args
 
-RECIPES = sorted((Path(__file__).resolve().parent.parent / "recipes").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.parts)
+ACCELERATE = sorted((ROOT / "accelerate").glob("*.yaml"))
 
 
 def write(tmp_path, text):
@@ -86,3 +88,10 @@ def test_every_recipe_validates(path):
     assert "stage" in data, f"{path} must say which stage it is for (stage: NAME)"
     assert data["stage"] in STAGES, f"{path}: unknown stage {data['stage']!r}"
     resolve(STAGES[data["stage"]], path, stage=data["stage"])
+
+
+def test_accelerate_configs_exist_and_parse():
+    names = {p.stem for p in ACCELERATE}
+    assert {"ddp", "zero2", "zero3", "fsdp"} <= names
+    for p in ACCELERATE:
+        assert "distributed_type" in load_yaml(p)
