@@ -1,0 +1,313 @@
+"""Load any dataset a user may hand to r1 as a `datasets.Dataset`; save and export one.
+
+    from r1cli.data import load_table
+    ds = load_table("gsm8k.jsonl")   # or .json, .parquet, .arrow, an HF save_to_disk dir,
+                                     # an r1 dataset dir, or a dir of jsonl/parquet/arrow files
+
+A bad input is a one-line UserError naming the file (and the line, for JSONL). Saved dataset
+dirs (HF and r1) and .arrow files are memory-mapped, not read into RAM; JSONL and Parquet
+are read into an in-memory Arrow table (compact; no Python objects per row on the fast path).
+
+Why not `Dataset.from_json`: it writes a cache copy of every file under ~/.cache, its
+errors do not say which line is wrong, and it turns columns whose type changes between rows
+into opaque JSON strings. Here pyarrow's multi-threaded reader takes the file first (100k
+rows in well under a second); only when it refuses the file is it read again line by line
+in Python, to name the bad line, or to read numbers mixed with strings as strings in the
+columns where users really do mix them (numeric answers and ids).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.json as paj
+import pyarrow.parquet as pq
+from datasets import Dataset, load_from_disk
+
+from r1cli.artifacts import MANIFEST, PARTIAL, check_input, read_manifest
+from r1cli.errors import UserError
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
+# a column here may hold JSON numbers on some rows and strings on others: read it as strings
+NUMBERS_AS_TEXT = ("answer", "id")
+_CHUNK_ROWS = 20_000
+_BLOCK_SIZE = 8 << 20  # pyarrow needs a whole row inside one block; long-CoT rows can be 100s of kB
+
+
+def dataset(table: pa.Table) -> Dataset:
+    """An in-memory Dataset of `table`. The fingerprint is random instead of a hash of all the
+    data (0.15 s per 100k rows): it names cache files, and in-memory datasets write none."""
+    return Dataset(table, fingerprint=uuid.uuid4().hex)
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+    return msg[:160]
+
+
+def _name(what: str, p: Path) -> str:
+    return f"{what} {p}".strip()
+
+
+# --- one entry point ---------------------------------------------------------------------
+
+
+def load_table(path: str | os.PathLike, what: str = "--data") -> Dataset:
+    """Any supported input as a Dataset; UserError (one line) on a bad or empty input."""
+    p = check_input(path, what)
+    if any(part.endswith(PARTIAL) for part in p.absolute().parts[:-1]):
+        raise UserError(f"{_name(what, p)} is inside an unfinished stage output (*{PARTIAL}): finish it with --resume or use a finished dir")
+    ds = _load_dir(p, what) if p.is_dir() else _load_file(p, what)
+    if len(ds) == 0:
+        raise UserError(f"{_name(what, p)} has no rows: give a dataset with at least one row")
+    return ds
+
+
+def _load_file(p: Path, what: str) -> Dataset:
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return dataset(read_json_table(p, what))
+    if suffix == ".parquet":
+        try:
+            return dataset(pq.read_table(p))
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(f"{_name(what, p)} is not a readable Parquet file ({_short(e)}): re-export it") from None
+    if suffix == ".arrow":
+        return _read_arrow(p, what)
+    raise UserError(f"{_name(what, p)} has an unknown file type {p.suffix or '(none)'!r}: "
+                    "give .jsonl, .json, .parquet or .arrow, or a dataset dir")
+
+
+def _read_arrow(p: Path, what: str) -> Dataset:
+    try:  # the IPC stream format datasets writes: memory-mapped, zero copy
+        return Dataset.from_file(str(p))
+    except (pa.ArrowException, OSError):
+        pass
+    try:  # the IPC file format (Feather v2, pyarrow.ipc.new_file)
+        with pa.memory_map(str(p)) as src:
+            return dataset(pa.ipc.open_file(src).read_all())
+    except (pa.ArrowException, OSError) as e:
+        raise UserError(f"{_name(what, p)} is not a readable Arrow file ({_short(e)}): re-export it") from None
+
+
+def _load_dir(p: Path, what: str) -> Dataset:
+    m = read_manifest(p)
+    if m is not None and m.get("kind") not in ("dataset", "eval"):
+        raise UserError(f"{_name(what, p)} is a {m.get('kind')}, not a dataset: give a dataset dir or file")
+    if m is None and (p / "config.json").is_file():
+        raise UserError(f"{_name(what, p)} is a model checkpoint (it has config.json), not a dataset")
+    if (p / "dataset_dict.json").is_file():
+        splits = sorted(d.name for d in p.iterdir() if d.is_dir())
+        raise UserError(f"{_name(what, p)} holds several splits ({', '.join(splits)}): give one of them, e.g. {p / splits[0]}"
+                        if splits else f"{_name(what, p)} is an empty DatasetDict")
+    if (p / "state.json").is_file():
+        try:
+            ds = load_from_disk(str(p))
+        except Exception as e:  # datasets raises many kinds here; all mean "not a readable saved dataset"
+            raise UserError(f"{_name(what, p)} is not a readable saved dataset ({_short(e)}): re-create it") from None
+        if not isinstance(ds, Dataset):
+            raise UserError(f"{_name(what, p)} holds several splits: give one of them")
+        return ds
+    files = _data_files(p)
+    if not files:
+        subs = sub_datasets(p)
+        if subs:
+            raise UserError(f"{_name(what, p)} holds several datasets ({', '.join(subs)}): give one of them, e.g. {p / subs[0]}")
+        with_files = [d.name for d in sorted(p.iterdir()) if d.is_dir() and _data_files(d)]
+        hint = f": give {p / with_files[0]}, which has some" if with_files else ""
+        raise UserError(f"{_name(what, p)} has no data files (*.jsonl, *.json, *.parquet, *.arrow) and is not a saved dataset{hint}")
+    parts = [_load_file(f, what) for f in files]
+    return parts[0] if len(parts) == 1 else concat(parts, [str(f) for f in files])
+
+
+def sub_datasets(p: Path) -> list[str]:
+    """Names of the dataset dirs inside `p` (as `r1 toy data OUT` writes them)."""
+    return sorted(d.name for d in p.iterdir() if d.is_dir() and any((d / f).exists() for f in ("state.json", MANIFEST)))
+
+
+def _data_files(p: Path) -> list[Path]:
+    return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in FILE_SUFFIXES
+                  and f.name != MANIFEST and not f.name.startswith("."))
+
+
+def holds_datasets(p: Path) -> bool:
+    """True for a dir with no dataset of its own but dataset dirs inside (`r1 toy data OUT`)."""
+    m = read_manifest(p)
+    return (p.is_dir() and (m is None or m.get("kind") == "dataset") and not (p / "state.json").exists()
+            and not _data_files(p) and bool(sub_datasets(p)))
+
+
+def concat(parts: list[Dataset], names: list[str]) -> Dataset:
+    """Rows of every part in order; a column missing from a part is null there."""
+    tables = [table_of(ds).replace_schema_metadata(None) for ds in parts]
+    try:
+        return dataset(pa.concat_tables(tables, promote_options="permissive"))
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as e:
+        raise UserError(f"cannot join {', '.join(names)}: a column has different types in them ({_short(e)})") from None
+
+
+def table_of(ds: Dataset) -> pa.Table:
+    """The rows of a Dataset as a pyarrow Table (a zero-copy slice unless rows were selected)."""
+    return ds.with_format("arrow")[:]
+
+
+# --- JSON lines ------------------------------------------------------------------------------
+
+
+def read_json_table(p: Path, what: str = "--data") -> pa.Table:
+    """A JSON-lines file (or a file holding one JSON array of objects) as an Arrow table."""
+    with open(p, "rb") as fh:
+        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not head:
+        raise UserError(f"{_name(what, p)} is empty: give a dataset with at least one row")
+    if head.startswith(b"["):
+        try:
+            rows = json.loads(p.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{_name(what, p)} is not valid JSON ({_short(e)}): fix it, or give JSON lines") from None
+        return _rows_to_table(((f"item {i}", r) for i, r in enumerate(rows)), p, what)
+    try:
+        table = paj.read_json(p, read_options=paj.ReadOptions(block_size=_BLOCK_SIZE))
+        # pyarrow reads "2020-01-01" as a timestamp, and there is no switch to stop it
+        if not any(_has_timestamp(f.type) for f in table.schema):
+            return table
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    return _rows_to_table(_json_lines(p, what), p, what)
+
+
+def _has_timestamp(t: pa.DataType) -> bool:
+    if pa.types.is_timestamp(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_has_timestamp(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_timestamp(t.value_type)
+    return False
+
+
+def _json_lines(p: Path, what: str):
+    """(where, object) per non-blank line; UserError naming the line that is not JSON."""
+    row = 0
+    try:
+        with open(p, encoding="utf-8-sig") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{_name(what, p)} line {lineno} is not JSON ({e.msg}): fix or remove that line "
+                                    "(JSON lines: one object per line)") from None
+                yield f"line {lineno} (row {row})", obj
+                row += 1
+    except UnicodeDecodeError as e:
+        raise UserError(f"{_name(what, p)} is not UTF-8 text ({_short(e)}): re-save it as UTF-8") from None
+
+
+def _kind(v) -> str:
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "list"
+    return "object"
+
+
+def _as_text(v):
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return v if isinstance(v, str) or v is None or isinstance(v, bool) else str(v)
+
+
+def _rows_to_table(rows, p: Path, what: str) -> pa.Table:
+    """Python rows -> Arrow, a chunk at a time; a column's type may not change between rows."""
+    first: dict[str, tuple[str, str]] = {}  # column -> (kind, where first seen)
+    text_cols: set[str] = set()
+    tables, chunk = [], []
+    for where, obj in rows:
+        if not isinstance(obj, dict):
+            raise UserError(f"{_name(what, p)} {where} is a JSON {_kind(obj)}, not an object with named columns")
+        for col, v in obj.items():
+            if v is None:
+                continue
+            k = _kind(v)
+            seen = first.setdefault(col, (k, where))
+            if seen[0] != k:
+                if col in NUMBERS_AS_TEXT and {k, seen[0]} == {"number", "string"}:
+                    text_cols.add(col)
+                else:
+                    raise UserError(f"{_name(what, p)} {where}: column {col!r} is a {k}, but {seen[1]} has a {seen[0]}: "
+                                    "give every row the same type")
+        chunk.append(obj)
+        if len(chunk) >= _CHUNK_ROWS:
+            tables.append(_chunk_table(chunk, text_cols, p, what))
+            chunk = []
+    if chunk or not tables:
+        tables.append(_chunk_table(chunk, text_cols, p, what))
+    # a chunk read before the mix showed up holds numbers: make those strings too
+    tables = [_cast_text(t, text_cols) for t in tables]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as e:
+        raise UserError(f"{_name(what, p)}: rows have different structures ({_short(e)}): give every row the same structure") from None
+
+
+def _chunk_table(chunk: list[dict], text_cols: set[str], p: Path, what: str) -> pa.Table:
+    if text_cols:
+        chunk = [{c: (_as_text(v) if c in text_cols else v) for c, v in r.items()} for r in chunk]
+    try:
+        return pa.Table.from_pylist(chunk)
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as e:
+        raise UserError(f"{_name(what, p)}: rows have different structures ({_short(e)}): give every row the same structure") from None
+
+
+def _cast_text(t: pa.Table, text_cols: set[str]) -> pa.Table:
+    for col in text_cols & set(t.column_names):
+        i = t.column_names.index(col)
+        if not pa.types.is_string(t.schema.field(i).type):
+            t = t.set_column(i, col, t.column(i).cast(pa.string()))
+    return t
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def save_dataset(ds: Dataset, directory: str | os.PathLike) -> None:
+    """`save_to_disk` layout, so `datasets.load_from_disk(directory)` works (and so does load_table)."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    # a progress bar is noise for a save that takes a blink; keep it for big ones
+    quiet = len(ds) < 200_000 and not are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
+    try:
+        ds.save_to_disk(str(directory))
+    finally:
+        if quiet:
+            enable_progress_bars()
+
+
+def write_jsonl(ds: Dataset, path: str | os.PathLike, batch_size: int = 2000) -> None:
+    """One JSON object per row, UTF-8 as it is (Chinese stays readable), a batch at a time."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for batch in ds.with_format("arrow").iter(batch_size=batch_size):
+            fh.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in batch.to_pylist())
+
+
+def write_parquet(ds: Dataset, path: str | os.PathLike, batch_size: int = 10_000) -> None:
+    writer = None
+    try:
+        for batch in ds.with_format("arrow").iter(batch_size=batch_size):
+            writer = writer or pq.ParquetWriter(str(path), batch.schema)
+            writer.write_table(batch)
+    finally:
+        if writer is not None:
+            writer.close()
