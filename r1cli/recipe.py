@@ -153,6 +153,10 @@ def _merge(cls, base: dict, update: dict, prefix: str = "") -> dict:
             if not isinstance(v, dict):
                 raise UserError(f"{key} must be a mapping, got {v!r}")
             base[k] = _merge(t, base.get(k, {}), v, key + ".")
+        elif isinstance(base.get(k), dict) and isinstance(v, dict):
+            # a mapping value (rewards, reward_options) is updated key by key, so that
+            # `--set reward_options.a=1 --set reward_options.b=2` keeps both
+            base[k] = {**base[k], **coerce(v, t, key)}
         else:
             base[k] = coerce(v, t, key)
     return base

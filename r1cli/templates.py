@@ -115,10 +115,22 @@ def summary_text(text: Any, prefilled_think: bool = False) -> str:
     return split_completion(text, prefilled_think)[1]
 
 
-_R1_FORMAT = re.compile(r"^\s*<think>\n(?P<r>.*?\S.*?)\n</think>\n(?P<s>.*\S.*)$", re.S)
-_R1_FORMAT_PREFILLED = re.compile(r"^(?P<r>.*?\S.*?)\n</think>\n(?P<s>.*\S.*)$", re.S)
-_R1ZERO_FORMAT = re.compile(r"^\s*<think>(?P<r>.*?\S.*?)</think>\s*<answer>(?P<a>.*?\S.*?)</answer>\s*$", re.S)
-_R1ZERO_FORMAT_PREFILLED = re.compile(r"^(?P<r>.*?\S.*?)</think>\s*<answer>(?P<a>.*?\S.*?)</answer>\s*$", re.S)
+# The format checks and last_boxed are linear scans (str.find / one pass over the braces),
+# not backtracking regexes: a lazy `.*?\S.*?` pattern is quadratic (14 s on a 40 kB completion
+# with no closing tag), and reward functions see such completions.
+
+
+def _one_block(text: str, open_: str | None, close: str) -> tuple[str, str] | None:
+    """(inside, after) when `text` is `open_` + inside + `close` + after with each tag once."""
+    if text.count(close) != 1 or (open_ is not None and text.count(open_) != 1):
+        return None
+    start = 0
+    if open_ is not None:
+        if not text.startswith(open_):
+            return None
+        start = len(open_)
+    end = text.index(close)
+    return text[start:end], text[end + len(close):]
 
 
 def is_r1_format(text: Any, prefilled_think: bool = False) -> bool:
@@ -126,8 +138,16 @@ def is_r1_format(text: Any, prefilled_think: bool = False) -> bool:
     text = completion_text(text)
     if prefilled_think and text.lstrip().startswith(THINK_OPEN):
         prefilled_think = False  # the model wrote the tag again: judge it as written
-    m = (_R1_FORMAT_PREFILLED if prefilled_think else _R1_FORMAT).match(text)
-    return bool(m) and THINK_OPEN not in m.group("r") and THINK_CLOSE not in m.group("s")
+    if prefilled_think:
+        parts = None if THINK_OPEN in text else _one_block(text, None, THINK_CLOSE)
+    else:
+        parts = _one_block(text.lstrip(), THINK_OPEN, THINK_CLOSE)
+        if parts is not None and not parts[0].startswith("\n"):
+            parts = None
+    if parts is None:
+        return False
+    reasoning, summary = parts
+    return reasoning.endswith("\n") and summary.startswith("\n") and bool(reasoning.strip()) and bool(summary.strip())
 
 
 def is_r1zero_format(text: Any, prefilled_think: bool = False) -> bool:
@@ -135,22 +155,30 @@ def is_r1zero_format(text: Any, prefilled_think: bool = False) -> bool:
     text = completion_text(text)
     if prefilled_think and text.lstrip().startswith(THINK_OPEN):
         prefilled_think = False
-    m = (_R1ZERO_FORMAT_PREFILLED if prefilled_think else _R1ZERO_FORMAT).match(text)
-    return bool(m) and THINK_OPEN not in m.group("r") and ANSWER_OPEN not in m.group("a")
+    if prefilled_think:
+        parts = None if THINK_OPEN in text else _one_block(text, None, THINK_CLOSE)
+    else:
+        parts = _one_block(text.lstrip(), THINK_OPEN, THINK_CLOSE)
+    if parts is None or not parts[0].strip():
+        return False
+    answer = _one_block(parts[1].strip(), ANSWER_OPEN, ANSWER_CLOSE)
+    return answer is not None and bool(answer[0].strip()) and not answer[1].strip()
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced; None if none."""
-    best = None
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            c = text[i]
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            best = text[m.end(): i - 1]
-    return best.strip() if best is not None else None
+    opens = {m.end() - 1 for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)}
+    if not opens:
+        return None
+    stack, best = [], None
+    for m in re.finditer(r"[{}]", text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            o = stack.pop()
+            if o in opens and (best is None or o > best[0]):
+                best = (o, m.start())
+    return text[best[0] + 1: best[1]].strip() if best is not None else None
 
 
 def answer_tag(text: str) -> str | None:

@@ -95,3 +95,12 @@ def test_accelerate_configs_exist_and_parse():
     assert {"ddp", "zero2", "zero3", "fsdp"} <= names
     for p in ACCELERATE:
         assert "distributed_type" in load_yaml(p)
+
+
+def test_set_on_a_mapping_updates_key_by_key(tmp_path):
+    from r1cli.config import GRPOStageConfig
+
+    r = write(tmp_path, "rewards: {accuracy: 1.0, format: 1.0}\n")
+    cfg = resolve(GRPOStageConfig, r, ["reward_options.a=1", "reward_options.b=2", "rewards.language=0.5"])
+    assert cfg.reward_options == {"a": 1, "b": 2}
+    assert cfg.rewards == {"accuracy": 1.0, "format": 1.0, "language": 0.5}
