@@ -1,0 +1,118 @@
+"""One interface for sampling completions: prompts in, n completions per prompt out.
+
+Every stage that samples (eval, reject-sample, the local judge) goes through this, so a
+backend is chosen in one place and the rest of the code never touches `model.generate`:
+
+    gen = load_generator("runs/demo/coldstart")                 # transformers, CPU or GPU
+    gen = load_generator("Qwen/...", backend="vllm")            # GPU, `pip install 'r1cli[vllm]'`
+    gen = load_generator((model, tokenizer))                    # a model already in memory
+    outs = gen.generate([[{"role": "user", "content": "2+3?"}]], SamplingParams(n=4))
+    outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason
+
+Chat prompts (lists of messages) are rendered with the tokenizer's chat template and
+`add_generation_prompt=True`; string prompts (the r1zero template) are used as they are.
+Backends: `hf.py` (transformers, the default) and `vllm_backend.py` (import-guarded).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from r1cli.errors import UserError
+
+BACKENDS = ("transformers", "vllm")
+VLLM_MISSING = "vllm is not installed: pip install 'r1cli[vllm]' (GPU only) or use --backend transformers"
+
+
+@dataclass
+class SamplingParams:
+    """How to sample. temperature 0 = greedy (then n samples are n copies of one)."""
+
+    n: int = 1
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    seed: int = 0
+
+    def check(self) -> "SamplingParams":
+        if self.n < 1:
+            raise UserError(f"the number of samples per prompt must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise UserError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        return self
+
+
+@dataclass
+class Completion:
+    """One sampled completion. token_ids include the eos token when the model stopped on it."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    num_tokens: int = 0
+    finish_reason: str = "stop"  # "stop" (eos) | "length" (max_new_tokens hit)
+
+
+class Generator(Protocol):
+    tokenizer: Any
+
+    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
+                 progress=None) -> list[list[Completion]]: ...
+
+
+# --- shared helpers for backends -------------------------------------------------------------
+
+
+def render_prompt(tokenizer, prompt: Any) -> str:
+    """The text a model sees: chat messages through the chat template, strings as they are."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, dict):  # one message
+        prompt = [prompt]
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("the model's tokenizer has no chat template, so chat prompts cannot be rendered: "
+                        "use --template r1zero (plain-text prompts) or a tokenizer with a chat template")
+    return tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+
+
+def check_backend(backend: str) -> None:
+    """Refuse an unknown backend, or vllm when it is not installed (before any model loads)."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise UserError(VLLM_MISSING)
+
+
+# --- the factory -----------------------------------------------------------------------------
+
+
+def load_generator(model, backend: str = "transformers", **kw) -> Generator:
+    """A Generator for `model`: a checkpoint dir, or a (model, tokenizer) pair already loaded.
+
+    Keyword options go to the backend (transformers: device, dtype; vllm: any `vllm.LLM`
+    argument such as gpu_memory_utilization, tensor_parallel_size).
+    """
+    check_backend(backend)
+    if isinstance(model, (tuple, list)):
+        if backend != "transformers":
+            raise UserError(f"the {backend} backend loads its own model: give it a model dir, not a loaded model")
+        from r1cli.generation.hf import HFGenerator
+
+        lm, tokenizer = model
+        return HFGenerator(lm, tokenizer, **kw)
+    from r1cli.artifacts import check_model_dir
+
+    path = check_model_dir(Path(model), kw.pop("what", "--model"))
+    if backend == "vllm":
+        from r1cli.generation.vllm_backend import VLLMGenerator
+
+        return VLLMGenerator(path, **kw)
+    from r1cli.generation.hf import HFGenerator
+
+    return HFGenerator.from_pretrained(path, **kw)

@@ -1,0 +1,206 @@
+"""The transformers generation backend: batched, left-padded, KV-cached `model.generate`.
+
+Works on CPU (the toy world) and on one GPU. Used through `load_generator(...)`:
+
+    gen = load_generator("runs/demo/base")
+    outs = gen.generate(prompts, SamplingParams(n=8, temperature=0.6), batch_size=32, progress=True)
+
+Why it looks the way it does:
+- Many prompts x n samples go through one `generate` call (`num_return_sequences=n`):
+  a forward pass over 32x8 rows costs little more than over one on a small model.
+- Prompts are LEFT-padded by hand (a decoder-only model continues from the last column), and
+  sorted by length within a window of batches so a batch wastes little padding; results come
+  back in prompt order.
+- The sampling settings are pinned (top_k off, no repetition penalty) instead of inheriting
+  whatever the checkpoint's generation_config.json says: eval numbers must mean the paper's
+  protocol (temperature + top-p) whatever model is loaded.
+- Each batch draws from its own seeded RNG (seed, batch number) inside `torch.random.fork_rng`,
+  so the same seed gives the same samples and the caller's RNG state is left untouched.
+- Text is decoded with skip_special_tokens=True, as TRL does: the reasoning tags must be
+  ordinary added tokens to survive (the toy tokenizer's are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from r1cli.errors import UserError
+from r1cli.generation import Completion, SamplingParams, render_prompt
+
+# prompts are sorted by length inside windows of this many batches
+SORT_WINDOW_BATCHES = 8
+
+
+class HFGenerator:
+    """Samples completions with `transformers`' generate (see the module docstring)."""
+
+    def __init__(self, model, tokenizer, device: str | torch.device | None = None, dtype=None):
+        if device is not None or dtype is not None:
+            model = model.to(device=device, dtype=dtype)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        # any id works for padding: the attention mask hides it; eos is the usual choice
+        self.pad_id = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None, dtype=None) -> "HFGenerator":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:  # bf16 halves memory on GPU; CPU matmuls in bf16 are slow and less exact
+            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            raise UserError(f"--model {path} could not be loaded as a causal LM ({first}): give an HF checkpoint dir") from None
+        return cls(model.to(device).eval(), tokenizer)
+
+    # --- prompts ------------------------------------------------------------------------------
+
+    def encode(self, prompts: list) -> list[list[int]]:
+        """Token ids of each rendered prompt. No special tokens are added: the chat template
+        writes its own, and plain-text prompts are tokenized as TRL's GRPO trainer does."""
+        texts = [render_prompt(self.tokenizer, p) for p in prompts]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        for i, x in enumerate(ids):
+            if not x:
+                raise UserError(f"prompt {i} is empty after tokenization: remove it or give it text")
+        return [list(x) for x in ids]
+
+    # --- generation ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
+                 progress=None) -> list[list[Completion]]:
+        """n completions for each prompt, in prompt order (see Generator in __init__.py)."""
+        params.check()
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        ids = self.encode(prompts)
+        results: list[list[Completion] | None] = [None] * len(ids)
+        batches = list(length_sorted_batches([len(x) for x in ids], batch_size, batch_size * SORT_WINDOW_BATCHES))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with _progress(progress, len(ids) * params.n) as advance:
+                for b, idx in enumerate(batches):
+                    outs = self._generate_batch([ids[i] for i in idx], params, seed=params.seed * 1_000_003 + b)
+                    for i, comps in zip(idx, outs):
+                        results[i] = comps
+                    advance(len(idx) * params.n, sum(c.num_tokens for cs in outs for c in cs))
+        finally:
+            self.model.train(was_training)
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int) -> list[list[Completion]]:
+        from transformers import GenerationConfig
+
+        width = max(len(x) for x in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, x in enumerate(batch):
+            input_ids[r, width - len(x):] = torch.tensor(x)
+            attention[r, width - len(x):] = 1
+        sample = params.temperature > 0
+        # greedy: one sequence per prompt, copied n times (n greedy runs would be n identical runs)
+        n = params.n if sample else 1
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=sample,
+            temperature=params.temperature if sample else None,
+            top_p=params.top_p if sample else None,
+            top_k=0 if sample else None,  # None: greedy ignores it (0 would warn)
+            repetition_penalty=1.0,
+            num_return_sequences=n,
+            eos_token_id=self.eos_ids or None,
+            pad_token_id=self.pad_id,
+        )
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+                                      generation_config=config)
+        new = out[:, width:].tolist()
+        comps = [self._completion(row, params.max_new_tokens) for row in new]
+        grouped = [comps[i * n:(i + 1) * n] for i in range(len(batch))]
+        if sample:
+            return grouped
+        # separate objects, so a caller editing one sample does not edit its copies
+        return [[dataclasses.replace(g[0], token_ids=list(g[0].token_ids)) for _ in range(params.n)] for g in grouped]
+
+    def _completion(self, row: list[int], max_new_tokens: int) -> Completion:
+        """Cut at the first eos (what follows is padding); no eos means max_new_tokens was hit."""
+        eos = set(self.eos_ids)
+        cut = next((i for i, t in enumerate(row) if t in eos), None)
+        if cut is None:
+            tokens, body, reason = row[:max_new_tokens], row[:max_new_tokens], "length"
+        else:
+            tokens, body, reason = row[:cut + 1], row[:cut], "stop"
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        return Completion(text=text, token_ids=tokens, num_tokens=len(tokens), finish_reason=reason)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a completion: the generation config's (may be a list) and the tokenizer's."""
+    ids: list[int] = []
+    gc = getattr(model, "generation_config", None)
+    for source in (getattr(gc, "eos_token_id", None), tokenizer.eos_token_id):
+        for t in source if isinstance(source, (list, tuple)) else [source]:
+            if t is not None and t not in ids:
+                ids.append(int(t))
+    return ids
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int, window: int) -> Iterator[list[int]]:
+    """Indices in batches; within each window, longest first so each batch has similar lengths.
+
+    The window (not the whole list) keeps batches the same whatever comes after them, so a
+    caller feeding prompts in fixed chunks gets the same batches, hence the same samples."""
+    for start in range(0, len(lengths), window):
+        idx = sorted(range(start, min(len(lengths), start + window)), key=lambda i: -lengths[i])
+        for b in range(0, len(idx), batch_size):
+            yield idx[b:b + batch_size]
+
+
+@contextlib.contextmanager
+def _progress(progress, total: int):
+    """Yield advance(samples, tokens). progress: None/False (silent), True (own bar) or a rich Progress."""
+    if not progress:
+        yield lambda samples, tokens: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    own = not hasattr(progress, "add_task")
+    from rich.console import Console
+
+    # stderr: stdout stays clean for tables and for piping
+    bar = Progress(TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) if own else progress
+    task = bar.add_task("generate", total=total, rate="")
+    t0, done, toks = time.time(), 0, 0
+
+    def advance(samples: int, tokens: int):
+        nonlocal done, toks
+        done, toks = done + samples, toks + tokens
+        dt = max(time.time() - t0, 1e-9)
+        bar.update(task, advance=samples, rate=f"{done / dt:.1f} samples/s, {toks / dt:.0f} tok/s")
+
+    if own:
+        with bar:
+            yield advance
+    else:
+        yield advance

@@ -1,0 +1,59 @@
+"""The vllm generation backend (GPU only; `pip install 'r1cli[vllm]'`).
+
+Same interface as the transformers backend, for throughput on GPUs:
+
+    r1 eval --model CKPT --data EVAL_DS --out EVAL_DIR --backend vllm
+    gen = load_generator(CKPT, backend="vllm", gpu_memory_utilization=0.8, tensor_parallel_size=2)
+
+vllm is imported only here and only when asked for: the package must work without it.
+Prompts are rendered and tokenized by r1cli (no special tokens added, as the transformers
+backend does) and handed to vllm as token ids, so both backends see the same tokens. Each
+prompt gets its own seed (derived from the run's seed and its position), so results do not
+depend on how vllm schedules the batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r1cli.errors import UserError
+from r1cli.generation import VLLM_MISSING, Completion, SamplingParams, render_prompt
+
+
+class VLLMGenerator:
+    """Samples completions with `vllm.LLM` (all prompts in one call; vllm batches them itself)."""
+
+    def __init__(self, path: str | Path, **llm_kwargs):
+        try:
+            import vllm
+        except ImportError:
+            raise UserError(VLLM_MISSING) from None
+        from transformers import AutoTokenizer
+
+        self._vllm = vllm
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.llm = vllm.LLM(model=str(path), **llm_kwargs)
+
+    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
+                 progress=None) -> list[list[Completion]]:
+        """n completions for each prompt, in prompt order. batch_size is unused: vllm schedules."""
+        params.check()
+        texts = [render_prompt(self.tokenizer, p) for p in prompts]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        sample = params.temperature > 0
+        n = params.n if sample else 1  # greedy: one sequence, copied n times
+        # top_k -1 = off in every vllm release trl supports (0 is refused by some)
+        sampling = [
+            self._vllm.SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p if sample else 1.0,
+                                      top_k=-1, max_tokens=params.max_new_tokens,
+                                      seed=params.seed * 1_000_003 + i, skip_special_tokens=True)
+            for i in range(len(ids))
+        ]
+        outs = self.llm.generate([{"prompt_token_ids": list(x)} for x in ids], sampling, use_tqdm=bool(progress))
+        results = []
+        for out in outs:
+            comps = [Completion(text=o.text, token_ids=list(o.token_ids), num_tokens=len(o.token_ids),
+                                finish_reason="length" if o.finish_reason == "length" else "stop")
+                     for o in out.outputs]
+            results.append(comps if sample else comps[:1] * params.n)
+        return results

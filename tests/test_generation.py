@@ -1,0 +1,211 @@
+"""The generation interface and its transformers backend (vllm's test skips without vllm)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from r1cli.errors import UserError
+from r1cli.generation import Completion, SamplingParams, check_backend, load_generator
+from r1cli.generation.hf import HFGenerator, length_sorted_batches
+from tiny_lm import save_tiny, tiny_model, tiny_tokenizer
+
+torch.set_num_threads(1)
+
+PROMPTS = [
+    [{"role": "user", "content": "What is 2+3?"}],
+    "a plain r1zero-style string prompt, quite a bit longer than the others. Assistant:",
+    [{"role": "user", "content": "一二三"}],
+    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "(4+5)*3 = ?"}],
+    "x",
+]
+GREEDY = SamplingParams(n=1, temperature=0, max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def gen():
+    tok = tiny_tokenizer()
+    return HFGenerator(tiny_model(tok), tok)
+
+
+def texts(outs):
+    return [[c.text for c in cs] for cs in outs]
+
+
+# --- shapes, order, n -----------------------------------------------------------------------------
+
+
+def test_n_completions_per_prompt_in_prompt_order(gen):
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=8, seed=1)
+    outs = gen.generate(PROMPTS, params, batch_size=2)
+    assert len(outs) == len(PROMPTS)
+    assert all(len(cs) == 3 and all(isinstance(c, Completion) for c in cs) for cs in outs)
+    # prompt order survives the length sort: each prompt's greedy output equals its own run
+    greedy = gen.generate(PROMPTS, GREEDY, batch_size=2)
+    for p, cs in zip(PROMPTS, greedy):
+        assert cs[0].text == gen.generate([p], GREEDY)[0][0].text
+
+
+def test_empty_prompt_list(gen):
+    assert gen.generate([], GREEDY) == []
+
+
+def test_token_ids_and_counts_agree(gen):
+    outs = gen.generate(PROMPTS, SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3))
+    for cs in outs:
+        for c in cs:
+            assert c.num_tokens == len(c.token_ids) and 1 <= c.num_tokens <= 10
+            body = c.token_ids[:-1] if c.finish_reason == "stop" else c.token_ids
+            assert gen.tokenizer.decode(body, skip_special_tokens=True) == c.text
+
+
+# --- determinism ----------------------------------------------------------------------------------
+
+
+def test_same_seed_same_samples_other_seed_other_samples(gen):
+    p = SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=7)
+    a = texts(gen.generate(PROMPTS, p, batch_size=2))
+    b = texts(gen.generate(PROMPTS, p, batch_size=2))
+    c = texts(gen.generate(PROMPTS, SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=8), batch_size=2))
+    assert a == b
+    assert a != c
+    # n samples of one prompt are not copies of each other when sampling
+    assert any(len(set(cs)) > 1 for cs in a)
+
+
+def test_sampling_leaves_the_callers_rng_alone(gen):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    gen.generate(PROMPTS[:2], SamplingParams(n=2, temperature=1.0, max_new_tokens=5, seed=0))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_greedy_is_deterministic_and_n_copies_are_equal(gen):
+    p = SamplingParams(n=3, temperature=0, max_new_tokens=12, seed=0)
+    a = texts(gen.generate(PROMPTS, p))
+    b = texts(gen.generate(PROMPTS, SamplingParams(n=3, temperature=0, max_new_tokens=12, seed=99)))
+    assert a == b
+    assert all(len(set(cs)) == 1 for cs in a)
+
+
+def test_left_padded_batch_equals_one_at_a_time(gen):
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=16)
+    batched = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+    single = [gen.generate([p], params)[0] for p in PROMPTS]
+    assert [c[0].token_ids for c in batched] == [c[0].token_ids for c in single]
+    # and the batch really mixed lengths (so padding was exercised)
+    lengths = {len(x) for x in gen.encode(PROMPTS)}
+    assert len(lengths) == len(PROMPTS)
+
+
+# --- stopping -------------------------------------------------------------------------------------
+
+
+def test_finish_reason_length_then_stop_at_eos():
+    tok = tiny_tokenizer()
+    model = tiny_model(tok)
+    free = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=10))[0][0]
+    assert free.finish_reason == "length" and free.num_tokens == 10
+    # make the token the model greedily writes 4th its eos: generation must stop there
+    stop_tok = free.token_ids[3]
+    at = free.token_ids.index(stop_tok)
+    model.generation_config.eos_token_id = stop_tok
+    c = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=10))[0][0]
+    assert c.finish_reason == "stop"
+    assert c.token_ids == free.token_ids[:at + 1] and c.num_tokens == at + 1
+    assert c.text == tok.decode(free.token_ids[:at], skip_special_tokens=True)
+
+
+def test_reasoning_tags_survive_decoding(gen):
+    tok = gen.tokenizer
+    ids = tok("<think>\n3+4=7\n</think>\n答案 \\boxed{7}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id, 0, 0]
+    c = gen._completion(ids, max_new_tokens=64)
+    assert c.text == "<think>\n3+4=7\n</think>\n答案 \\boxed{7}"
+    assert c.finish_reason == "stop" and c.token_ids[-1] == tok.eos_token_id
+
+
+# --- batching helper ------------------------------------------------------------------------------
+
+
+def test_length_sorted_batches_cover_every_prompt_once():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10, 11]
+    batches = list(length_sorted_batches(lengths, batch_size=2, window=4))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= 2 for b in batches)
+    # within a window (4 prompts), longest first; windows keep their order
+    assert flat[:4] == [2, 0, 3, 1] and sorted(flat[4:8]) == [4, 5, 6, 7]
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def test_load_generator_from_a_checkpoint_dir(tmp_path, capsys):
+    save_tiny(tmp_path / "m")
+    g = load_generator(tmp_path / "m")
+    assert g.model.dtype == torch.float32 and not g.model.training
+    outs = g.generate(PROMPTS[:2], SamplingParams(n=2, temperature=0.6, max_new_tokens=4), progress=True)
+    assert [len(cs) for cs in outs] == [2, 2]
+    assert "samples/s" in capsys.readouterr().err
+
+
+def test_bad_model_dirs_are_user_errors(tmp_path):
+    save_tiny(tmp_path / "m")
+    with pytest.raises(UserError, match="does not exist"):
+        load_generator(tmp_path / "missing")
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((tmp_path / "m" / "config.json").read_text())
+    with pytest.raises(UserError, match="no weights"):
+        load_generator(no_weights)
+    no_tok = tmp_path / "no_tok"
+    no_tok.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (no_tok / f).write_bytes((tmp_path / "m" / f).read_bytes())
+    with pytest.raises(UserError, match="tokenizer"):
+        load_generator(no_tok)
+    with pytest.raises(UserError, match="is a file"):
+        load_generator(tmp_path / "m" / "config.json")
+
+
+def test_chat_prompt_without_chat_template_is_a_user_error():
+    tok = tiny_tokenizer()
+    tok.chat_template = None
+    g = HFGenerator(tiny_model(tok), tok)
+    with pytest.raises(UserError, match="chat template"):
+        g.generate(PROMPTS[:1], GREEDY)
+    assert len(g.generate(["plain text works"], GREEDY)[0]) == 1
+
+
+def test_bad_sampling_params_are_user_errors(gen):
+    for bad in (dict(n=0), dict(temperature=-1), dict(top_p=0), dict(top_p=1.5), dict(max_new_tokens=0)):
+        with pytest.raises(UserError):
+            gen.generate(PROMPTS[:1], SamplingParams(**bad))
+    with pytest.raises(UserError, match="batch_size"):
+        gen.generate(PROMPTS[:1], GREEDY, batch_size=0)
+
+
+# --- vllm -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_vllm_missing_is_a_clear_user_error(tmp_path):
+    save_tiny(tmp_path / "m")
+    with pytest.raises(UserError, match=r"vllm is not installed: pip install 'r1cli\[vllm\]'"):
+        load_generator(tmp_path / "m", backend="vllm")
+    with pytest.raises(UserError, match="unknown backend"):
+        check_backend("tensorrt")
+
+
+def test_vllm_backend_generates(tmp_path):
+    pytest.importorskip("vllm")
+    if not torch.cuda.is_available():
+        pytest.skip("vllm needs a GPU")
+    save_tiny(tmp_path / "m")
+    g = load_generator(tmp_path / "m", backend="vllm", gpu_memory_utilization=0.2)
+    outs = g.generate(PROMPTS, SamplingParams(n=2, temperature=0.6, max_new_tokens=8, seed=0))
+    assert [len(cs) for cs in outs] == [2] * len(PROMPTS)
+    assert all(c.num_tokens == len(c.token_ids) for cs in outs for c in cs)
