@@ -1,4 +1,4 @@
-"""A tiny random Qwen2 + character tokenizer, built in memory in well under a second.
+"""A tiny random Llama + character tokenizer, built in memory in well under a second.
 
 For tests of code that only needs *a* causal LM (generation shapes, padding, seeding), not
 a trained one: the toy world's base model (`toy_base` fixture) is for tests that need
@@ -34,14 +34,16 @@ def tiny_tokenizer():
 
 def tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    # Llama, not Qwen2: transformers 5 reloads a qwen2 checkpoint's tokenizer as Qwen2Tokenizer, which
+    # drops spaces from a character tokenizer (see r1cli/data/toy_base.py)
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                       max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=False)
-    model = Qwen2ForCausalLM(cfg).eval()
+    model = LlamaForCausalLM(cfg).eval()
     # a random model's logits are flat; scaling them up makes greedy choices clear-cut
     with torch.no_grad():
         model.lm_head.weight.mul_(8)
