@@ -80,6 +80,65 @@ def _register_unbuilt():
                         context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_not_yet(name, issue))
 
 
+# --- datasets: r1 data inspect | export | import | merge --------------------------------------
+
+DatasetArg = typer.Argument(..., help="A dataset: r1 or HF dataset dir, .jsonl/.json, .parquet or .arrow file, "
+                            "or a dir of such files.")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Path = DatasetArg,
+    rows: int = typer.Option(3, "--rows", help="How many rows to show."),
+):
+    """Row count, counts by domain and language, columns and their types, and a few rows."""
+    from r1cli.data import commands
+
+    commands.inspect(path, rows=rows)
+
+
+@data_app.command("export")
+def data_export(
+    path: Path = DatasetArg,
+    to: Path = typer.Option(..., "--to", help="Output file: .jsonl or .parquet."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Write a dataset as one JSONL or Parquet file (by the extension of --to)."""
+    from r1cli.data import commands
+
+    commands.export(path, to, force=force)
+
+
+@data_app.command("import")
+def data_import(
+    src: Path = typer.Argument(..., help="Source data: any file or dir r1 data inspect reads."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir (r1 dataset dir, canonical columns)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (canonical columns already), gsm8k "
+                            "(question, answer '... #### N') or math (problem, solution with \\boxed{})."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="With --format jsonl: prompts, completions, sft, "
+                                       "preferences or safety (default: guessed from the columns)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop rows whose final answer cannot be extracted "
+                                  "(counted) instead of stopping at the first."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Map a public dataset format onto the canonical columns, check it, and save it as an r1 dataset dir."""
+    from r1cli.data import commands
+
+    commands.import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force)
+
+
+@data_app.command("merge")
+def data_merge(
+    paths: List[Path] = typer.Argument(..., help="Datasets to concatenate, in this order."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Concatenate datasets in order; a row whose id an earlier row has is dropped (joins r1 reject-sample shards)."""
+    from r1cli.data import commands
+
+    commands.merge(paths, to, force=force)
+
+
 # --- toy world ---------------------------------------------------------------------------
 
 
@@ -174,6 +233,160 @@ def grpo(
     from r1cli.stages import grpo as stage
 
     stage.run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+
+
+# --- stage 3a/3b: rejection sampling ----------------------------------------------------------------
+
+
+@app.command("reject-sample")
+def reject_sample(
+    model: Path = typer.Option(..., "--model", help="Checkpoint to sample from (stage-2 RL model; a base or R1-Zero with --few-shot)."),
+    data: Path = typer.Option(..., "--data", help="Prompts with reference answers; with --mode general, (prompt, reference reply) pairs."),
+    out: Path = typer.Option(..., "--out", help="Output SFT dataset dir (r1 sft takes it)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="reasoning (verify answers) or general (write a CoT for known replies)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Samples per prompt (default 8)."),
+    keep: Optional[str] = typer.Option(None, "--keep", help="all-correct, best (shortest correct) or first."),
+    judge: Optional[Path] = typer.Option(None, "--judge", help="Local judge model dir (generative judge for non-rule domains)."),
+    judge_url: Optional[str] = typer.Option(None, "--judge-url", help="OpenAI-compatible endpoint for the judge, e.g. http://host:8000/v1."),
+    few_shot: Optional[Path] = typer.Option(None, "--few-shot", help="SFT file of long-CoT examples put before each prompt (cold-start collection)."),
+    num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Split the prompts into N shards (chunk c goes to shard c % N)."),
+    shard_index: Optional[int] = typer.Option(None, "--shard-index", help="Which shard this job writes (0..N-1)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (same seed, same rows)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="transformers (CPU or GPU) or vllm (GPU)."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+    resume: bool = ResumeOpt,
+):
+    """Stage 3: sample n per prompt, keep the verified and readable samples, write an SFT dataset."""
+    from r1cli.config import RejectSampleConfig
+    from r1cli.recipe import resolve
+
+    flags = {"mode": mode, "n": n, "keep": keep, "judge.model_dir": str(judge) if judge else None,
+             "judge.url": judge_url, "num_shards": num_shards, "shard_index": shard_index, "seed": seed,
+             "backend": backend}
+    cfg = resolve(RejectSampleConfig, recipe, set_, flags, stage="reject-sample")
+    from r1cli.stages import reject_sample as stage
+
+    stage.run(cfg, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def eval_(
+    model: Path = typer.Option(..., "--model", help="Checkpoint to evaluate: any HF causal-LM dir."),
+    data: Path = typer.Option(..., "--data", help="Eval prompts with reference answers (dir, JSONL or Parquet)."),
+    out: Path = typer.Option(..., "--out", help="Output eval dir (per-sample rows + metrics in r1.json)."),
+    k: Optional[int] = typer.Option(None, "--k", help="Samples per prompt ; pass@1 is their mean (default 4)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature, 0 = greedy (default 0.6)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling (default 0.95)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Completion length cap (default 256)."),
+    template: Optional[str] = typer.Option(None, "--template", help="r1 (chat template) or r1zero (paper's Table 1 prompt)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N prompts."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="transformers (CPU or GPU) or vllm (GPU)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (same seed, same samples)."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+):
+    """pass@1 over k samples, cons@k, format and language-consistency rates of a checkpoint."""
+    from r1cli.config import EvalConfig
+    from r1cli.recipe import resolve
+
+    flags = {"k": k, "sampling.temperature": temperature, "sampling.top_p": top_p,
+             "sampling.max_new_tokens": max_new_tokens, "template": template, "limit": limit, "backend": backend,
+             "seed": seed}
+    cfg = resolve(EvalConfig, recipe, set_, flags, stage="eval")
+    from r1cli.stages import evaluate as stage
+
+    stage.run(cfg, model=model, data=data, out=out, force=force)
+
+
+# --- scoring completions with named rewards -------------------------------------------------------
+
+
+@app.command("score")
+def score(
+    data: Path = typer.Argument(..., help="Completions to score: JSONL, Parquet or dataset dir with prompt + completion."),
+    out: Path = typer.Option(..., "--out", help="Output dataset dir (input columns + reward_<name> + reward)."),
+    rewards: Optional[str] = typer.Option(None, "--rewards", help="Comma-separated reward names or pkg.mod:fn "
+                                          "(default accuracy,format): accuracy, format, language, reasoning_steps, "
+                                          "length, cosine, repetition, overlong, code, helpfulness, harmlessness."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Comma-separated weights, one per reward (default 1 each)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="math-verify worker processes (default: one per core, up to 4)."),
+    template: Optional[str] = typer.Option(None, "--template", help="r1 (<think> + summary) or r1zero (<answer> tags): "
+                                           "what the format reward checks."),
+    helpful_rm: Optional[Path] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model dir (for helpfulness)."),
+    harmless_rm: Optional[Path] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model dir (for harmlessness)."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+):
+    """Score a dataset of completions with named rewards (reward_<name> columns + the weighted sum)."""
+    from r1cli.config import ScoreConfig
+    from r1cli.recipe import resolve
+    from r1cli.stages import score as stage
+
+    flags = {"rewards": stage.parse_rewards(rewards, weights), "workers": workers, "template": template,
+             "helpful_rm": None if helpful_rm is None else str(helpful_rm),
+             "harmless_rm": None if harmless_rm is None else str(harmless_rm)}
+    cfg = resolve(ScoreConfig, recipe, set_, flags, stage="score")
+    stage.run(cfg, data=data, out=out, force=force)
+
+
+# --- stage 4: reward models and all-scenario RL ---------------------------------------------------
+
+
+@app.command("rm")
+def rm(
+    model: Path = typer.Option(..., "--model", help="Causal-LM checkpoint to start from (base or later); gets a score head."),
+    data: Path = typer.Option(..., "--data", help="Preference pairs (prompt/chosen/rejected), or with --pointwise "
+                              "safety labels (prompt/completion/label, 1 = safe)."),
+    out: Path = typer.Option(..., "--out", help="Output reward-model dir (sequence-classification checkpoint)."),
+    pointwise: bool = typer.Option(False, "--pointwise", help="Train on safe/unsafe labels (BCE) instead of pairs."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+    resume: bool = ResumeOpt,
+):
+    """Train a helpfulness (pairwise, Bradley-Terry) or harmlessness (pointwise) reward model for r1 align."""
+    from r1cli.config import RMConfig
+    from r1cli.recipe import resolve
+
+    cfg = resolve(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm")
+    from r1cli.stages import rm as stage
+
+    stage.run(cfg, model=model, data=data, out=out, force=force, resume=resume)
+
+
+@app.command("align")
+def align(
+    model: Path = typer.Option(..., "--model", help="Stage-3 (SFT) checkpoint."),
+    data: List[Path] = typer.Option(..., "--data", help="Prompts: reasoning (domain math/code/...) and general "
+                                    "(domain general); repeatable."),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint dir."),
+    helpful_rm: Optional[Path] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model (scores the summary)."),
+    harmless_rm: Optional[Path] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model (scores the whole output)."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Reasoning prompts to evaluate before and after."),
+    general_eval_data: Optional[Path] = typer.Option(None, "--general-eval-data", help="General prompts whose RM scores "
+                                                     "(helpfulness, safe rate) are measured before and after."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+    resume: bool = ResumeOpt,
+):
+    """Stage 4: GRPO over reasoning + general prompts; rule rewards on reasoning rows, reward models on general rows."""
+    from r1cli.config import AlignConfig
+    from r1cli.recipe import resolve
+
+    flags = {"helpful_rm": str(helpful_rm) if helpful_rm else None, "harmless_rm": str(harmless_rm) if harmless_rm else None}
+    cfg = resolve(AlignConfig, recipe, set_, flags, stage="align")
+    from r1cli.stages import align as stage
+
+    stage.run(cfg, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
+              force=force, resume=resume)
 
 
 # --- entry point -------------------------------------------------------------------------

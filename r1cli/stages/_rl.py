@@ -24,7 +24,8 @@ def prepare_prompts(ds, template: str, r1zero_text: str | None = None, system: s
     def one(row):
         return {"prompt": apply_template(row["prompt"], template, text, system)}
 
-    return ds.map(one, desc="applying the template")
+    # keep_in_memory: a dataset loaded from a saved dir would get cache files written into it
+    return ds.map(one, desc="applying the template", keep_in_memory=True)
 
 
 def detect_prefilled(tokenizer, template: str, setting: bool | None, rewards: dict) -> bool:
@@ -56,7 +57,7 @@ def check_prompt_lengths(ds, tokenizer, max_completion_length: int, model_max: i
             n = len(enc["input_ids"] if hasattr(enc, "keys") else enc)
         return {"_n": n}
 
-    lengths = ds.map(length, desc="measuring prompts")["_n"]
+    lengths = ds.map(length, desc="measuring prompts", keep_in_memory=True)["_n"]
     over = sum(n > budget for n in lengths)
     if over:
         raise UserError(f"{over} of {len(lengths)} prompts are longer than the context budget of {budget} tokens "
@@ -86,15 +87,19 @@ def check_vllm(args) -> None:
 
 class SampleLog:
     """Wraps reward functions so that every `every` steps a few prompts, their completions
-    and each reward land in OUT.partial/samples.jsonl (TRL only logs them to trackers)."""
+    and each reward land in OUT.partial/samples.jsonl (TRL only logs them to trackers).
+    With `by_domain`, each reward's mean per `domain` also goes to metrics.jsonl as
+    rewards/<name>/<domain>/mean (through TRL's log_metric; None rows are left out)."""
 
-    def __init__(self, run: StageRun, every: int, per_step: int = 4):
-        self.run, self.every, self.per_step = run, every, per_step
+    def __init__(self, run: StageRun, every: int, per_step: int = 4, by_domain: bool = False):
+        self.run, self.every, self.per_step, self.by_domain = run, every, per_step, by_domain
         self.pending: dict = {}
 
     def wrap(self, name: str, fn):
         def wrapped(prompts, completions, completion_ids=None, **kw):
             out = fn(prompts, completions, completion_ids=completion_ids, **kw)
+            if self.by_domain and kw.get("domain") is not None and kw.get("log_metric") is not None:
+                log_domain_means(name, out, kw["domain"], kw["log_metric"])
             state = kw.get("trainer_state")
             step = state.global_step if state is not None else 0
             if self.every and step % self.every == 0:
@@ -118,6 +123,15 @@ class SampleLog:
         for row in self.pending.get("rows", []):
             self.run.log_sample({"step": self.pending["step"], **row})
         self.pending = {}
+
+
+def log_domain_means(name: str, values: list, domains: list, log_metric) -> None:
+    groups: dict = {}
+    for v, d in zip(values, domains):
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            groups.setdefault(str(d), []).append(float(v))
+    for d, vs in sorted(groups.items()):
+        log_metric(f"rewards/{name}/{d}/mean", sum(vs) / len(vs))
 
 
 def _short(prompt) -> str:
@@ -150,7 +164,8 @@ def grpo_metrics_row(rec: dict) -> dict:
 
 
 def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
-               samples_every: int, callbacks: list = ()):
+               samples_every: int, callbacks: list = (), by_domain: bool = False,
+               show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean")):
     """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -158,14 +173,14 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
 
     from r1cli.stages import _train
 
-    samples = SampleLog(run, samples_every)
+    samples = SampleLog(run, samples_every, by_domain=by_domain)
     funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
     torch.manual_seed(args.seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if args.use_cpu else "auto")
-    telemetry = _train.Telemetry(run, title, show=("reward", "completions/mean_length", "rewards/accuracy/mean"),
-                                 warn=degenerate_warnings)
+    telemetry = _train.Telemetry(run, title, show=show, warn=degenerate_warnings)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
                           processing_class=tokenizer, callbacks=[telemetry, *callbacks])
+    _train.drop_printer(trainer)
     result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run))
     samples.flush()
     return trainer, result, telemetry

@@ -31,6 +31,20 @@ CHECKPOINTS = "trainer"  # where TRL writes its checkpoints inside OUT.partial/ 
 # --- TRL arguments -------------------------------------------------------------------------
 
 
+def quiet_libraries() -> None:
+    """Our rich bar and metrics.jsonl replace the libraries' own tqdm bars and log prints."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    # TRL 1.16 still defaults `gradient_checkpointing`, which transformers 5 renamed: nothing for a user to fix
+    warnings.filterwarnings("ignore", message=".*`gradient_checkpointing` is deprecated.*")
+
+
 def device_defaults() -> dict:
     """TRL's defaults assume a GPU (bf16, gradient checkpointing); on CPU both only cost time."""
     import torch
@@ -42,6 +56,7 @@ def device_defaults() -> dict:
 
 def build_args(cfg, run: StageRun, defaults: dict | None = None, **fixed):
     """The stage's TRL config: our defaults < the recipe's `trl:` section < what the stage fixes."""
+    quiet_libraries()
     base = {
         "report_to": [],
         "seed": getattr(cfg, "seed", 42),
@@ -112,7 +127,8 @@ class Telemetry(TrainerCallback):
             rec["step_time_s"] = round((now - self.last_t) / steps, 4)
         self.last_t, self.last_step = now, state.global_step
         rec["time_s"] = round(now - self.t0, 2)
-        self.latest = rec
+        if "train_runtime" not in logs:  # the end-of-run summary has none of the training metrics
+            self.latest = rec
         self.run.log_metrics(rec)
         if self.progress is not None:
             info = "  ".join(f"{k} {_fmt(rec[k])}" for k in (*self.show, "tokens_per_s") if k in rec)
@@ -176,6 +192,14 @@ def is_main_process() -> bool:
     from accelerate import PartialState
 
     return PartialState().is_main_process
+
+
+def drop_printer(trainer) -> None:
+    """With tqdm off, transformers prints every log dict; Telemetry already shows and records them."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
 
 
 def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:

@@ -169,6 +169,7 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         telemetry = _train.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
         trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
                              callbacks=[telemetry])
+        _train.drop_printer(trainer)
         result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run_))
         _train.save_checkpoint(trainer, tokenizer, run_)
         n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
