@@ -214,7 +214,8 @@ def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
 # --- before / after ------------------------------------------------------------------------------
 
 
-def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template: str | None = None) -> dict:
+def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template: str | None = None,
+                 r1zero_text: str | None = None) -> dict:
     """Evaluate the input model and the trained one on the same prompts with r1cli.evaluation
     (the one evaluation path); print both side by side; return {"before": ..., "after": ...}."""
     from r1cli.data import load_prompts
@@ -228,7 +229,8 @@ def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template:
     for name, path in (("before", base), ("after", trained)):
         _, metrics = evaluate(load_generator(str(path)), ds, k=eval_cfg.k, sampling=eval_cfg.sampling,
                               template=template or eval_cfg.template, seed=eval_cfg.seed,
-                              language_threshold=eval_cfg.language_threshold)
+                              language_threshold=eval_cfg.language_threshold,
+                              r1zero_text=eval_cfg.r1zero_template or r1zero_text)
         res[name] = metrics
     print_comparison(res["before"], res["after"])
     return res

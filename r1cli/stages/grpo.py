@@ -60,5 +60,6 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
         run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
                             final=_rl.grpo_metrics_row(telemetry.latest))
         if eval_data is not None and _train.is_main_process():
-            run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template)
+            run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
+                                                          r1zero_text=cfg.r1zero_template)
     return out
