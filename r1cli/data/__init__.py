@@ -25,6 +25,8 @@ from r1cli.data.io import load_table, save_dataset
 from r1cli.data.schema import DOMAINS, KINDS, guess_kind, validate
 
 datasets.disable_caching()
+# r1's own progress bars and one-line errors are the output; datasets' per-map bars are noise
+datasets.disable_progress_bars()
 
 __all__ = ["load_table", "validate", "guess_kind", "save_dataset", "load_prompts", "load_completions", "load_sft",
            "load_preferences", "load_safety", "KINDS", "DOMAINS"]
