@@ -169,7 +169,8 @@ class AlignConfig(GRPOStageConfig):
     general_rewards: list[str] = field(default_factory=lambda: ["helpfulness", "harmlessness", "language"])
     # mixed: reasoning and general prompts in every batch; alternate: reasoning-only and general-only batches
     mix: Literal["mixed", "alternate"] = "mixed"
-    # share of general prompts in the prompt stream (None = their share of the --data rows)
+    # share of general prompts in the prompt stream (None = their share of the --data rows); when only
+    # the RMs score general rows, general prompts join the stream when the RMs start
     general_fraction: float | None = None
     # the preference rewards apply from this step (>= 1) or this fraction of max_steps (< 1); before
     # it they return None. Paper: the last 400 of 1,700 steps only (longer use led to reward hacking)

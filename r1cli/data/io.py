@@ -289,7 +289,8 @@ def save_dataset(ds: Dataset, directory: str | os.PathLike) -> None:
     if quiet:
         disable_progress_bars()
     try:
-        ds.save_to_disk(str(directory))
+        # datasets writes no shard at all for 0 rows, and load_from_disk then fails: ask for one
+        ds.save_to_disk(str(directory), num_shards=1 if len(ds) == 0 else None)
     finally:
         if quiet:
             enable_progress_bars()
