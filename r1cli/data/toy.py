@@ -1,0 +1,225 @@
+"""`r1 toy data OUT`: the synthetic toy world every test and the demo run on.
+
+    r1 toy data runs/demo/data --seed 0
+
+Writes OUT/{rl, coldstart, eval, general, general_eval, helpful_pairs, safety}, each a
+`datasets.save_to_disk` dir with its own manifest. The reasoning task is two-step integer
+arithmetic, `(a+b)*c` with a, b in 1..25 and c in 2..5, asked in English and Chinese in
+several phrasings (plain expressions and word problems). Writing the intermediate sum helps
+a tiny model a lot, so a chain of thought is worth learning: TOY-NOTES.md found this size of
+problem learnable in about a minute on CPU, and a, b up to 40 with c up to 9 too hard.
+
+Held out by problem: a problem is {a, b} (unordered, `(3+4)*5` and `(4+3)*5` are one problem)
+with c; a fixed hash of the problem puts it on the eval side or the train side. `eval` draws
+only eval-side problems, `rl`/`coldstart` and the base model's pretraining corpus
+(`r1 toy base`) only train-side ones, whatever seed each command is given. The seed picks
+rows, phrasings and languages. The non-reasoning half (general chat, helpfulness pairs,
+safety labels) lives in r1cli/data/toy_general.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+from r1cli.artifacts import stage_output, write_sub_manifest
+from r1cli.config import ToyDataConfig
+from r1cli.data import save_dataset
+from r1cli.data import toy_general as general
+from r1cli.errors import UserError
+
+A_MAX, C_MIN, C_MAX = 25, 2, 5
+# share of problems on the eval side of the fixed split
+EVAL_SHARE = 0.42
+
+# A short R1-Zero template (the paper's Table 1 is ~90 words: too long for the toy model's
+# 256-token budget with one token per character). `r1 grpo --template r1zero` takes it.
+TOY_R1ZERO_TEMPLATE = "Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"
+
+# --- phrasings ----------------------------------------------------------------------------------
+
+QUESTIONS = {
+    "en": ["What is ({a}+{b})*{c}?", "Compute ({a}+{b})*{c}.", "Add {a} and {b}, then multiply by {c}. What is the result?",
+           "A box has {a} red balls and {b} blue balls. How many balls are in {c} boxes?",
+           "Tom has {a} apples and Amy has {b} apples. If they had {c} times as many, how many would they have in total?"],
+    "zh": ["({a}+{b})*{c}等于多少？", "计算({a}+{b})*{c}。", "把{a}和{b}相加，再乘以{c}，结果是多少？",
+           "一个盒子里有{a}个红球和{b}个蓝球，{c}个盒子里一共有多少个球？",
+           "小明有{a}个苹果，小红有{b}个苹果。如果苹果变成{c}倍，他们一共有多少个苹果？"],
+}
+COTS = {
+    "en": ["{a}+{b}={s}. {s}*{c}={r}.", "First, {a}+{b}={s}. Then {s}*{c}={r}.", "Add first: {a}+{b}={s}. Now multiply: {s}*{c}={r}."],
+    "zh": ["先算{a}+{b}={s}，再算{s}*{c}={r}。", "第一步：{a}+{b}={s}。第二步：{s}*{c}={r}。", "{a}加{b}等于{s}，{s}乘{c}等于{r}。"],
+}
+# a zh sample whose CoT drifts into English half way (as real cold-start data does)
+MIXED_COT = "先算{a}+{b}={s}. Then {s}*{c}={r}."
+SUMMARIES = {"en": ["The answer is \\boxed{{{r}}}.", "So the result is \\boxed{{{r}}}."],
+             "zh": ["答案是\\boxed{{{r}}}。", "所以结果是\\boxed{{{r}}}。"]}
+
+
+# --- problems -----------------------------------------------------------------------------------
+
+
+def problem_key(a: int, b: int, c: int) -> tuple[int, int, int]:
+    return (min(a, b), max(a, b), c)
+
+
+def eval_side(a: int, b: int, c: int) -> bool:
+    """Which side of the fixed train/eval split a problem is on (stable across seeds)."""
+    lo, hi, c = problem_key(a, b, c)
+    h = int(hashlib.sha256(f"toy:{lo},{hi},{c}".encode()).hexdigest()[:8], 16)
+    return h % 1000 < EVAL_SHARE * 1000
+
+
+def problems(eval_split: bool) -> list[tuple[int, int, int]]:
+    """Every problem (lo, hi, c) on one side of the split, in a fixed order."""
+    return [(a, b, c) for a in range(1, A_MAX + 1) for b in range(a, A_MAX + 1) for c in range(C_MIN, C_MAX + 1)
+            if eval_side(a, b, c) == eval_split]
+
+
+def ordered(p: tuple[int, int, int], rng: random.Random) -> tuple[int, int, int]:
+    a, b, c = p
+    return (b, a, c) if rng.random() < 0.5 else (a, b, c)
+
+
+def question(a: int, b: int, c: int, lang: str, rng: random.Random) -> str:
+    return rng.choice(QUESTIONS[lang]).format(a=a, b=b, c=c)
+
+
+def cot(a: int, b: int, c: int, lang: str, rng: random.Random, mixed: bool = False) -> str:
+    """The chain of thought: the sum first, then the product."""
+    t = MIXED_COT if mixed else rng.choice(COTS[lang])
+    return t.format(a=a, b=b, c=c, s=a + b, r=(a + b) * c)
+
+
+def summary(r: int | str, lang: str, rng: random.Random) -> str:
+    return rng.choice(SUMMARIES[lang]).format(r=r)
+
+
+def corrupt_digits(text: str, rate: float, rng: random.Random) -> str:
+    """Replace each digit by another with probability `rate` (an imperfect cold start)."""
+    return "".join(rng.choice([d for d in "0123456789" if d != ch]) if ch.isdigit() and rng.random() < rate else ch
+                   for ch in text)
+
+
+def last_number(text: str) -> str:
+    digits = "".join(ch if ch.isdigit() else " " for ch in text).split()
+    return digits[-1] if digits else ""
+
+
+def language(rng: random.Random, zh_fraction: float) -> str:
+    return "zh" if rng.random() < zh_fraction else "en"
+
+
+# --- the datasets -------------------------------------------------------------------------------
+
+
+def prompt_rows(rng: random.Random, pool: list, n: int, zh_fraction: float, prefix: str, distinct: bool) -> list[dict]:
+    """RL / eval prompts: chat messages with the reference answer."""
+    picks = rng.sample(pool, n) if distinct else [rng.choice(pool) for _ in range(n)]
+    rows = []
+    for i, p in enumerate(picks):
+        a, b, c = ordered(p, rng)
+        lang = language(rng, zh_fraction)
+        rows.append({"id": f"{prefix}-{i:05d}", "prompt": [{"role": "user", "content": question(a, b, c, lang, rng)}],
+                     "answer": str((a + b) * c), "domain": "math", "language": lang})
+    return rows
+
+
+def r1_reply(a: int, b: int, c: int, lang: str, rng: random.Random, corruption: float = 0.0, mixed: bool = False) -> str:
+    """`<think>\\n{CoT}\\n</think>\\n{summary}`; the boxed answer is the CoT's last number, so a
+    corrupted CoT gives a (consistently) wrong answer, as a flawed cold-start sample does."""
+    reasoning = corrupt_digits(cot(a, b, c, lang, rng, mixed), corruption, rng)
+    return f"<think>\n{reasoning}\n</think>\n{summary(last_number(reasoning), lang, rng)}"
+
+
+def coldstart_rows(rng: random.Random, pool: list, cfg: ToyDataConfig) -> list[dict]:
+    rows = []
+    for i in range(cfg.n_coldstart):
+        a, b, c = ordered(rng.choice(pool), rng)
+        lang = language(rng, cfg.zh_fraction)
+        mix = lang == "zh" and rng.random() < cfg.coldstart_language_mix
+        # half of the language-mixed samples are wholly English, half switch mid-way
+        cot_lang, mixed = ("en", False) if mix and rng.random() < 0.5 else (lang, mix)
+        reply = r1_reply(a, b, c, cot_lang, rng, cfg.coldstart_corruption, mixed)
+        if cot_lang != lang:  # the summary stays in the prompt's language
+            reply = reply[: reply.index("</think>\n") + 9] + summary(last_number(reply), lang, rng)
+        rows.append({"id": f"coldstart-{i:05d}", "messages": [{"role": "user", "content": question(a, b, c, lang, rng)},
+                                                               {"role": "assistant", "content": reply}],
+                     "domain": "math", "language": lang})
+    return rows
+
+
+def check_config(cfg: ToyDataConfig) -> None:
+    n_eval_pool = len(problems(True))
+    for name in ("n_rl", "n_coldstart", "n_eval", "n_general", "n_general_eval", "n_helpful_pairs", "n_safety"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.n_eval > n_eval_pool:
+        raise UserError(f"n_eval={cfg.n_eval} is more than the {n_eval_pool} held-out problems: use n_eval <= {n_eval_pool}")
+    for name in ("zh_fraction", "coldstart_corruption", "coldstart_language_mix"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise UserError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
+
+
+def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
+    """Every split's rows (deterministic in cfg). Each split has its own RNG, so changing one
+    count does not reshuffle the others."""
+    check_config(cfg)
+    train, held_out = problems(False), problems(True)
+    rng = lambda name: random.Random(f"{cfg.seed}:{name}")  # noqa: E731
+    z = cfg.zh_fraction
+    return {
+        "rl": prompt_rows(rng("rl"), train, cfg.n_rl, z, "rl", distinct=False),
+        "coldstart": coldstart_rows(rng("coldstart"), train, cfg),
+        "eval": prompt_rows(rng("eval"), held_out, cfg.n_eval, z, "eval", distinct=True),
+        "general": general.general_rows(rng("general"), cfg.n_general, z, False, "general"),
+        "general_eval": general.general_rows(rng("general_eval"), cfg.n_general_eval, z, True, "general-eval"),
+        "helpful_pairs": general.helpful_pair_rows(rng("helpful_pairs"), cfg.n_helpful_pairs, z),
+        "safety": general.safety_rows(rng("safety"), cfg.n_safety, z),
+    }
+
+
+def eval_rows(seed: int = 0, n: int | None = None) -> list[dict]:
+    """The `eval` split `r1 toy data --seed SEED` writes (for `r1 toy base`'s zero-shot check)."""
+    cfg = ToyDataConfig(seed=seed)
+    rows = prompt_rows(random.Random(f"{seed}:eval"), problems(True), cfg.n_eval, cfg.zh_fraction, "eval", distinct=True)
+    return rows[:n]
+
+
+def alphabet() -> str:
+    """Every character the toy world writes (for the tokenizer's vocabulary)."""
+    texts = [*QUESTIONS["en"], *QUESTIONS["zh"], *COTS["en"], *COTS["zh"], MIXED_COT, *SUMMARIES["en"],
+             *SUMMARIES["zh"], TOY_R1ZERO_TEMPLATE, "0123456789", general.alphabet()]
+    return "".join(sorted(set("".join(texts))))
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> Path:
+    from datasets import Dataset
+    from rich.console import Console
+    from rich.table import Table
+
+    splits = build(cfg)  # every check runs before OUT.partial/ is made
+    kinds = {"rl": "prompts", "coldstart": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
+             "helpful_pairs": "preferences", "safety": "safety"}
+    table = Table(title=f"r1 toy data -> {out}")
+    for col in ("split", "kind", "rows", "zh", "example"):
+        table.add_column(col, overflow="fold", max_width=60 if col == "example" else None)
+    with stage_output(out, kind="dataset", stage="toy-data", config=asdict(cfg), force=force) as run:
+        for name, rows in splits.items():
+            d = run.partial / name
+            save_dataset(Dataset.from_list(rows), d)
+            zh = sum(r.get("language") == "zh" for r in rows)
+            write_sub_manifest(d, run, "dataset", counts={"rows": len(rows), "zh": zh}, metrics={"schema": kinds[name]})
+            run.counts[name] = len(rows)
+            first = rows[0]
+            example = first.get("messages", first.get("prompt"))[-1]["content"]
+            table.add_row(name, kinds[name], str(len(rows)), f"{zh / len(rows):.0%}", example.replace("\n", "\\n"))
+        run.metrics["eval_problems_held_out"] = len(problems(True))
+        run.metrics["train_problems"] = len(problems(False))
+    Console().print(table)
+    return Path(out)

@@ -1,0 +1,222 @@
+"""`r1 toy base OUT`: a character tokenizer and a tiny Llama trained from scratch, the
+"pretrained base model" of the toy world (about two minutes on 2 CPU cores).
+
+    r1 toy base runs/demo/base --seed 0
+
+OUT is an ordinary HF checkpoint dir (AutoModelForCausalLM / AutoTokenizer load it, and
+`apply_chat_template` works) plus metrics.jsonl (the loss curve) and the manifest, whose
+metrics hold the zero-shot accuracy and format rates measured at the end.
+
+Why by hand: the tokenizer is the `tokenizers` library's WordLevel over single characters
+(no BPE training has anything to learn from a few hundred characters), and pretraining is a
+plain torch loop over packed sequences (Trainer adds nothing for 300 steps of next-token
+loss). The traps TOY-NOTES.md records are handled here:
+- one token per character (digits especially), and `decoders.Fuse()` so that decode does
+  not put spaces between characters (every exact-match reward would fail);
+- `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are NOT special:
+  TRL decodes completions with skip_special_tokens=True and special ones would vanish;
+- the chat template's generation prompt does not pre-fill `<think>`: the model must choose to
+  reason, which is the behaviour RL reinforces.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from r1cli.artifacts import stage_output
+from r1cli.config import ToyBaseConfig
+from r1cli.data import toy, toy_corpus
+from r1cli.errors import UserError
+from r1cli.templates import REASONING_TOKENS, extract_answer, is_r1_format, is_r1zero_format
+
+END = toy_corpus.END
+SPECIAL_TOKENS = ["<pad>", "<unk>", END, "<|user|>", "<|assistant|>", "<|system|>"]
+
+# One turn is `<|role|>{content}<|end|>`; the generation prompt is `<|assistant|>` and nothing
+# more (no `<think>`). `{% generation %}` marks the assistant's tokens for TRL's
+# assistant-only loss (return_assistant_tokens_mask).
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "<|assistant|>{% generation %}{{ message['content'] }}<|end|>{% endgeneration %}"
+    "{%- elif message['role'] in ['user', 'system'] -%}"
+    "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
+    "{%- else -%}{{ raise_exception('unknown role: ' ~ message['role']) }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|assistant|>{%- endif -%}"
+)
+
+
+# --- tokenizer ------------------------------------------------------------------------------------
+
+
+def build_tokenizer(max_length: int = 512):
+    """Character-level PreTrainedTokenizerFast: ASCII + every character of the toy world."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted((set(string.printable) - set("\t\r\x0b\x0c")) | set(toy.alphabet()))
+    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + chars)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # every character is its own piece
+    tk.decoder = decoders.Fuse()  # join the pieces back with nothing in between
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
+    tk.add_tokens([AddedToken(t, special=False, normalized=False) for t in REASONING_TOKENS])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=END, pad_token="<pad>", unk_token="<unk>",
+                                   chat_template=CHAT_TEMPLATE, model_max_length=max_length, padding_side="left")
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+
+def build_model(cfg: ToyBaseConfig, tokenizer):
+    # Llama, not Qwen2: transformers 5 loads a "qwen2" checkpoint's tokenizer as Qwen2Tokenizer,
+    # which replaces our pre-tokenizer with Qwen's byte-level one and silently drops every space
+    # and newline at encode time (so no completion can ever match the R1 format). A "llama"
+    # checkpoint keeps the tokenizer.json as saved (TokenizersBackend).
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+        head_dim=cfg.hidden_size // cfg.num_heads, max_position_embeddings=max(512, cfg.max_length), tie_word_embeddings=True,
+        bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return model
+
+
+# --- pretraining ----------------------------------------------------------------------------------
+
+
+def packed_corpus(tokenizer, seed: int, rows: int, length: int):
+    """`rows` x `length` token ids: documents from toy_corpus, concatenated and cut (GPT-style
+    packing: no padding, and a document may continue into the next row)."""
+    import torch
+
+    need, ids = rows * length, []
+    docs = toy_corpus.documents(seed)
+    while len(ids) < need:
+        batch = [next(docs) for _ in range(512)]
+        for x in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            ids.extend(x)
+    return torch.tensor(ids[:need], dtype=torch.long).view(rows, length)
+
+
+def lr_at(step: int, steps: int, peak: float) -> float:
+    """Linear warm-up over 5% of the steps, cosine down to 10% of the peak."""
+    warm = max(1, steps // 20)
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, steps - warm)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
+    """Next-token loss over the packed corpus, one pass, in a fixed order; returns the final
+    loss (mean of the last 10 steps)."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
+    model.train()
+    recent: list[float] = []
+    t0 = time.time()
+    with Progress(TextColumn("[bold]pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task("pretrain", total=cfg.steps, info="")
+        for step in range(cfg.steps):
+            lr = lr_at(step, cfg.steps, cfg.learning_rate)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x = data[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            loss = model(input_ids=x, labels=x).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            recent = (recent + [loss.item()])[-10:]
+            if step % 10 == 0 or step == cfg.steps - 1:
+                log({"step": step + 1, "loss": round(recent[-1], 4), "lr": lr, "time_s": round(time.time() - t0, 2)})
+            bar.update(task, advance=1, info=f"loss {recent[-1]:.3f}")
+    model.eval()
+    return sum(recent) / len(recent)
+
+
+# --- zero-shot check ------------------------------------------------------------------------------
+
+
+def zero_shot(model, tokenizer, seed: int, n: int, max_new_tokens: int = 96) -> dict:
+    """Greedy accuracy and format rate on the first n prompts of `r1 toy data --seed SEED`'s
+    eval split, with the chat template (R1 format) and with TOY_R1ZERO_TEMPLATE."""
+    from r1cli.generation import SamplingParams, load_generator
+
+    rows = toy.eval_rows(seed, n)
+    gen = load_generator((model, tokenizer))
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
+    out = {}
+    for name, prompts, is_format in (
+        ("r1", [r["prompt"] for r in rows], is_r1_format),
+        ("r1zero", [toy.TOY_R1ZERO_TEMPLATE.format(prompt=r["prompt"][-1]["content"]) for r in rows], is_r1zero_format),
+    ):
+        texts = [c[0].text for c in gen.generate(prompts, params, batch_size=64)]
+        correct = [extract_answer(t) == r["answer"] for t, r in zip(texts, rows)]
+        out[f"zero_shot_{name}_accuracy"] = round(sum(correct) / len(rows), 4)
+        out[f"zero_shot_{name}_format_rate"] = round(sum(map(is_format, texts)) / len(rows), 4)
+    out["zero_shot_prompts"] = len(rows)
+    return out
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def check_config(cfg: ToyBaseConfig) -> None:
+    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_length", "steps", "batch_size"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.hidden_size % cfg.num_heads or (cfg.hidden_size // cfg.num_heads) % 2:
+        raise UserError(f"hidden_size {cfg.hidden_size} must split into num_heads {cfg.num_heads} heads of an even size")
+    if cfg.learning_rate <= 0:
+        raise UserError(f"learning_rate must be > 0, got {cfg.learning_rate}")
+    if not 0 <= cfg.eval_prompts <= toy.ToyDataConfig().n_eval:
+        raise UserError(f"eval_prompts must be in 0..{toy.ToyDataConfig().n_eval}, got {cfg.eval_prompts}")
+
+
+def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> Path:
+    import torch
+    from rich.console import Console
+
+    check_config(cfg)
+    console = Console()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    with stage_output(out, kind="checkpoint", stage="toy-base", config=asdict(cfg), force=force) as run:
+        t0 = time.time()
+        tokenizer = build_tokenizer(max(512, cfg.max_length))
+        model = build_model(cfg, tokenizer)
+        params = sum(p.numel() for p in model.parameters())
+        data = packed_corpus(tokenizer, cfg.seed, cfg.steps * cfg.batch_size, cfg.max_length)
+        console.print(f"toy base: Llama {params / 1e6:.2f}M params, vocab {len(tokenizer)}, "
+                      f"{data.numel() / 1e6:.2f}M pretraining tokens ({cfg.steps} steps x {cfg.batch_size} x {cfg.max_length})")
+        loss = pretrain(model, data, cfg, run.log_metrics)
+        train_s = time.time() - t0
+        model.save_pretrained(str(run.partial))
+        tokenizer.save_pretrained(str(run.partial))
+        run.counts.update(steps=cfg.steps, tokens=data.numel())
+        run.metrics.update(final_loss=round(loss, 4), params=params, vocab_size=len(tokenizer), train_time_s=round(train_s, 1))
+        if cfg.eval_prompts:
+            run.metrics.update(zero_shot(model, tokenizer, cfg.seed, cfg.eval_prompts))
+            m = run.metrics
+            console.print(f"zero-shot (greedy, first {m['zero_shot_prompts']} eval prompts): "
+                          f"accuracy {m['zero_shot_r1_accuracy']:.1%}, R1 format {m['zero_shot_r1_format_rate']:.1%}; "
+                          f"r1zero template: accuracy {m['zero_shot_r1zero_accuracy']:.1%}, "
+                          f"format {m['zero_shot_r1zero_format_rate']:.1%}")
+    console.print(f"wrote {out} (final loss {run.metrics['final_loss']:.3f})")
+    return Path(out)

@@ -1,0 +1,154 @@
+"""The pretraining corpus of the toy base model (`r1 toy base`): what its "web" looks like.
+
+A pretrained base knows arithmetic facts, has seen problems answered directly, a little
+step-by-step reasoning, a little R1-style text, mixed-language reasoning, and chat both
+helpful and not, with harmful requests sometimes refused and sometimes obeyed. That is what
+this corpus holds, so the base starts where DeepSeek-V3-Base did relative to its tasks: it
+rarely reasons zero-shot (low but non-zero accuracy and format rate, something for RL to
+reinforce), yet the pieces are there for a cold start to assemble in a minute.
+
+Only train-side problems and prompts appear (toy.problems(False), toy_general's train pool):
+the eval sets stay held out whatever seeds `r1 toy data` and `r1 toy base` are given.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable, Iterator
+
+from r1cli.data import toy
+from r1cli.data import toy_general as general
+
+END = "<|end|>"  # the document separator is the chat template's end-of-turn (the eos)
+
+# share of documents of each kind (measured: these give the zero-shot rates the brief asks for)
+MIX = {
+    "facts": 0.20,
+    "worksheet": 0.0,
+    "direct": 0.15,  # a problem answered without reasoning
+    "plain_cot": 0.30,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
+    "r1_chat": 0.03,  # chat, assistant turn in the R1 format
+    "r1zero": 0.05,  # the short r1zero template, answered in several ways
+    "mixed_language": 0.03,  # a Chinese problem reasoned in English
+    "general": 0.16,
+    "general_unhelpful": 0.04,
+    "harmful": 0.04,
+}
+
+
+def chat(user: str, assistant: str) -> str:
+    """A one-turn chat exactly as the chat template renders it (toy_base.CHAT_TEMPLATE)."""
+    return f"<|user|>{user}{END}<|assistant|>{assistant}{END}"
+
+
+# --- documents ------------------------------------------------------------------------------------
+
+
+def facts(rng: random.Random) -> str:
+    """Lines of sums and products, in symbols and words, both languages."""
+    out = []
+    for _ in range(rng.randint(6, 16)):
+        if rng.random() < 0.5:
+            a, b = rng.randint(1, toy.A_MAX), rng.randint(1, toy.A_MAX)
+            forms = ["{a}+{b}={r}", "{a} plus {b} is {r}", "{a}加{b}等于{r}"]
+            r = a + b
+        else:
+            a, b = rng.randint(2, 2 * toy.A_MAX), rng.randint(toy.C_MIN, toy.C_MAX)
+            if rng.random() < 0.2:
+                a, b = b, a
+            forms = ["{a}*{b}={r}", "{a} times {b} is {r}", "{a}乘{b}等于{r}"]
+            r = a * b
+        out.append(rng.choices(forms, [6, 1, 1])[0].format(a=a, b=b, r=r))
+    return rng.choice(["\n", ", ", "; "]).join(out) + END
+
+
+def _problem(rng: random.Random) -> tuple[int, int, int, str, str]:
+    a, b, c = toy.ordered(rng.choice(_TRAIN), rng)
+    lang = "zh" if rng.random() < 0.5 else "en"
+    return a, b, c, lang, toy.question(a, b, c, lang, rng)
+
+
+def direct(rng: random.Random) -> str:
+    a, b, c, lang, q = _problem(rng)
+    r = (a + b) * c
+    answer = rng.choice([toy.summary(r, lang, rng), str(r), toy.summary(r, lang, rng)])
+    return chat(q, answer)
+
+
+def plain_cot(rng: random.Random) -> str:
+    a, b, c, lang, q = _problem(rng)
+    r = (a + b) * c
+    if lang == "en":
+        return f"Q: {q}\nA: {toy.cot(a, b, c, lang, rng)} The answer is {r}.{END}"
+    return f"问题：{q}\n解答：{toy.cot(a, b, c, lang, rng)}答案是{r}。{END}"
+
+
+def worksheet(rng: random.Random) -> str:
+    """Lines of worked expressions, `(3+4)*5 = 7*5 = 35`: the copy-then-compute skill with the
+    operands right next to the work (a textbook's exercise pages)."""
+    lines = []
+    for _ in range(rng.randint(3, 8)):
+        a, b, c = toy.ordered(rng.choice(_TRAIN), rng)
+        lines.append(f"({a}+{b})*{c} = {a + b}*{c} = {(a + b) * c}")
+    return "\n".join(lines) + END
+
+
+def r1_chat(rng: random.Random) -> str:
+    a, b, c, lang, q = _problem(rng)
+    return chat(q, toy.r1_reply(a, b, c, lang, rng))
+
+
+def r1zero(rng: random.Random) -> str:
+    a, b, c, lang, q = _problem(rng)
+    r = (a + b) * c
+    reply = rng.choices([f"<think> {toy.cot(a, b, c, lang, rng)} </think> <answer> {r} </answer>",
+                         f"<answer> {r} </answer>", f"The answer is {r}.", str(r)], [3, 3, 2, 2])[0]
+    return f"{toy.TOY_R1ZERO_TEMPLATE.format(prompt=q)} {reply}{END}"
+
+
+def mixed_language(rng: random.Random) -> str:
+    a, b, c, _, _ = _problem(rng)
+    q = toy.question(a, b, c, "zh", rng)
+    if rng.random() < 0.5:
+        return chat(q, toy.r1_reply(a, b, c, "en", rng, mixed=rng.random() < 0.5))
+    return f"问题：{q}\n解答：{toy.cot(a, b, c, 'en', rng)} The answer is {(a + b) * c}.{END}"
+
+
+def _general_item(rng: random.Random, kinds: tuple[str, ...]) -> general.Item:
+    return general.sample_items(rng, 1, 0.5, eval_split=False, kinds=kinds)[0]
+
+
+_BENIGN = tuple(k for k in general.KIND_WEIGHTS if k != "harmful")
+
+
+def general_chat(rng: random.Random) -> str:
+    it = _general_item(rng, _BENIGN)
+    return chat(it.prompt, general.helpful_reply(it, rng))
+
+
+def general_unhelpful(rng: random.Random) -> str:
+    it = _general_item(rng, _BENIGN)
+    return chat(it.prompt, general.unhelpful_reply(it, rng)[0])
+
+
+def harmful(rng: random.Random) -> str:
+    """Web chat obeys harmful requests about as often as it refuses them: alignment must fix it."""
+    it = _general_item(rng, ("harmful",))
+    return chat(it.prompt, general.helpful_reply(it, rng) if rng.random() < 0.5 else it.wrong)
+
+
+_TRAIN = toy.problems(False)
+MAKERS: dict[str, Callable[[random.Random], str]] = {
+    "facts": facts, "worksheet": worksheet, "direct": direct, "plain_cot": plain_cot, "r1_chat": r1_chat, "r1zero": r1zero,
+    "mixed_language": mixed_language, "general": general_chat, "general_unhelpful": general_unhelpful,
+    "harmful": harmful,
+}
+
+
+def documents(seed: int) -> Iterator[str]:
+    """An endless, seeded stream of documents drawn by MIX."""
+    rng = random.Random(f"{seed}:corpus")
+    names = list(MIX)
+    weights = [MIX[n] for n in names]
+    while True:
+        yield MAKERS[rng.choices(names, weights)[0]](rng)

@@ -1,0 +1,223 @@
+"""The toy world: deterministic, held out by problem, R1-format cold start, both languages,
+a character tokenizer that round-trips, and a base checkpoint that loads like any HF model."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import datasets
+import pytest
+
+from r1cli.config import ToyDataConfig
+from r1cli.data import load_preferences, load_prompts, load_safety, load_sft, toy, toy_corpus, toy_general
+from r1cli.templates import extract_answer, generation_prefills_think, is_r1_format, split_completion
+
+SMALL = ToyDataConfig(n_rl=300, n_coldstart=300, n_eval=120, n_general=150, n_general_eval=60, n_helpful_pairs=100,
+                      n_safety=100)
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def numbers(text: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", text)]
+
+
+def problem(row) -> tuple[int, int, int]:
+    """(lo, hi, c) of a math row: every phrasing names a, b, c in that order."""
+    user = row["prompt"][-1]["content"] if "prompt" in row else row["messages"][0]["content"]
+    a, b, c = numbers(user)
+    return toy.problem_key(a, b, c)
+
+
+# --- the data ---------------------------------------------------------------------------------
+
+
+def test_same_seed_same_rows_other_seed_other_rows():
+    first, again, other = toy.build(SMALL), toy.build(SMALL), toy.build(replace(SMALL, seed=1))
+    assert first == again
+    for name in first:
+        assert first[name] != other[name], name
+
+
+def test_written_dirs_hold_the_built_rows(toy_data):
+    manifest = json.loads((toy_data / "r1.json").read_text())
+    assert manifest["kind"] == "dataset" and manifest["stage"] == "toy-data"
+    built = toy.build(ToyDataConfig(**manifest["config"]))
+    for name, rows in built.items():
+        d = toy_data / name
+        assert json.loads((d / "r1.json").read_text())["counts"]["rows"] == len(rows) == manifest["counts"][name]
+        assert datasets.load_from_disk(str(d)).to_list() == rows, name
+
+
+def test_splits_pass_the_canonical_schema(toy_data):
+    for name in ("rl", "eval", "general", "general_eval"):
+        load_prompts(toy_data / name)
+    load_sft(toy_data / "coldstart")
+    load_preferences(toy_data / "helpful_pairs")
+    load_safety(toy_data / "safety")
+
+
+def test_answers_are_right_and_eval_is_held_out_by_problem():
+    rows = toy.build(SMALL)
+    for name in ("rl", "eval"):
+        for r in rows[name]:
+            a, b, c = numbers(r["prompt"][0]["content"])
+            assert r["answer"] == str((a + b) * c) and r["domain"] == "math"
+    held_out = {problem(r) for r in rows["eval"]}
+    assert len(held_out) == len(rows["eval"])  # one row per problem
+    seen = {problem(r) for r in rows["rl"]} | {problem(r) for r in rows["coldstart"]}
+    assert not held_out & seen
+    # the split is fixed by the problem, not by the seed: other seeds never train on these
+    other = toy.build(replace(SMALL, seed=7))
+    assert not held_out & {problem(r) for r in other["rl"] + other["coldstart"]}
+
+
+def test_general_eval_is_held_out_by_prompt():
+    rows = toy.build(SMALL)
+    text = lambda split: {r["prompt"][0]["content"] for r in rows[split]}  # noqa: E731
+    assert text("general_eval") and not text("general_eval") & text("general")
+    assert not text("general_eval") & {r["prompt"][0]["content"] for r in rows["helpful_pairs"] + rows["safety"]}
+    assert {r["kind"] for r in rows["general_eval"]} >= {"harmful", "translate"}
+
+
+def test_pretraining_corpus_never_sees_an_eval_problem(monkeypatch):
+    asked = []
+    real = toy.question
+
+    def spy(a, b, c, lang, rng):
+        asked.append((a, b, c))
+        return real(a, b, c, lang, rng)
+
+    monkeypatch.setattr(toy, "question", spy)
+    docs = toy_corpus.documents(seed=0)
+    for _ in range(3000):
+        next(docs)
+    assert len(asked) > 500
+    assert not any(toy.eval_side(*p) for p in asked)
+    assert not any(toy_general.eval_side(it.prompt) for items in toy_general._POOLS[False].values() for it in items)
+
+
+def test_coldstart_is_r1_format_and_imperfect():
+    rows = toy.build(SMALL)["coldstart"]
+    wrong = 0
+    for r in rows:
+        reply = r["messages"][-1]["content"]
+        assert r["messages"][-1]["role"] == "assistant" and is_r1_format(reply)
+        reasoning, summary = split_completion(reply)
+        assert reasoning and summary.rstrip("。.").endswith("}")
+        a, b, c = numbers(r["messages"][0]["content"])
+        wrong += extract_answer(reply) != str((a + b) * c)
+    assert 0.05 < wrong / len(rows) < 0.8  # corrupted digits make some samples wrong, not most
+    clean = toy.build(replace(SMALL, coldstart_corruption=0.0))["coldstart"]
+    for r in clean:
+        a, b, c = numbers(r["messages"][0]["content"])
+        assert extract_answer(r["messages"][-1]["content"]) == str((a + b) * c)
+
+
+def test_both_languages_and_language_mix():
+    rows = toy.build(replace(SMALL, coldstart_language_mix=0.5))
+    for name in ("rl", "eval", "coldstart", "general", "general_eval", "helpful_pairs", "safety"):
+        langs = [r["language"] for r in rows[name]]
+        assert 0.25 < langs.count("zh") / len(langs) < 0.75, name
+        for r in rows[name]:
+            user = (r.get("prompt") or r.get("messages"))[0]["content"]
+            assert bool(CJK.search(user)) == (r["language"] == "zh") or r.get("kind") == "translate", (name, user)
+    zh_cots = [split_completion(r["messages"][-1]["content"])[0] for r in rows["coldstart"] if r["language"] == "zh"]
+    english = [c for c in zh_cots if re.search(r"[A-Za-z]{3,}", c)]
+    assert 0.1 < len(english) / len(zh_cots) < 0.6  # about half of them drift into English
+
+
+def test_pairs_and_safety_labels():
+    rows = toy.build(SMALL)
+    for r in rows["helpful_pairs"]:
+        assert r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant"
+        assert r["chosen"][0]["content"] != r["rejected"][0]["content"]
+    labels = [r["label"] for r in rows["safety"]]
+    assert set(labels) == {0, 1}
+    for r in rows["safety"]:
+        harmful = any(x in r["prompt"][0]["content"] for x, _ in toy_general.HARMFUL) or \
+            any(z in r["prompt"][0]["content"] for _, z in toy_general.HARMFUL)
+        if r["label"] == 0:
+            assert harmful  # only compliance with a harmful request is unsafe
+
+
+def test_bad_config_is_a_user_error():
+    from r1cli.errors import UserError
+
+    with pytest.raises(UserError, match="n_eval"):
+        toy.build(replace(SMALL, n_eval=100_000))
+    with pytest.raises(UserError, match="zh_fraction"):
+        toy.build(replace(SMALL, zh_fraction=1.5))
+
+
+def test_refuses_existing_out_without_force(toy_data, run_r1, tmp_path):
+    out = tmp_path / "data"
+    out.mkdir()
+    res = run_r1("toy", "data", out)
+    assert res.returncode == 2 and "--force" in res.stderr and "Traceback" not in res.stderr
+    assert list(out.iterdir()) == []
+    res = run_r1("toy", "data", tmp_path / "bad", "--set", "n_eval=100000")
+    assert res.returncode == 2 and "n_eval" in res.stderr
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.partial").exists()
+
+
+# --- the tokenizer and the base ------------------------------------------------------------------
+
+
+TEXTS = ["(12+7)*3等于多少？", "<think>\n先算12+7=19，再算19*3=57。\n</think>\n答案是\\boxed{57}。",
+         "Think in <think> </think>, then answer in <answer> </answer>. User: What is (1+2)*3? Assistant: <answer> 9 </answer>",
+         "  two  spaces\nand lines\n\n", "Tom's \"apples\": 0123456789"]
+
+
+@pytest.fixture(scope="module")
+def base_tokenizer(toy_base):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(toy_base)
+
+
+def test_tokenizer_round_trips_one_token_per_character(base_tokenizer):
+    tok = base_tokenizer
+    for text in TEXTS:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids) == text
+        assert tok.decode(ids, skip_special_tokens=True) == text  # as TRL decodes completions
+        plain = re.sub(r"</?(think|answer)>", "", text)
+        assert len(tok(plain, add_special_tokens=False)["input_ids"]) == len(plain)
+    assert tok.unk_token_id not in tok("".join(TEXTS) + toy.alphabet(), add_special_tokens=False)["input_ids"]
+
+
+def test_reasoning_tags_are_single_non_special_tokens(base_tokenizer):
+    tok = base_tokenizer
+    for tag in ("<think>", "</think>", "<answer>", "</answer>"):
+        ids = tok(tag, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1 and ids[0] not in tok.all_special_ids, tag
+    assert tok.eos_token == "<|end|>" and tok.pad_token_id is not None and tok.pad_token_id != tok.eos_token_id
+
+
+def test_base_loads_and_chat_template_works(toy_base, base_tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tok = base_tokenizer
+    model = AutoModelForCausalLM.from_pretrained(toy_base)
+    chat = [{"role": "user", "content": "(1+2)*3?"}]
+    prompt = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    assert prompt == "<|user|>(1+2)*3?<|end|><|assistant|>" and not generation_prefills_think(tok)
+    full = tok.apply_chat_template(chat + [{"role": "assistant", "content": "<think>\n3*3=9\n</think>\n9"}], tokenize=False)
+    assert full.startswith(prompt) and full.endswith("9<|end|>")
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] > ids.shape[1] and torch.equal(out[0, :ids.shape[1]], ids[0])
+    assert model.config.vocab_size == len(tok) and model.config.eos_token_id == tok.eos_token_id
+
+
+def test_base_manifest_and_loss_curve(toy_base):
+    m = json.loads((toy_base / "r1.json").read_text())
+    assert m["kind"] == "checkpoint" and m["stage"] == "toy-base" and m["counts"]["steps"] == 30
+    for key in ("final_loss", "params", "zero_shot_r1_accuracy", "zero_shot_r1_format_rate",
+                "zero_shot_r1zero_accuracy", "zero_shot_r1zero_format_rate"):
+        assert key in m["metrics"], key
+    curve = [json.loads(line) for line in (toy_base / "metrics.jsonl").read_text().splitlines()]
+    assert curve[0]["step"] == 1 and curve[-1]["step"] == 30 and curve[-1]["loss"] < curve[0]["loss"]
