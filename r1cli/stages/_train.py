@@ -214,20 +214,31 @@ def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
 # --- before / after ------------------------------------------------------------------------------
 
 
+def generator_of(path):
+    """A generator for a model dir; OUT.partial/ is this run's own output, not renamed yet, so it
+    goes straight to the transformers backend (load_generator refuses unfinished *.partial inputs)."""
+    from r1cli.generation import load_generator
+
+    if Path(path).name.endswith(".partial"):
+        from r1cli.generation.hf import HFGenerator
+
+        return HFGenerator.from_pretrained(path)
+    return load_generator(str(path))
+
+
 def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template: str | None = None,
                  r1zero_text: str | None = None) -> dict:
     """Evaluate the input model and the trained one on the same prompts with r1cli.evaluation
     (the one evaluation path); print both side by side; return {"before": ..., "after": ...}."""
     from r1cli.data import load_prompts
     from r1cli.evaluation import evaluate, print_comparison
-    from r1cli.generation import load_generator
 
     ds = load_prompts(eval_data)
     if eval_cfg.limit:
         ds = ds.select(range(min(eval_cfg.limit, len(ds))))
     res = {}
     for name, path in (("before", base), ("after", trained)):
-        _, metrics = evaluate(load_generator(str(path)), ds, k=eval_cfg.k, sampling=eval_cfg.sampling,
+        _, metrics = evaluate(generator_of(path), ds, k=eval_cfg.k, sampling=eval_cfg.sampling,
                               template=template or eval_cfg.template, seed=eval_cfg.seed,
                               language_threshold=eval_cfg.language_threshold,
                               r1zero_text=eval_cfg.r1zero_template or r1zero_text)

@@ -1,0 +1,191 @@
+"""`r1 rm`: train a reward model for stage 4 (a one-label sequence-classification checkpoint).
+
+    r1 rm --model runs/demo/base --data runs/demo/data/helpful_pairs --out runs/demo/rm_helpful \\
+        --recipe recipes/toy/rm.yaml                                   # pairwise (Bradley-Terry)
+    r1 rm --pointwise --model runs/demo/base --data runs/demo/data/safety --out runs/demo/rm_safety \\
+        --recipe recipes/toy/rm.yaml                                   # safe/unsafe labels
+
+Pairwise: `prompt`, `chosen`, `rejected` -> TRL's RewardTrainer (loss -log sigmoid(r_chosen -
+r_rejected)). Pointwise: `prompt`, `completion`, `label` (1 = safe) -> BCE on the one logit;
+RewardTrainer only takes pairs, so this is transformers' Trainer with a 5-line compute_loss.
+Both start from the causal LM given (AutoModelForSequenceClassification, num_labels=1: the
+backbone's weights and a new score head), tokenize with rewards.preference.encode, the same
+code that builds the RM's input when `r1 align` / `r1 score` use it, and hold out
+`eval_fraction` of the rows: the manifest gets the held-out pair accuracy / label accuracy and
+the score mean/std (for `rm_normalization: fixed`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from r1cli.artifacts import check_input, check_model_dir
+from r1cli.config import RMConfig
+from r1cli.errors import UserError
+from r1cli.recipe import to_dict
+from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
+from r1cli.templates import completion_text
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+def load_rows(path: Path, pointwise: bool):
+    """The pairs (or labels), after checking the file holds the kind --pointwise says."""
+    from r1cli.data import load_table, validate
+
+    table = load_table(path)
+    cols = set(table.column_names)
+    if pointwise and {"chosen", "rejected"} <= cols and "label" not in cols:
+        raise UserError(f"--data {path} holds preference pairs (chosen/rejected), not safety labels: drop --pointwise")
+    if not pointwise and "label" in cols and "chosen" not in cols:
+        raise UserError(f"--data {path} holds labelled completions (label), not preference pairs: add --pointwise")
+    return validate(table, "safety" if pointwise else "preferences", path=str(path))
+
+
+def tokenize(ds, tokenizer, pointwise: bool):
+    """chosen_ids/rejected_ids (pairs, RewardTrainer's pre-tokenized format) or input_ids/labels."""
+
+    def pair(row):
+        return {"chosen_ids": encode(tokenizer, row["prompt"], completion_text(row["chosen"])),
+                "rejected_ids": encode(tokenizer, row["prompt"], completion_text(row["rejected"]))}
+
+    def label(row):
+        return {"input_ids": encode(tokenizer, row["prompt"], completion_text(row["completion"])),
+                "labels": int(row["label"])}
+
+    # keep_in_memory: no cache files written into the user's input dir
+    return ds.map(label if pointwise else pair, remove_columns=ds.column_names, desc="tokenizing", keep_in_memory=True)
+
+
+def drop_long(ds, max_length: int | None, path) -> tuple:
+    if not max_length:
+        return ds, 0
+    cols = [c for c in ("input_ids", "chosen_ids", "rejected_ids") if c in ds.column_names]
+    kept = ds.filter(lambda r: all(len(r[c]) <= max_length for c in cols), desc="dropping long rows",
+                     keep_in_memory=True)
+    if len(kept) == 0:
+        raise UserError(f"every row of {path} is longer than max_length={max_length} tokens: raise trl.max_length")
+    return kept, len(ds) - len(kept)
+
+
+def split(ds, eval_fraction: float, seed: int):
+    if not 0 <= eval_fraction < 1:
+        raise UserError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
+    n_eval = round(eval_fraction * len(ds))
+    if eval_fraction and (n_eval < 1 or n_eval >= len(ds)):
+        raise UserError(f"eval_fraction {eval_fraction} of {len(ds)} rows leaves no held-out or no training rows: "
+                        "change eval_fraction or give more rows")
+    if not n_eval:
+        return ds, None
+    parts = ds.train_test_split(test_size=n_eval, seed=seed)
+    return parts["train"], parts["test"]
+
+
+# --- pointwise trainer --------------------------------------------------------------------------------
+
+
+def pointwise_trainer(**kw):
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer
+
+    class PointwiseTrainer(Trainer):
+        """BCE of the one logit against the safe/unsafe label; logs label accuracy like RewardTrainer."""
+
+        hits: list = []
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels = inputs.pop("labels").float()
+            logits = model(**inputs, use_cache=False).logits.squeeze(-1)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            self.hits.append(((logits > 0).float() == labels).float().mean().item())
+            return (loss, logits) if return_outputs else loss
+
+        def log(self, logs, start_time=None):
+            if self.hits and "loss" in logs:
+                logs["accuracy"] = sum(self.hits) / len(self.hits)
+                self.hits.clear()
+            super().log(logs, start_time)
+
+    return PointwiseTrainer(data_collator=DataCollatorWithPadding(kw["processing_class"]), **kw)
+
+
+# --- held-out metrics -------------------------------------------------------------------------------
+
+
+def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
+    """Pair accuracy (chosen scored above rejected) or label accuracy (logit > 0 iff safe), and the
+    mean/std of all scores: what `rm_normalization: fixed` standardizes with."""
+    model.eval()
+    if pointwise:
+        s = rm_scores(model, tokenizer, ds["input_ids"], batch)
+        labels = ds["labels"]
+        safe = [x for x, y in zip(s, labels) if y == 1]
+        unsafe = [x for x, y in zip(s, labels) if y == 0]
+        out = {"label_accuracy": sum((x > 0) == (y == 1) for x, y in zip(s, labels)) / len(s),
+               "safe_score_mean": statistics.fmean(safe) if safe else None,
+               "unsafe_score_mean": statistics.fmean(unsafe) if unsafe else None}
+    else:
+        c = rm_scores(model, tokenizer, ds["chosen_ids"], batch)
+        r = rm_scores(model, tokenizer, ds["rejected_ids"], batch)
+        s = c + r
+        out = {"pair_accuracy": sum(a > b for a, b in zip(c, r)) / len(c),
+               "margin_mean": statistics.fmean(a - b for a, b in zip(c, r))}
+    out.update(score_mean=statistics.fmean(s), score_std=statistics.pstdev(s) if len(s) > 1 else 0.0, n=len(ds))
+    return {k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}
+
+
+# --- the stage ------------------------------------------------------------------------------------------
+
+
+def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    from r1cli.stages import _train
+
+    # --- check inputs: every check before the model loads
+    model = check_model_dir(model)
+    ds = load_rows(check_input(data, "--data"), cfg.pointwise)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    fix_pad_token(tokenizer)  # the issue's "RM tokenizer without pad token": eos pads
+    # right padding, as TRL's pair collator and rm_scores do: with left padding the positions of
+    # a text would shift with the batch it is in (no position_ids are passed)
+    tokenizer.padding_side = "right"
+    rows = tokenize(ds, tokenizer, cfg.pointwise)
+    kind = "pointwise" if cfg.pointwise else "pairwise"
+
+    with _train.trainer_output(out, kind="checkpoint", stage="rm", config=to_dict(cfg), inputs=[model, data],
+                               force=force, resume=resume) as run_:
+        args = _train.build_args(cfg, run_, defaults={"save_strategy": "steps", "save_steps": 200})
+        rows, dropped = drop_long(rows, args.max_length, data)
+        train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
+
+        torch.manual_seed(cfg.seed)  # the new score head's init
+        with suppress_seqcls_warning():
+            lm = AutoModelForSequenceClassification.from_pretrained(
+                model, num_labels=1, dtype=torch.float32 if args.use_cpu else "auto")
+        fix_pad_token(tokenizer, lm)
+        telemetry = _train.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
+        common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry])
+        trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
+        _train.drop_printer(trainer)
+        result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run_))
+        _train.save_checkpoint(trainer, tokenizer, run_)
+
+        run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
+                           dropped_too_long=dropped, steps=trainer.state.global_step)
+        run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
+                            train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
+        if _train.is_main_process():
+            # without a held-out split, the score statistics still come from (some) training rows
+            measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
+            m = heldout_metrics(trainer.model, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
+            run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
+            acc = m.get("label_accuracy", m.get("pair_accuracy"))
+            _train.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
+                                 f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
+                                 f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
+    return out
