@@ -42,7 +42,7 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     # TRL 1.16 still defaults `gradient_checkpointing`, which transformers 5 renamed: nothing for a user to fix
-    warnings.filterwarnings("ignore", message=".*`gradient_checkpointing` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing` is deprecated.*")
 
 
 def device_defaults() -> dict:

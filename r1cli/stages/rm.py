@@ -7,7 +7,7 @@
 
 Pairwise: `prompt`, `chosen`, `rejected` -> TRL's RewardTrainer (loss -log sigmoid(r_chosen -
 r_rejected)). Pointwise: `prompt`, `completion`, `label` (1 = safe) -> BCE on the one logit;
-RewardTrainer only takes pairs, so this is transformers' Trainer with a 5-line compute_loss.
+RewardTrainer only takes pairs, so this is transformers' Trainer with a small compute_loss.
 Both start from the causal LM given (AutoModelForSequenceClassification, num_labels=1: the
 backbone's weights and a new score head), tokenize with rewards.preference.encode, the same
 code that builds the RM's input when `r1 align` / `r1 score` use it, and hold out
@@ -92,7 +92,9 @@ def pointwise_trainer(**kw):
     class PointwiseTrainer(Trainer):
         """BCE of the one logit against the safe/unsafe label; logs label accuracy like RewardTrainer."""
 
-        hits: list = []
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.hits: list[float] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels = inputs.pop("labels").float()
