@@ -1,0 +1,112 @@
+"""`r1 data ...` (inspect, export, import, merge) and `r1 toy ...` (data, base): the dataset and
+toy-world command groups of the `r1` CLI (r1cli/cli.py registers them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from r1cli.cli import ForceOpt, RecipeOpt, SetOpt
+
+data_app = typer.Typer(help="Inspect, export, import and merge datasets.", no_args_is_help=True)
+toy_app = typer.Typer(help="Build the toy world: synthetic tasks and a tiny base model.", no_args_is_help=True)
+
+# --- datasets: r1 data inspect | export | import | merge --------------------------------------
+
+DatasetArg = typer.Argument(..., help="A dataset: r1 or HF dataset dir, .jsonl/.json, .parquet or .arrow file, "
+                            "or a dir of such files.")
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: Path = DatasetArg,
+    rows: int = typer.Option(3, "--rows", help="How many rows to show."),
+):
+    """Row count, counts by domain and language, columns and their types, and a few rows."""
+    from r1cli.data import commands
+
+    commands.inspect(path, rows=rows)
+
+
+@data_app.command("export")
+def data_export(
+    path: Path = DatasetArg,
+    to: Path = typer.Option(..., "--to", help="Output file: .jsonl or .parquet."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Write a dataset as one JSONL or Parquet file (by the extension of --to)."""
+    from r1cli.data import commands
+
+    commands.export(path, to, force=force)
+
+
+@data_app.command("import")
+def data_import(
+    src: Path = typer.Argument(..., help="Source data: any file or dir r1 data inspect reads."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir (r1 dataset dir, canonical columns)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (canonical columns already), gsm8k "
+                            "(question, answer '... #### N') or math (problem, solution with \\boxed{})."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="With --format jsonl: prompts, completions, sft, "
+                                       "preferences or safety (default: guessed from the columns)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop rows whose final answer cannot be extracted "
+                                  "(counted) instead of stopping at the first."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Map a public dataset format onto the canonical columns, check it, and save it as an r1 dataset dir."""
+    from r1cli.data import commands
+
+    commands.import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force)
+
+
+@data_app.command("merge")
+def data_merge(
+    paths: List[Path] = typer.Argument(..., help="Datasets to concatenate, in this order."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Concatenate datasets in order; a row whose id an earlier row has is dropped (joins r1 reject-sample shards)."""
+    from r1cli.data import commands
+
+    commands.merge(paths, to, force=force)
+
+
+# --- toy world ---------------------------------------------------------------------------
+
+
+@toy_app.command("data")
+def toy_data(
+    out: Path = typer.Argument(..., help="Output dir; gets rl/, coldstart/, eval/, general/, helpful_pairs/, safety/."),
+    seed: Optional[int] = typer.Option(None, help="Seed (same seed, same data)."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+):
+    """Write the synthetic toy task world (English and Chinese arithmetic word problems)."""
+    from r1cli.config import ToyDataConfig
+    from r1cli.recipe import resolve
+
+    cfg = resolve(ToyDataConfig, recipe, set_, {"seed": seed}, stage="toy-data")
+    from r1cli.data import toy
+
+    toy.make_toy_data(cfg, out, force=force)
+
+
+@toy_app.command("base")
+def toy_base(
+    out: Path = typer.Argument(..., help="Output checkpoint dir (an ordinary HF model dir)."),
+    seed: Optional[int] = typer.Option(None, help="Seed."),
+    steps: Optional[int] = typer.Option(None, help="Pretraining steps."),
+    recipe: Optional[Path] = RecipeOpt,
+    set_: Optional[List[str]] = SetOpt,
+    force: bool = ForceOpt,
+):
+    """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus."""
+    from r1cli.config import ToyBaseConfig
+    from r1cli.recipe import resolve
+
+    cfg = resolve(ToyBaseConfig, recipe, set_, {"seed": seed, "steps": steps}, stage="toy-base")
+    from r1cli.data import toy_base as tb
+
+    tb.make_toy_base(cfg, out, force=force)
