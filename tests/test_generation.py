@@ -121,10 +121,144 @@ def test_finish_reason_length_then_stop_at_eos():
 
 def test_reasoning_tags_survive_decoding(gen):
     tok = gen.tokenizer
-    ids = tok("<think>\n3+4=7\n</think>\n答案 \\boxed{7}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id, 0, 0]
-    c = gen._completion(ids, max_new_tokens=64)
+    ids = tok("<think>\n3+4=7\n</think>\n答案 \\boxed{7}", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    c = gen._completions([(ids, "stop")])[0]
     assert c.text == "<think>\n3+4=7\n</think>\n答案 \\boxed{7}"
     assert c.finish_reason == "stop" and c.token_ids[-1] == tok.eos_token_id
+
+
+# --- the decode loop against transformers' generate -----------------------------------------------
+
+
+def hf_greedy(model, ids: list[int], max_new_tokens: int, eos: list[int]) -> list[int]:
+    """transformers' own greedy generate on one unpadded prompt: the reference."""
+    x = torch.tensor([ids])
+    out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=max_new_tokens,
+                         eos_token_id=eos, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
+def stopping_model(max_new_tokens: int = 16):
+    """A tiny LM whose eos is a token its greedy outputs write at different steps in some
+    prompts and never in others, so a batch has rows stopping early, late and not at all."""
+    tok = tiny_tokenizer()
+    model = tiny_model(tok)
+    free = HFGenerator(model, tok).generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=max_new_tokens))
+    rows = [cs[0].token_ids for cs in free]
+    best = None
+    for t in {t for r in rows for t in r}:
+        firsts = {r.index(t) for r in rows if t in r}
+        absent = sum(t not in r for r in rows)
+        if absent and len(firsts) >= 2 and (best is None or (len(firsts), absent) > best[0]):
+            best = ((len(firsts), absent), t)
+    assert best is not None, "no token stops some rows and not others"
+    model.generation_config.eos_token_id = best[1]
+    return model, tok
+
+
+def test_greedy_equals_transformers_generate_token_for_token():
+    model, tok = stopping_model()
+    gen = HFGenerator(model, tok)
+    outs = gen.generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=16), batch_size=len(PROMPTS))
+    ids = gen.encode(PROMPTS)
+    assert len({len(x) for x in ids}) == len(PROMPTS)  # every prompt a different length: padding is exercised
+    reasons = set()
+    for x, cs in zip(ids, outs):
+        ref = hf_greedy(model, x, 16, gen.eos_ids)  # the chosen eos and the tokenizer's
+        assert cs[0].token_ids == ref
+        assert cs[0].finish_reason == ("stop" if ref[-1] in gen.eos_ids else "length")
+        reasons.add(cs[0].finish_reason)
+    assert reasons == {"stop", "length"}  # rows did stop early while others ran on
+
+
+def test_dropping_stopped_rows_changes_no_other_row(monkeypatch):
+    """Rows leave the batch as they stop; the rest must come out exactly as if nobody had left,
+    greedy and sampled (each row's random draws do not depend on the batch's size)."""
+    from transformers import DynamicCache
+
+    import r1cli.generation.decode as decode
+
+    model, tok = stopping_model()
+    gen = HFGenerator(model, tok)
+    drops = []
+    real = DynamicCache.batch_select_indices
+    spy = lambda self, idx: (drops.append(len(idx)), real(self, idx))  # noqa: E731
+    monkeypatch.setattr(DynamicCache, "batch_select_indices", spy)
+    for params in (SamplingParams(n=1, temperature=0, max_new_tokens=16),
+                   SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=16, seed=5)):
+        monkeypatch.setattr(decode, "COMPACT_AT", 0)  # never compact
+        kept = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+        assert drops == []
+        monkeypatch.setattr(decode, "COMPACT_AT", 10**9)  # compact at every stop
+        dropped = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+        assert len(drops) >= 2 and drops == sorted(drops, reverse=True)  # the batch really shrank, more than once
+        drops.clear()
+        assert [[c.token_ids for c in cs] for cs in kept] == [[c.token_ids for c in cs] for cs in dropped]
+        assert {c.finish_reason for cs in kept for c in cs} == {"stop", "length"}
+
+
+def test_tiny_top_p_is_greedy_for_every_sample(gen):
+    greedy = gen.generate(PROMPTS, SamplingParams(n=3, temperature=0, max_new_tokens=12))
+    narrow = gen.generate(PROMPTS, SamplingParams(n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=4),
+                          batch_size=2)
+    # n samples per prompt, and the sample at each place belongs to that prompt (the KV cache was
+    # expanded per prompt, results mapped back to prompt order)
+    assert [[c.token_ids for c in cs] for cs in narrow] == [[c.token_ids for c in cs] for cs in greedy]
+
+
+def test_top_p_keeps_the_same_tokens_as_transformers():
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from r1cli.generation.decode import sorted_probs
+
+    logits = torch.randn(64, 50, generator=torch.Generator().manual_seed(0)) * 3
+    for temperature, top_p in ((1.0, 0.5), (0.6, 0.95), (1.3, 0.9), (0.6, 1.0)):
+        sorted_p, order = sorted_probs(logits, temperature, top_p)
+        ours = torch.zeros_like(logits, dtype=torch.bool).scatter(1, order, sorted_p > 0)
+        scores = TemperatureLogitsWarper(temperature)(None, logits.clone())
+        if top_p < 1:
+            scores = TopPLogitsWarper(top_p)(None, scores)
+        assert torch.equal(ours, torch.isfinite(scores))
+        # the kept tokens keep their softmax probabilities (renormalized by the draw)
+        kept = torch.where(ours, torch.softmax(logits / temperature, -1), 0.0)
+        assert torch.allclose(torch.zeros_like(kept).scatter(1, order, sorted_p), kept, atol=1e-6)
+
+
+def test_draws_follow_the_filtered_distribution():
+    from r1cli.generation.decode import pick
+
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    rows = 40_000
+    logits = p.log().expand(rows, 4)
+    uniform = torch.rand(rows, generator=torch.Generator().manual_seed(1))
+    # top_p 0.9: the tokens before the last hold 0.95 >= 0.9, so it is dropped and the rest renormalized
+    freq = torch.bincount(pick(logits, uniform, 1.0, 0.9), minlength=4) / rows
+    assert torch.allclose(freq, torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95, atol=0.01)
+    # temperature 0.5 squares the probabilities before renormalizing; top_p 1 drops nothing
+    freq = torch.bincount(pick(logits, uniform, 0.5, 1.0), minlength=4) / rows
+    assert torch.allclose(freq, p**2 / (p**2).sum(), atol=0.01)
+    assert torch.equal(pick(logits[:3], None, 0.0, 1.0), torch.zeros(3, dtype=torch.long))
+
+
+def test_buffer_cache_layer_holds_what_torch_cat_would():
+    from r1cli.generation.decode import BufferLayer
+
+    g = torch.Generator().manual_seed(0)
+    layer, keys, values = BufferLayer(capacity=400), [], []
+    for t in [5] + [1] * 300:  # a prefill, then one token a step: the buffer outgrows its first size
+        k, v = torch.randn(3, 2, t, 4, generator=g), torch.randn(3, 2, t, 4, generator=g)
+        got_k, got_v = layer.update(k, v)
+        keys.append(k)
+        values.append(v)
+        assert torch.equal(got_k, torch.cat(keys, 2)) and torch.equal(got_v, torch.cat(values, 2))
+    assert layer.get_seq_length() == 305 and layer.k_buf.shape[2] <= 400
+    layer.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(layer.keys, torch.cat(keys, 2)[[2, 0]])
+    assert torch.equal(layer.values, torch.cat(values, 2)[[2, 0]])
+    layer.batch_repeat_interleave(2)
+    assert torch.equal(layer.keys, torch.cat(keys, 2)[[2, 2, 0, 0]])
+    k = torch.randn(4, 2, 1, 4, generator=g)
+    assert torch.equal(layer.update(k, k)[0][:, :, -1:], k)
 
 
 # --- batching helper ------------------------------------------------------------------------------

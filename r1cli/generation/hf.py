@@ -1,23 +1,23 @@
-"""The transformers generation backend: batched, left-padded, KV-cached `model.generate`.
+"""The transformers generation backend: batched, left-padded, KV-cached sampling on CPU or one GPU.
 
-Works on CPU (the toy world) and on one GPU. Used through `load_generator(...)`:
+Used through `load_generator(...)`:
 
     gen = load_generator("runs/demo/base")
     outs = gen.generate(prompts, SamplingParams(n=8, temperature=0.6), batch_size=32, progress=True)
 
 Why it looks the way it does:
-- Many prompts x n samples go through one `generate` call (`num_return_sequences=n`):
-  a forward pass over 32x8 rows costs little more than over one on a small model.
-- Prompts are LEFT-padded by hand (a decoder-only model continues from the last column), and
-  sorted by length within a window of batches so a batch wastes little padding; results come
-  back in prompt order.
-- The sampling settings are pinned (top_k off, no repetition penalty) instead of inheriting
-  whatever the checkpoint's generation_config.json says: eval numbers must mean the paper's
-  protocol (temperature + top-p) whatever model is loaded.
-- Each batch draws from its own seeded RNG (seed, batch number) inside `torch.random.fork_rng`,
-  so the same seed gives the same samples and the caller's RNG state is left untouched.
-- Text is decoded with skip_special_tokens=True, as TRL does: the reasoning tags must be
-  ordinary added tokens to survive (the toy tokenizer's are).
+- Many prompts x n samples go through one decode loop (`decode.py`: each prompt prefilled once,
+  its KV cache repeated n times, stopped rows dropped from the batch): a forward pass over 32x8
+  rows costs far less than 256 forward passes over one row on a small model.
+- Prompts are sorted by length within a window of batches so a batch wastes little left
+  padding; results come back in prompt order.
+- The sampling rule is pinned (temperature, then top-p, top_k off, no repetition penalty) instead
+  of inheriting whatever the checkpoint's generation_config.json says: eval numbers must mean
+  the paper's protocol whatever model is loaded.
+- Each batch draws from its own torch.Generator seeded with (seed, batch number), so the same
+  seed and batches give the same samples and the caller's RNG state is left untouched.
+- Text is decoded once per batch with skip_special_tokens=True, as TRL does: the reasoning tags
+  must be ordinary added tokens to survive (the toy tokenizer's are).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 
 from r1cli.errors import UserError
 from r1cli.generation import Completion, SamplingParams, render_prompt
+from r1cli.generation.decode import decode
 
 # prompts are sorted by length inside windows of this many batches
 SORT_WINDOW_BATCHES = 8
@@ -80,7 +81,7 @@ class HFGenerator:
 
     # --- generation ---------------------------------------------------------------------------
 
-    @torch.no_grad()
+    @torch.no_grad()  # see decode.py
     def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
                  progress=None) -> list[list[Completion]]:
         """n completions for each prompt, in prompt order (see Generator in __init__.py)."""
@@ -104,51 +105,24 @@ class HFGenerator:
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int) -> list[list[Completion]]:
-        from transformers import GenerationConfig
-
-        width = max(len(x) for x in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, x in enumerate(batch):
-            input_ids[r, width - len(x):] = torch.tensor(x)
-            attention[r, width - len(x):] = 1
         sample = params.temperature > 0
-        # greedy: one sequence per prompt, copied n times (n greedy runs would be n identical runs)
+        # greedy: one row per prompt, copied n times (n greedy runs would be n identical runs)
         n = params.n if sample else 1
-        config = GenerationConfig(
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sample,
-            temperature=params.temperature if sample else None,
-            top_p=params.top_p if sample else None,
-            top_k=0 if sample else None,  # None: greedy ignores it (0 would warn)
-            repetition_penalty=1.0,
-            num_return_sequences=n,
-            eos_token_id=self.eos_ids or None,
-            pad_token_id=self.pad_id,
-        )
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                                      generation_config=config)
-        new = out[:, width:].tolist()
-        comps = [self._completion(row, params.max_new_tokens) for row in new]
+        rows = decode(self.model, batch, n=n, temperature=params.temperature, top_p=params.top_p,
+                      max_new_tokens=params.max_new_tokens, eos_ids=self.eos_ids, pad_id=self.pad_id, seed=seed)
+        comps = self._completions(rows)
         grouped = [comps[i * n:(i + 1) * n] for i in range(len(batch))]
         if sample:
             return grouped
         # separate objects, so a caller editing one sample does not edit its copies
         return [[dataclasses.replace(g[0], token_ids=list(g[0].token_ids)) for _ in range(params.n)] for g in grouped]
 
-    def _completion(self, row: list[int], max_new_tokens: int) -> Completion:
-        """Cut at the first eos (what follows is padding); no eos means max_new_tokens was hit."""
-        eos = set(self.eos_ids)
-        cut = next((i for i, t in enumerate(row) if t in eos), None)
-        if cut is None:
-            tokens, body, reason = row[:max_new_tokens], row[:max_new_tokens], "length"
-        else:
-            tokens, body, reason = row[:cut + 1], row[:cut], "stop"
-        text = self.tokenizer.decode(body, skip_special_tokens=True)
-        return Completion(text=text, token_ids=tokens, num_tokens=len(tokens), finish_reason=reason)
+    def _completions(self, rows: list[tuple[list[int], str]]) -> list[Completion]:
+        """Completions of decode()'s rows; text without the eos, all rows decoded in one call."""
+        bodies = [tokens[:-1] if reason == "stop" else tokens for tokens, reason in rows]
+        texts = self.tokenizer.batch_decode(bodies, skip_special_tokens=True) if rows else []
+        return [Completion(text=text, token_ids=tokens, num_tokens=len(tokens), finish_reason=reason)
+                for text, (tokens, reason) in zip(texts, rows)]
 
 
 # --- helpers ----------------------------------------------------------------------------------
