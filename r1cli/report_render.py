@@ -1,0 +1,153 @@
+"""How `r1 report` shows what r1cli/report.py read: the markdown page, the rich tables for the
+terminal and the PNG training curves (matplotlib, Agg backend: no display needed).
+
+Everything here renders the report.json data; nothing is measured or read from a run here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from r1cli.report import COLUMNS, CURVES, HEADERS, ROLES, fmt
+
+# the terminal table fits 80 columns: short stage names and headers (report.md has the long ones)
+SHORT_LABELS = {"base": "base", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
+                "grpo_nolang": "stage 2 -lang", "sft": "stage 3 SFT", "align": "stage 4"}
+SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
+                 "mean_completion_tokens": "tokens", "helpfulness": "helpful", "safe_rate": "safe",
+                 "wall_time_s": "time"}
+
+# --- plots -----------------------------------------------------------------------------------------------
+
+
+def plot_curves(runs: list[dict], out: Path) -> tuple[list[str], list[str]]:
+    """One PNG per curve: a panel per RL stage, a line per run. Returns (files written, notes on what is absent)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = {r: i for i, (r, _) in enumerate(ROLES)}
+    panels: dict[str, str] = {}  # RL dir -> its row label, in the paper's order
+    for run in runs:
+        for row in run["stage_table"]:
+            if row["dir"] in run["curves"]:
+                panels.setdefault(row["dir"], f"{row['label']} ({row['dir']})")
+    dirs = sorted(panels, key=lambda d: min(order.get(r["row"], 99) for x in runs for r in x["stage_table"]
+                                             if r["dir"] == d))
+    written, absent = [], []
+    if not dirs:
+        return written, ["no RL stage (r1zero, grpo, align) with a metrics.jsonl: no training curves"]
+    for name, key, title in CURVES:
+        lacking = [f"{run['name']}/{d}" for run in runs for d in dirs
+                   if d in run["curves"] and name not in run["curves"][d]]
+        if len(lacking) == sum(d in run["curves"] for run in runs for d in dirs):
+            absent.append(f"{title}: no RL stage logged `{key}`")
+            continue
+        if lacking:
+            absent.append(f"{title}: not logged by {', '.join(lacking)}")
+        fig, axes = plt.subplots(1, len(dirs), figsize=(4 * len(dirs), 3.2), squeeze=False, sharey=True)
+        for ax, d in zip(axes[0], dirs):
+            for run in runs:
+                points = run["curves"].get(d, {}).get(name)
+                if points:
+                    ax.plot([p[0] for p in points], [p[1] for p in points], label=run["name"], linewidth=1.2,
+                            marker="." if len(points) < 30 else None)
+            if not ax.lines:
+                ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(panels[d], fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel(title, fontsize=8)
+        if len(runs) > 1:
+            axes[0][-1].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=100)
+        plt.close(fig)
+        written.append(f"{name}.png")
+    return written, absent
+
+
+# --- terminal --------------------------------------------------------------------------------------------
+
+
+def rich_table(rows: list[dict], title: str):
+    """The stage table for the terminal (rates in %; the dir is in report.md)."""
+    from rich import box
+    from rich.table import Table
+
+    multi = bool(rows) and "runs" in rows[0]
+    t = Table(title=f"{title} (rates in %)", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    for col in ("stage", *(["n"] if multi else []), *(SHORT_HEADERS[k] for k in COLUMNS)):
+        t.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
+    for r in rows:
+        label = SHORT_LABELS.get(r["row"], r["label"])
+        if r["dir"] and r["dir"] != r["row"]:
+            label += f" ({r['dir']})"
+        t.add_row(label, *([str(r["runs"])] if multi else []), *(fmt(k, r[k], compact=True) for k in COLUMNS))
+    return t
+
+
+# --- markdown --------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines]
+
+
+def stage_table_md(rows: list[dict]) -> list[str]:
+    multi = bool(rows) and "runs" in rows[0]
+    header = ["stage", "dir", *(["runs"] if multi else []), *(HEADERS[k] for k in COLUMNS)]
+    return _table(header, [[r["label"], r["dir"] or r.get("eval_dir") or "–", *([str(r["runs"])] if multi else []),
+                            *(fmt(k, r[k]) for k in COLUMNS)] for r in rows])
+
+
+def markdown(data: dict) -> str:
+    names = ", ".join(f"`{r['name']}`" for r in data["runs"])
+    md = ["# r1 report", "",
+          f"Runs: {names}. Every number is read from the runs' manifests (`r1.json`), `metrics.jsonl` and the eval "
+          "dirs of `r1 eval`.", "",
+          "pass@1: share of the k samples per prompt whose answer is verified, averaged over prompts; cons@k: the "
+          "majority-voted answer is right; format and language: share of samples in the R1 format / with a CoT in the "
+          "prompt's language; tokens: mean completion tokens; helpful RM: the helpfulness reward model's mean raw "
+          "score; safe: share the harmlessness RM scores safe; wall time: of the stage that made the checkpoint. "
+          "– = not measured.", ""]
+    for run in data["runs"]:
+        md += [f"## Stage table: {run['name']}", "", *stage_table_md(run["stage_table"]), ""]
+        settings: dict[str, list[str]] = {}
+        for r in run["stage_table"]:
+            if r.get("eval"):
+                e = r["eval"]
+                key = f"k={e['k']} on {e['prompts']} prompts, temperature {e['temperature']}, template {e['template']}"
+                settings.setdefault(key, []).append(r["eval_dir"])
+        md += [f"- eval settings of {', '.join(v)}: {k}" for k, v in settings.items()]
+        md += [f"- {r['dir'] or r['label']}: {n}" for r in run["stage_table"] for n in r["notes"]]
+        md.append("")
+    if "across_runs" in data:
+        md += [f"## Across {len(data['runs'])} runs: mean ± half the spread (min–max)", "",
+               *stage_table_md(data["across_runs"]), ""]
+    md += ["## Training curves of the RL stages", ""]
+    md += [f"![{Path(p).stem}]({p})" for p in data["plots"]] + [""]
+    md += [f"- not plotted: {n}" for n in data["not_plotted"]] + ([""] if data["not_plotted"] else [])
+    unfinished = [(run["name"], u) for run in data["runs"] for u in run["unfinished"]]
+    if unfinished:
+        md += ["## Unfinished stages", ""]
+        md += [f"- `{name}/{u['dir']}` (stage {u['stage'] or '?'}, status {u['status'] or 'no manifest'}): not in the "
+               "tables; finish it with the same command plus --resume, or remove it" for name, u in unfinished]
+        md.append("")
+    other = [[run["name"], o["dir"], o["kind"], o["stage"] or "–",
+              ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in o["numbers"].items()),
+              fmt("wall_time_s", o["wall_time_s"])] for run in data["runs"] for o in run["other"]]
+    if other:
+        md += ["## Other stage outputs", "",
+               *_table(["run", "dir", "kind", "stage", "numbers", "wall time"], other), ""]
+    md += ["## Lineage: the inputs each manifest records", "",
+           "ok: a dir of the run with the recorded fingerprint; changed / missing: inside the run but changed since "
+           "the stage read it / gone; external: outside the run (not checked).", ""]
+    md += _table(["run", "dir", "inputs"],
+                 [[run["name"], rel, " · ".join(f"{x['input']} ({x['status']})" for x in links) or "–"]
+                  for run in data["runs"] for rel, links in run["lineage"].items()])
+    if data["problems"]:
+        md += ["", "## Problems", ""] + [f"- {p}" for p in data["problems"]]
+    return "\n".join(md) + "\n"

@@ -1,0 +1,139 @@
+"""`make smoke` (the whole toy chain, a couple of steps per stage) and `r1 report` on what it wrote:
+the chain's manifests point at the previous stage's dirs, the report's numbers are the manifests'
+numbers, the plots are PNGs; several runs, unfinished and re-made stages; the exit-2 cases."""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# what each stage of the smoke chain read (the smoke SFT trains on the cold-start set: see the Makefile)
+CHAIN = {
+    "r1zero": ["base", "data/rl"], "coldstart": ["base", "data/coldstart"], "grpo": ["coldstart", "data/rl"],
+    "grpo_nolang": ["coldstart", "data/rl"], "rs": ["grpo", "data/rl"], "rs_general": ["grpo", "data/general"],
+    "sft": ["base", "data/coldstart"], "rm_helpful": ["base", "data/helpful_pairs"], "rm_safety": ["base", "data/safety"],
+    "align": ["sft", "data/rl", "data/general", "rm_helpful", "rm_safety", "data/general_eval"],
+    **{f"eval/{c}": [c, "data/eval"] for c in ("base", "r1zero", "coldstart", "grpo", "grpo_nolang", "sft", "align")},
+}
+LABELS = {"base": "base", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage-2 RL",
+          "grpo_nolang": "stage-2 RL, no language reward", "sft": "stage-3 SFT", "align": "stage-4 align"}
+
+
+def manifest(d: Path) -> dict:
+    return json.loads((d / "r1.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """`make smoke` into a temp dir, with this interpreter's environment and no install step."""
+    run = tmp_path_factory.mktemp("smoke") / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    proc = subprocess.run(["make", "-C", str(ROOT), "smoke", f"SMOKE_RUN={run}", f"VENV={sys.prefix}",
+                           "-o", f"{sys.prefix}/.installed"], capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "smoke: passed" in proc.stdout
+    return run
+
+
+@pytest.mark.slow
+def test_smoke_chain_links_each_stage_to_the_one_before(smoke):
+    for d, wanted in CHAIN.items():
+        inputs = manifest(smoke / d)["inputs"]
+        assert [Path(i["path"]).relative_to(smoke).as_posix() for i in inputs] == wanted, d
+        for i, w in zip(inputs, wanted):
+            assert i["fingerprint"] == manifest(smoke / w)["fingerprint"], (d, w)
+    assert manifest(smoke / "report")["kind"] == "report"
+
+
+@pytest.mark.slow
+def test_report_numbers_are_the_manifests_numbers(smoke, tmp_path, run_r1):
+    out = tmp_path / "report"
+    proc = run_r1("report", smoke, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "stage 3 SFT" in proc.stdout and "pass@1" in proc.stdout  # the terminal table
+    md = (out / "report.md").read_text()
+    data = json.loads((out / "report.json").read_text())
+    rows = {r["dir"]: r for r in data["runs"][0]["stage_table"]}
+    assert list(rows) == list(LABELS)  # the paper's order
+    for d, label in LABELS.items():
+        assert f"| {label} | {d} |" in md
+        ev, ck = manifest(smoke / "eval" / d)["metrics"], manifest(smoke / d)
+        for key in ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens"):
+            assert rows[d][key] == ev[key], (d, key)
+        assert rows[d]["wall_time_s"] == ck["wall_time_s"] and rows[d]["eval_dir"] == f"eval/{d}"
+    general = manifest(smoke / "align")["metrics"]["general_eval"]
+    assert rows["sft"]["helpfulness"] == general["before"]["helpfulness_score_mean"]
+    assert rows["align"]["safe_rate"] == general["after"]["safe_rate"]
+    assert rows["grpo"]["helpfulness"] is None and "| – |" in md
+    # curves: every RL stage logged reward, accuracy and length; R1-Zero has no language reward, so says so
+    assert sorted(data["plots"]) == ["accuracy.png", "completion_length.png", "language_consistency.png", "reward.png"]
+    assert any("not logged by" in n and "r1zero" in n for n in data["not_plotted"])
+    for name in data["plots"]:
+        raw = (out / name).read_bytes()
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n" and raw[12:16] == b"IHDR"
+        width, height = struct.unpack(">II", raw[16:24])
+        assert width > 200 and height > 100 and f"({name})" in md
+    assert data["problems"] == [] and manifest(out)["kind"] == "report"
+
+
+@pytest.mark.slow
+def test_several_runs_unfinished_and_remade_stages(smoke, tmp_path, run_r1):
+    other = tmp_path / "seed1"  # the same run as if made at `other`: its manifests name their inputs there
+    shutil.copytree(smoke, other, ignore=shutil.ignore_patterns("report"))
+    for f in other.rglob("r1.json"):
+        f.write_text(f.read_text().replace(str(smoke), str(other)))
+    m = manifest(other / "eval/grpo")
+    m["metrics"]["pass@1"] = 0.5
+    (other / "eval/grpo/r1.json").write_text(json.dumps(m))
+    (other / "grpo_nolang.partial").mkdir()  # an interrupted stage
+    out = tmp_path / "report"
+    proc = run_r1("report", smoke, other, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((out / "report.json").read_text())
+    across = {r["dir"]: r for r in data["across_runs"]}
+    first = manifest(smoke / "eval/grpo")["metrics"]["pass@1"]
+    assert across["grpo"]["pass@1"] == pytest.approx({"mean": (first + 0.5) / 2, "min": min(first, 0.5),
+                                                     "max": max(first, 0.5), "n": 2})
+    md = (out / "report.md").read_text()
+    assert "## Across 2 runs" in md and "## Unfinished stages" in md and "grpo_nolang.partial" in md
+
+    # grpo made again after its evaluation and rejection sampling read it: --check fails, the report says so
+    m = manifest(other / "grpo")
+    m["fingerprint"] = "sha256:" + "0" * 32
+    (other / "grpo/r1.json").write_text(json.dumps(m))
+    proc = run_r1("report", other, "--out", out, "--force", "--check")
+    assert proc.returncode == 1
+    data = json.loads((out / "report.json").read_text())
+    assert any("eval/grpo: its input grpo has changed" in p for p in data["problems"])
+    assert any("grpo_nolang.partial is unfinished" in p for p in data["problems"])
+    assert "evaluated an earlier version of grpo" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["empty", "plain files", "missing", "a stage dir", "out exists"])
+def test_bad_run_dirs_exit_2(case, tmp_path, run_r1, toy_data):
+    run = tmp_path / "run"
+    run.mkdir()
+    out = tmp_path / "report"
+    want = "nothing to report"
+    if case == "plain files":
+        (run / "notes.txt").write_text("hello")
+        (run / "eval").mkdir()
+    elif case == "missing":
+        run, want = tmp_path / "nope", "is not a directory"
+    elif case == "a stage dir":
+        run, want = toy_data / "eval", "is a stage output"
+    elif case == "out exists":
+        shutil.copytree(toy_data, run / "data")
+        out.mkdir()
+        want = "exists"
+    proc = run_r1("report", run, "--out", out)
+    assert proc.returncode == 2 and want in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not Path(f"{out}.partial").exists() and (case == "out exists" or not out.exists())
