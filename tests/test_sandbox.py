@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -455,3 +456,92 @@ print(json.dumps({{"mode": r.mode, "stdout": r.stdout, "ok": r.ok}}))
     got = json.loads(out.stdout)
     assert got["ok"] and got["stdout"] == "refused\n" and got["mode"] in ("namespaces", "basic")
     assert processes_named(name) == []
+
+
+# --- issue 9: disk exhaustion, daemons that outlive the run, signals to other processes ----------
+
+# basic mode (no namespaces) is tested as root only: there the program still gets a uid of its own;
+# as an ordinary user `kill -9 -1` in basic mode would reach every process of that user (documented)
+MODES = ["auto", pytest.param("basic", marks=pytest.mark.skipif(not ROOT, reason="basic mode drops to a uid only as root"))]
+
+
+def test_disk_exhaustion_in_the_shell_and_by_inodes_fails():
+    """dd past the file-size limit, many files up to the tmpfs size, fallocate, and a million empty
+    files: each stops with an error inside the sandbox; nothing is left on the host."""
+    name = marker()
+    sh = f"""
+dd if=/dev/zero of={name}.big bs=1M count=100 2>/dev/null; echo "dd $?"
+fallocate -l 10G {name}.fa 2>/dev/null; echo "fallocate $?"
+for i in $(seq 1 100); do
+  dd if=/dev/zero of={name}.$i bs=1M count=15 2>/dev/null || {{ echo "full at $i"; break; }}
+done
+"""
+    r = sandbox.run(sh, language="bash", limits=FAST)
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"dd {128 + signal.SIGXFSZ}"  # killed by SIGXFSZ at the 16 MB file-size limit
+    assert lines[1] == f"fallocate {128 + signal.SIGXFSZ}"  # so is a 10 GB fallocate
+    assert lines[2].startswith("full at ") and int(lines[2].split()[-1]) <= FAST.disk_mb // 15 + 1, r.stdout
+    py = f"""
+import os
+n = 0
+try:
+    while n < 10**6:
+        open('{name}%d' % n, 'w').close()
+        n += 1
+except OSError as e:
+    print(e.errno, n < 10**6)
+"""
+    r = sandbox.run(py, limits=FAST)
+    assert r.ok and r.stdout.split() == ["28", "True"], r.stdout + r.stderr  # ENOSPC: out of inodes
+    assert_host_clean(name)
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_daemons_do_not_outlive_the_run(isolation):
+    """nohup, setsid, a double fork, disown and a process ignoring SIGHUP/SIGTERM: all five are
+    running when the program exits (it counts them), none is alive after the run."""
+    name = marker()
+    src = f"""
+count() {{ c=0; for f in /proc/[0-9]*/cmdline; do IFS= read -r -d '' a < "$f" 2>/dev/null && [[ $a == {name} ]] && c=$((c+1)); done; echo $c; }}
+nohup bash -c 'exec -a {name} sleep 60' >/dev/null 2>&1 &
+setsid bash -c 'exec -a {name} sleep 60' >/dev/null 2>&1 < /dev/null &
+( ( exec -a {name} sleep 60 ) & )
+bash -c 'exec -a {name} sleep 60' & disown
+( trap '' HUP TERM INT; exec -a {name} sleep 60 ) &
+for i in $(seq 200); do [ "$(count)" -ge 5 ] && break; sleep 0.02; done
+echo "alive $(count)"
+"""
+    r = sandbox.run(src, language="bash", limits=FAST, isolation=isolation)
+    assert r.ok and r.stdout == "alive 5\n", (r.stdout, r.stderr)
+    assert_host_clean(name)
+
+
+@pytest.mark.parametrize("isolation", MODES)
+def test_kill_all_and_kill_parent_reach_nothing_outside(isolation):
+    """`kill -9 -1`, a kill of its parent, of the test process and of a host process, while another
+    sandbox runs beside it: the program goes on, every other process (the other sandbox included)
+    is untouched, and the sandbox works afterwards."""
+    victim = subprocess.Popen(["sleep", "60"])
+    neighbour: list = []
+    beside = threading.Thread(target=lambda: neighbour.append(
+        sandbox.run("import time\ntime.sleep(1)\nprint('neighbour ok')", limits=sandbox.Limits(timeout=5))))
+    beside.start()
+    try:
+        time.sleep(0.3)  # the neighbour is running
+        src = f"""
+kill -9 -1 2>/dev/null
+kill -9 $PPID 2>/dev/null; echo "parent $?"
+kill -9 {os.getpid()} 2>/dev/null; echo "tester $?"
+kill -9 {victim.pid} 2>/dev/null; echo "victim $?"
+kill -STOP {victim.pid} 2>/dev/null
+echo survived
+"""
+        r = sandbox.run(src, language="bash", limits=FAST, isolation=isolation)
+        beside.join(10)
+        assert r.stdout.splitlines()[-1] == "survived" and "victim 0" not in r.stdout and "tester 0" not in r.stdout
+        assert victim.poll() is None and Path(f"/proc/{victim.pid}/status").read_text().count("State:\tS") == 1
+        assert neighbour and neighbour[0].ok and neighbour[0].stdout == "neighbour ok\n"
+        assert sandbox.run("print(6 * 7)", limits=FAST, isolation=isolation).stdout == "42\n"
+    finally:
+        victim.kill()
+        victim.wait()

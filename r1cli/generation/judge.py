@@ -16,18 +16,21 @@ still fails becomes a rejection with its own reason, never an exception in the s
 
     correct / incorrect    the verdict's `correctness`
     judge_unparseable      the judge's reply holds no JSON verdict we can read
-    judge_timeout          no answer within timeout_s, after every retry
-    judge_error            an HTTP error, a refused connection or a reply that is not chat-completions JSON
+    judge_timeout          no whole reply within timeout_s (a server dripping bytes too), after every retry
+    judge_error            an HTTP error, a refused or cut-off connection, a reply that is not HTTP or not
+                           chat-completions JSON
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -120,6 +123,25 @@ def check_config(cfg: JudgeConfig) -> None:
         raise UserError(f"judge.api_key_env names {cfg.api_key_env}, which is not set: export it or drop api_key_env")
 
 
+def check_reachable(cfg: JudgeConfig) -> None:
+    """Before the model loads: can we open a connection to --judge-url at all? A wrong port or a
+    server that is not up would otherwise cost a whole sampling run that rejects every sample
+    with judge_error. Only the connection is tried (through a proxy, nothing is: urllib goes
+    there instead); failures once running are retried per request."""
+    parts = urllib.parse.urlsplit(cfg.url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if not host:
+        raise UserError(f"--judge-url {cfg.url!r} names no host: give e.g. http://localhost:8000/v1")
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        socket.create_connection((host, port), timeout=min(cfg.timeout_s, 10.0)).close()
+    except OSError as e:
+        why = e.strerror or e.__class__.__name__
+        raise UserError(f"--judge-url {cfg.url} is unreachable ({why}): start the judge server, or fix the "
+                        "host and port") from None
+
+
 # --- the judges ----------------------------------------------------------------------------------
 
 
@@ -152,7 +174,7 @@ class HTTPJudge:
             try:
                 req = urllib.request.Request(self.endpoint, data=body, headers=self.headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                    raw = resp.read()
+                    raw = _read_reply(resp, time.monotonic() + self.cfg.timeout_s)
             except urllib.error.HTTPError as e:
                 reason = "judge_error"
                 if e.code in _RETRY_STATUS:
@@ -164,7 +186,7 @@ class HTTPJudge:
             except urllib.error.URLError as e:
                 reason = "judge_timeout" if isinstance(e.reason, (TimeoutError, socket.timeout)) else "judge_error"
                 continue
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError, http.client.HTTPException):  # also: cut off mid-reply, not HTTP
                 reason = "judge_error"
                 continue
             try:
@@ -173,6 +195,19 @@ class HTTPJudge:
                 return Verdict(False, "judge_error", "the reply is not chat-completions JSON")
             return parse_verdict(content if isinstance(content, str) else "")
         return Verdict(False, reason, "gave up after retries")
+
+
+def _read_reply(resp, deadline: float) -> bytes:
+    """The reply body a piece at a time against one deadline: the socket timeout restarts with
+    every byte received, so a server dripping its reply would otherwise hold a worker forever."""
+    chunks = []
+    while chunk := resp.read1(1 << 16):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the judge's reply took longer than timeout_s")
+    if getattr(resp, "length", None):  # read1 returns b"" when the server hangs up early
+        raise http.client.IncompleteRead(b"".join(chunks), resp.length)
+    return b"".join(chunks)
 
 
 class LocalJudge:
