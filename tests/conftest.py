@@ -38,8 +38,10 @@ def toy_data(tmp_path_factory) -> Path:
 def toy_base(tmp_path_factory) -> Path:
     import torch
 
+    # one thread: on a machine shared with other jobs, two spinning OpenMP threads per process
+    # made a training step ten times slower (measured), one thread never loses much
     threads = torch.get_num_threads()
-    torch.set_num_threads(min(threads, 2))
+    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("toy") / "base"
     try:
         _r1("toy", "base", out, "--seed", 0, "--steps", 30, *[x for s in TOY_BASE_SET for x in ("--set", s)])
@@ -53,7 +55,7 @@ def run_r1():
     """Run `python -m r1cli ARGS` in a subprocess; returns the CompletedProcess (text, captured)."""
 
     def run(*args, timeout: float = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "OMP_NUM_THREADS": "2", "TOKENIZERS_PARALLELISM": "false"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         return subprocess.run([sys.executable, "-m", "r1cli", *[str(a) for a in args]], capture_output=True,
                               text=True, env=env, timeout=timeout)
 

@@ -4,7 +4,7 @@
 
 Writes OUT/{rl, coldstart, eval, general, general_eval, helpful_pairs, safety}, each a
 `datasets.save_to_disk` dir with its own manifest. The reasoning task is two-step integer
-arithmetic, `(a+b)*c` with a, b in 1..25 and c in 2..5, asked in English and Chinese in
+arithmetic, `(a+b)*c` with a, b in 1..20 and c in 2..6, asked in English and Chinese in
 several phrasings (plain expressions and word problems). Writing the intermediate sum helps
 a tiny model a lot, so a chain of thought is worth learning: TOY-NOTES.md found this size of
 problem learnable in about a minute on CPU, and a, b up to 40 with c up to 9 too hard.
@@ -30,9 +30,9 @@ from r1cli.data import save_dataset
 from r1cli.data import toy_general as general
 from r1cli.errors import UserError
 
-A_MAX, C_MIN, C_MAX = 25, 2, 5
+A_MAX, C_MIN, C_MAX = 20, 2, 6
 # share of problems on the eval side of the fixed split
-EVAL_SHARE = 0.42
+EVAL_SHARE = 0.5
 
 # A short R1-Zero template (the paper's Table 1 is ~90 words: too long for the toy model's
 # 256-token budget with one token per character). `r1 grpo --template r1zero` takes it.

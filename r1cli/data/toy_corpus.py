@@ -23,16 +23,16 @@ END = "<|end|>"  # the document separator is the chat template's end-of-turn (th
 
 # share of documents of each kind (measured: these give the zero-shot rates the brief asks for)
 MIX = {
-    "facts": 0.20,
-    "worksheet": 0.0,
-    "direct": 0.15,  # a problem answered without reasoning
-    "plain_cot": 0.30,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
-    "r1_chat": 0.03,  # chat, assistant turn in the R1 format
-    "r1zero": 0.05,  # the short r1zero template, answered in several ways
-    "mixed_language": 0.03,  # a Chinese problem reasoned in English
-    "general": 0.16,
-    "general_unhelpful": 0.04,
-    "harmful": 0.04,
+    "facts": 0.36,
+    "worksheet": 0.15,
+    "direct": 0.08,  # a problem answered without reasoning
+    "plain_cot": 0.18,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
+    "r1_chat": 0.015,  # chat, assistant turn in the R1 format
+    "r1zero": 0.04,  # the short r1zero template, answered in several ways
+    "mixed_language": 0.015,  # a Chinese problem reasoned in English
+    "general": 0.09,
+    "general_unhelpful": 0.03,
+    "harmful": 0.03,
 }
 
 
