@@ -1,6 +1,7 @@
 # r1cli: set-up, tests and the toy R1 pipeline as file targets.
 #   make demo   install, run the whole toy pipeline, print its report
 #   make test   install, run the test suite
+#   make smoke  the same chain with a couple of steps per stage (about 3 minutes), then checks it
 # GPU users: make install TORCH_SPEC="torch==2.13.0" (or any CUDA build you prefer)
 
 PYTHON     ?= python3
@@ -10,8 +11,9 @@ PY         := $(VENV)/bin/python
 R1         := $(VENV)/bin/r1
 RUN        ?= runs/demo
 SEED       ?= 0
+THREADS    ?= 2
 
-.PHONY: install test demo clean-demo
+.PHONY: install test demo smoke clean-demo
 
 install: $(VENV)/.installed
 
@@ -30,56 +32,109 @@ test: install
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/
 # first, so an interrupted target is resumed with the same command plus --resume.
 
-R1RUN := OMP_NUM_THREADS=2 $(R1)
-D     := $(RUN)/data
+R1RUN = OMP_NUM_THREADS=$(THREADS) $(R1)
+D     = $(RUN)/data
 
-$(D): | install
-	$(R1RUN) toy data $@ --seed $(SEED) --force
+# Extra flags for each kind of stage, after its recipe (so they override it): empty for the demo,
+# filled by `make smoke` (SMOKE=1) below. One chain of rules serves both.
+DATA_SET  ?=
+BASE_SET  ?=
+SFT_SET   ?=
+GRPO_SET  ?=
+RS_SET    ?=
+RM_SET    ?=
+ALIGN_SET ?=
+EVAL_SET  ?=
+REPORT_SET ?=
+SFT_DATA  ?= --data $(RUN)/rs --data $(RUN)/rs_general
+
+ifeq ($(SMOKE),1)
+# a couple of steps per stage, a few prompts per eval; one thread per process (`make -j2` runs two)
+THREADS   = 1
+DATA_SET  = --set n_rl=32 --set n_coldstart=64 --set n_eval=8 --set n_general=32 --set n_general_eval=8 \
+            --set n_helpful_pairs=40 --set n_safety=40
+BASE_SET  = --steps 30 --set num_layers=2 --set batch_size=4 --set max_length=128 --set eval_prompts=4
+SFT_SET   = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.logging_steps=1
+GRPO_SET  = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.num_generations=4 \
+            --set trl.max_completion_length=32 --set trl.logging_steps=1 --set samples_every=1
+RS_SET    = --set limit=8 --set n=2 --set sampling.max_new_tokens=32
+RM_SET    = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.logging_steps=1
+ALIGN_SET = $(GRPO_SET) --set preference_rewards_from=1 --set eval.limit=4 --set eval.k=1 \
+            --set eval.sampling.max_new_tokens=24
+EVAL_SET  = --limit 4 --k 2 --max-new-tokens 32
+# a 2-step model verifies no sample, so rs is empty (r1 sft refuses an empty --data): the smoke SFT
+# trains on the cold-start set instead; rs and rs_general are still built and checked
+SFT_DATA  = --data $(D)/coldstart
+# fail when a manifest's input (inside the run) is missing or changed since the stage read it
+REPORT_SET = --check
+endif
+
+# the chain installs first; `make smoke` has done so already and runs it with INSTALL= (no check)
+INSTALL ?= install
+$(D): | $(INSTALL)
+	$(R1RUN) toy data $@ --seed $(SEED) $(DATA_SET) --force
 
 $(RUN)/base: | $(D)
-	$(R1RUN) toy base $@ --seed $(SEED) --force
+	$(R1RUN) toy base $@ --seed $(SEED) $(BASE_SET) --force
 
 # R1-Zero: GRPO straight on the base
 $(RUN)/r1zero: | $(RUN)/base
-	$(R1RUN) grpo --model $(RUN)/base --data $(D)/rl --out $@ --recipe recipes/toy/r1zero.yaml --force
+	$(R1RUN) grpo --model $(RUN)/base --data $(D)/rl --out $@ --recipe recipes/toy/r1zero.yaml $(GRPO_SET) --force
 
 # stage 1: cold start
 $(RUN)/coldstart: | $(RUN)/base
-	$(R1RUN) coldstart --model $(RUN)/base --data $(D)/coldstart --out $@ --recipe recipes/toy/coldstart.yaml --force
+	$(R1RUN) coldstart --model $(RUN)/base --data $(D)/coldstart --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
 
 # stage 2: reasoning RL with the language-consistency reward, and the ablation without it
 $(RUN)/grpo: | $(RUN)/coldstart
-	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml --force
+	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml $(GRPO_SET) --force
 $(RUN)/grpo_nolang: | $(RUN)/coldstart
-	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml --set rewards.language=0 --force
+	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml --set rewards.language=0 $(GRPO_SET) --force
 
 # stage 3: rejection sampling (reasoning + general), then SFT of the BASE on both
 $(RUN)/rs: | $(RUN)/grpo
-	$(R1RUN) reject-sample --model $(RUN)/grpo --data $(D)/rl --out $@ --recipe recipes/toy/reject_sample.yaml --force
+	$(R1RUN) reject-sample --model $(RUN)/grpo --data $(D)/rl --out $@ --recipe recipes/toy/reject_sample.yaml $(RS_SET) --force
 $(RUN)/rs_general: | $(RUN)/grpo
-	$(R1RUN) reject-sample --mode general --model $(RUN)/grpo --data $(D)/general --out $@ --recipe recipes/toy/reject_sample.yaml --force
+	$(R1RUN) reject-sample --mode general --model $(RUN)/grpo --data $(D)/general --out $@ --recipe recipes/toy/reject_sample.yaml $(RS_SET) --force
 $(RUN)/sft: | $(RUN)/rs $(RUN)/rs_general
-	$(R1RUN) sft --model $(RUN)/base --data $(RUN)/rs --data $(RUN)/rs_general --out $@ --recipe recipes/toy/sft.yaml --force
+	$(R1RUN) sft --model $(RUN)/base $(SFT_DATA) --out $@ --recipe recipes/toy/sft.yaml $(SFT_SET) --force
 
-# reward models and stage 4
+# reward models and stage 4 (--general-eval-data: helpfulness and safe rate before/after, for the report)
 $(RUN)/rm_helpful: | $(RUN)/base
-	$(R1RUN) rm --model $(RUN)/base --data $(D)/helpful_pairs --out $@ --recipe recipes/toy/rm.yaml --force
+	$(R1RUN) rm --model $(RUN)/base --data $(D)/helpful_pairs --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
 $(RUN)/rm_safety: | $(RUN)/base
-	$(R1RUN) rm --pointwise --model $(RUN)/base --data $(D)/safety --out $@ --recipe recipes/toy/rm.yaml --force
+	$(R1RUN) rm --pointwise --model $(RUN)/base --data $(D)/safety --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
 $(RUN)/align: | $(RUN)/sft $(RUN)/rm_helpful $(RUN)/rm_safety
 	$(R1RUN) align --model $(RUN)/sft --data $(D)/rl --data $(D)/general --helpful-rm $(RUN)/rm_helpful \
-	    --harmless-rm $(RUN)/rm_safety --out $@ --recipe recipes/toy/align.yaml --force
+	    --harmless-rm $(RUN)/rm_safety --general-eval-data $(D)/general_eval --out $@ --recipe recipes/toy/align.yaml \
+	    $(ALIGN_SET) --force
 
 # evaluation of every checkpoint on the held-out set (one evaluation path: r1 eval)
 CKPTS := base coldstart grpo grpo_nolang sft align
 $(RUN)/eval/%: | $(RUN)/%
-	$(R1RUN) eval --model $(RUN)/$* --data $(D)/eval --out $@ --recipe recipes/toy/eval.yaml --force
+	$(R1RUN) eval --model $(RUN)/$* --data $(D)/eval --out $@ --recipe recipes/toy/eval.yaml $(EVAL_SET) --force
 $(RUN)/eval/r1zero: | $(RUN)/r1zero
-	$(R1RUN) eval --model $(RUN)/r1zero --data $(D)/eval --out $@ --recipe recipes/toy/eval_r1zero.yaml --force
+	$(R1RUN) eval --model $(RUN)/r1zero --data $(D)/eval --out $@ --recipe recipes/toy/eval_r1zero.yaml $(EVAL_SET) --force
 
-demo: $(RUN)/eval/r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
-	@for c in r1zero $(CKPTS); do $(PY) -c "import json,sys; m=json.load(open('$(RUN)/eval/'+sys.argv[1]+'/r1.json'))['metrics']; \
-	  print(f\"{sys.argv[1]:12s} pass@1 {m['pass@1']:.3f}  cons@k {m['cons@k']:.3f}  format {m['format_rate']:.3f}  language {m['language_consistency_rate']:.3f}  tokens {m['mean_completion_tokens']:.1f}\")" $$c; done
+EVALS := $(RUN)/eval/r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
+
+# the report reads the whole run and takes seconds: rebuilt on every `make demo` (it prints the stage table)
+.PHONY: $(RUN)/report
+$(RUN)/report: $(EVALS)
+	$(R1RUN) report $(RUN) --out $@ $(REPORT_SET) --force
+
+demo: $(RUN)/report
+
+# --- smoke: the same rules with SMOKE=1 (a couple of steps each), from scratch, then the checks ----------
+SMOKE_RUN  ?= runs/smoke
+SMOKE_DIRS := data base r1zero coldstart grpo grpo_nolang rs rs_general sft rm_helpful rm_safety align \
+              $(addprefix eval/,r1zero $(CKPTS)) report
+
+smoke: install
+	rm -rf $(SMOKE_RUN)
+	$(MAKE) -j2 SMOKE=1 INSTALL= RUN=$(SMOKE_RUN) $(SMOKE_RUN)/report
+	@for d in $(SMOKE_DIRS); do test -f $(SMOKE_RUN)/$$d/r1.json || { echo "smoke: $(SMOKE_RUN)/$$d/r1.json is missing"; exit 1; }; done
+	@echo "smoke: passed (every stage dir has its manifest; every input a manifest records matches its fingerprint)"
 
 clean-demo:
 	rm -rf $(RUN)

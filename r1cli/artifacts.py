@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import importlib.metadata
 import json
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from r1cli.errors import UserError
+from r1cli.errors import DiskFull, UserError
 
 MANIFEST = "r1.json"
 PARTIAL = ".partial"
@@ -81,9 +82,33 @@ def check_model_dir(path: str | os.PathLike, what: str = "--model", tokenizer: b
     weights = [f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".pt") or f.name.endswith(".safetensors.index.json")]
     if not weights:
         raise UserError(f"{what} {p} has no weights (*.safetensors or pytorch_model*.bin)")
+    for f in weights:
+        if f.suffix == ".safetensors":
+            _check_safetensors(f, what)
+    for f in (p / "config.json", p / "tokenizer.json", p / "tokenizer_config.json"):  # cut short, hand-edited
+        try:
+            if f.is_file():
+                json.loads(f.read_bytes())
+        except ValueError as e:
+            raise UserError(f"{what} {f} is not valid JSON ({e}): fix it, or save the checkpoint again") from None
     if tokenizer and not any((p / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")):
         raise UserError(f"{what} {p} has no tokenizer files: save the tokenizer into it (tokenizer.save_pretrained)")
     return p
+
+
+def _check_safetensors(f: Path, what: str) -> None:
+    """The header parses and the tensors fit in the file: a copy cut short fails here, in a
+    millisecond, not at the model load (after OUT.partial exists)."""
+    size = f.stat().st_size
+    try:
+        with open(f, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n)) if 0 < n <= min(size - 8, 1 << 28) else None
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+        raise UserError(f"{what} {f} is not a readable safetensors file: copy or save the checkpoint again") from None
+    if 8 + n + end > size:
+        raise UserError(f"{what} {f} is cut short ({size} of {8 + n + end} bytes): copy or save the checkpoint again")
 
 
 def fingerprint(path: str | os.PathLike) -> str:
@@ -131,17 +156,59 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=2, default=str, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, default=str, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # a half-written tmp file only takes the space that ran out
+        raise _named(e, path)
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    with open(path, "a") as fh:
-        fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
-        fh.flush()
+    """One line; a write cut short leaves a broken last line, which a resume drops."""
+    try:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            fh.flush()
+    except OSError as e:
+        raise _named(e, path)
+
+
+def _named(e: OSError, path) -> OSError:
+    if e.filename is None:  # a failed write() does not say which file (open() does)
+        e.filename = str(path)
+    return e
+
+
+# libraries do not all keep the errno: safetensors and datasets put it in the message, and
+# torch.save reports a short write as "unexpected pos N vs M" with no errno at all
+_FULL = ("no space left on device", "os error 28", "disk quota exceeded", "storagefull")
+
+
+def disk_full(exc: BaseException, where: str | os.PathLike) -> Path | None:
+    """The file (else `where`) a write was cut short on because the filesystem is full; None when
+    `exc` is something else. An OSError/RuntimeError raised while the filesystem holding `where`
+    has under 1 MiB left counts too (that is torch.save's case)."""
+    chain, e = [], exc
+    while e is not None and e not in chain and len(chain) < 20:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    named = next((e.filename for e in chain if isinstance(e, OSError) and e.filename), None)
+    full = any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in chain) \
+        or any(t in str(e).lower() for e in chain for t in _FULL)
+    if not full and any(isinstance(e, (OSError, RuntimeError)) for e in chain):
+        full = _free_bytes(where) < (1 << 20)
+    return Path(named or where) if full else None
+
+
+def _free_bytes(where) -> int:
+    try:
+        return shutil.disk_usage(where).free
+    except OSError:
+        return 1 << 62
 
 
 def partial_path(out: str | os.PathLike) -> Path:
@@ -284,8 +351,17 @@ def stage_output(
     write_json_atomic(part / MANIFEST, run.manifest("running"))
     try:
         yield run
-    except UserError:
-        if not resumed:
+    except UserError as e:
+        if not resumed and not isinstance(e, DiskFull):
             shutil.rmtree(part, ignore_errors=True)
         raise
-    run.finish(force=force)
+    except Exception as e:  # a full disk is the user's to fix: one line, and OUT.partial/ kept for --resume
+        if (path := disk_full(e, part)) is not None:
+            raise DiskFull(path) from e
+        raise
+    try:
+        run.finish(force=force)
+    except OSError as e:
+        if (path := disk_full(e, part)) is not None:
+            raise DiskFull(path) from e
+        raise

@@ -16,7 +16,7 @@ import typer
 from typer import _click as click
 
 from r1cli import __version__
-from r1cli.errors import UserError
+from r1cli.errors import DiskFull, UserError
 
 app = typer.Typer(
     name="r1",
@@ -293,13 +293,52 @@ def align(
               force=force, resume=resume)
 
 
+# --- report ---------------------------------------------------------------------------------------
+
+
+@app.command("report")
+def report(
+    runs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="Run dirs holding stage outputs and eval/<name> "
+                                      "dirs (e.g. runs/demo); several (seeds) add a mean ± spread (min–max) table."),
+    out: Path = typer.Option(..., "--out", help="Output report dir: report.md, report.json, PNG training curves."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when a stage is unfinished or an input a manifest "
+                               "records inside a run is missing or changed since."),
+    force: bool = ForceOpt,
+):
+    """One page with every stage's numbers and curves, read from the runs' manifests, metrics.jsonl and eval dirs."""
+    from r1cli import report as stage
+
+    found = stage.run(runs, out=out, check=check, force=force)
+    if check and found:
+        raise typer.Exit(1)
+
+
 # --- entry point -------------------------------------------------------------------------
+
+
+def _rerun(argv: list[str] | None) -> str:
+    """How to continue after an interrupted run: --resume where the command has it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    name = next((a for a in args if not a.startswith("-")), None)
+    command = typer.main.get_command(app).commands.get(name) if name else None
+    if command is not None and any(p.name == "resume" for p in command.params):
+        return "run the same command with --resume to continue from OUT.partial/"
+    return "run the same command again (with --force if it left an OUT.partial/ behind)"
 
 
 def main(argv: list[str] | None = None) -> None:
     _register_unbuilt()
     try:
-        app(args=argv, standalone_mode=False)
+        # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns that code
+        # instead of raising: a KeyboardInterrupt never reaches the except below on its own
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except DiskFull as e:
+        print(f"error: {e}: free space and {_rerun(argv)}", file=sys.stderr)
+        sys.exit(2)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -308,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e.format_message()} (see {cmd} --help)", file=sys.stderr)
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
-        print("interrupted: run the same command with --resume to continue from OUT.partial/", file=sys.stderr)
+        print(f"interrupted: {_rerun(argv)}", file=sys.stderr)
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -11,3 +11,12 @@ class UserError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class DiskFull(UserError):
+    """The filesystem ran out of space while a stage wrote `path`: the CLI prints one line saying
+    how to continue (exit 2). OUT.partial/ is kept, unlike for other user errors."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        super().__init__(f"no space left on device while writing {self.path}")

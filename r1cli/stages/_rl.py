@@ -124,6 +124,19 @@ class SampleLog:
             self.run.log_sample({"step": self.pending["step"], **row})
         self.pending = {}
 
+    def callback(self):
+        """Flush at the end of every step: before TRL saves a checkpoint, so a resumed run has
+        every sample up to it and logs none twice."""
+        from transformers import TrainerCallback
+
+        log = self
+
+        class FlushSamples(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                log.flush()
+
+        return FlushSamples()
+
 
 def log_domain_means(name: str, values: list, domains: list, log_metric) -> None:
     groups: dict = {}
@@ -179,7 +192,7 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if args.use_cpu else "auto")
     telemetry = _train.Telemetry(run, title, show=show, warn=degenerate_warnings)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
-                          processing_class=tokenizer, callbacks=[telemetry, *callbacks])
+                          processing_class=tokenizer, callbacks=[telemetry, samples.callback(), *callbacks])
     _train.drop_printer(trainer)
     result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run))
     samples.flush()

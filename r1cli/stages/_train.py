@@ -9,7 +9,9 @@ wires these its own way.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -51,7 +53,14 @@ def device_defaults() -> dict:
 
     if torch.cuda.is_available():
         return {}
-    return {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False}
+    # without gradient checkpointing transformers asks DDP to search for unused parameters on every
+    # step (and warns that it found none); with it, as on GPU, it does not
+    return {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
+            "ddp_find_unused_parameters": False}
+
+
+_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+           "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
 
 
 def build_args(cfg, run: StageRun, defaults: dict | None = None, **fixed):
@@ -67,20 +76,82 @@ def build_args(cfg, run: StageRun, defaults: dict | None = None, **fixed):
         **device_defaults(),
         **(defaults or {}),
     }
+    for key in _COUNTS:  # TRL divides by some of these in __post_init__: a 0 would be a ZeroDivisionError
+        v = cfg.trl.get(key)
+        if isinstance(v, int) and v < 1:
+            raise UserError(f"trl.{key} must be >= 1, got {v}")
     try:
         return trl_args(cfg, base, output_dir=str(run.partial / CHECKPOINTS), **fixed)
-    except (ValueError, TypeError) as e:  # TRL checks its settings in __post_init__
+    except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
         raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
 
 
 def resume_checkpoint(run: StageRun) -> str | None:
-    """The last TRL checkpoint in OUT.partial/ when resuming, else None."""
+    """The last complete TRL checkpoint in OUT.partial/ when resuming, else None.
+
+    A kill lands anywhere: inside checkpoint-N while TRL writes it in place (trainer_state.json
+    last), or steps after the last checkpoint, whose lines are already in metrics.jsonl. So the
+    run continues from the newest checkpoint with a readable trainer_state.json; newer, half-written
+    ones are removed and the logs are cut back to that step, so no step is logged twice.
+    """
     if not run.resumed:
         return None
-    from transformers.trainer_utils import get_last_checkpoint
-
+    found, step = None, 0
     d = run.partial / CHECKPOINTS
-    return get_last_checkpoint(str(d)) if d.is_dir() else None
+    ckpts = sorted(d.glob("checkpoint-*"), key=_step_of, reverse=True) if d.is_dir() else []
+    for c in ckpts:
+        try:
+            step = int(json.loads((c / "trainer_state.json").read_text())["global_step"])
+            found = c
+            break
+        except (OSError, ValueError, KeyError):
+            continue
+    state = process_state()
+    if state.is_main_process:
+        for c in ckpts:
+            if found is None or _step_of(c) > _step_of(found):
+                shutil.rmtree(c, ignore_errors=True)
+        # a sample is logged at the global_step its rewards were computed at, i.e. one step before its update
+        _keep_lines(run.path("metrics.jsonl"), lambda r: r.get("step", 0) <= step)
+        _keep_lines(run.path("samples.jsonl"), lambda r: r.get("step", 0) < step)
+    state.wait_for_everyone()
+    run.counts["resumed_from_step"] = step
+    if found is not None:
+        console.print(f"resuming from {found} (step {step})")
+    return str(found) if found is not None else None
+
+
+def _step_of(path: Path) -> int:
+    tail = path.name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _keep_lines(path: Path, keep) -> None:
+    """Rewrite a JSONL log with only the records `keep` accepts (a half-written last line goes too)."""
+    if not path.is_file():
+        return
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if keep(rec):
+            lines.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
+def restore_token_count(trainer, checkpoint: str | None) -> None:
+    """TRL's SFTTrainer counts num_tokens in an attribute a checkpoint does not restore: take it
+    from the checkpoint's log history, or the resumed run's num_tokens restart from 0."""
+    if checkpoint is None or not hasattr(trainer, "_total_train_tokens"):
+        return
+    history = json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("log_history", [])
+    seen = [h["num_tokens"] for h in history if "num_tokens" in h]
+    if seen:
+        trainer._total_train_tokens = seen[-1]
 
 
 # --- telemetry -------------------------------------------------------------------------------
@@ -108,6 +179,8 @@ class Telemetry(TrainerCallback):
         self.task = self.progress.add_task(self.title, total=state.max_steps, completed=state.global_step, info="")
         self.progress.start()
         self.last_step = state.global_step
+        # resumed: tokens/s counts from the checkpoint's token count, not from 0
+        self.last_tokens = next((h["num_tokens"] for h in reversed(state.log_history) if "num_tokens" in h), 0.0)
 
     def on_step_end(self, args, state, control, **kw):
         if self.progress is not None:
@@ -157,12 +230,11 @@ def trainer_output(out, **kw) -> Iterator[StageRun]:
     """stage_output for a run that may be launched as several processes (accelerate launch):
     every rank checks OUT, the main rank creates OUT.partial/, all ranks write their shard of
     TRL's checkpoint state there, and the main rank finishes (renames) once all are done."""
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = process_state()
     if state.num_processes == 1:
         with stage_output(out, **kw) as run:
             yield run
+            drop_trainer_checkpoints(run)
         return
     check_output(out, kw.get("force", False), kw.get("resume", False))
     state.wait_for_everyone()
@@ -185,13 +257,22 @@ def trainer_output(out, **kw) -> Iterator[StageRun]:
         raise
     state.wait_for_everyone()
     if cm is not None:
+        drop_trainer_checkpoints(run)
         cm.__exit__(None, None, None)
 
 
-def is_main_process() -> bool:
+def process_state():
+    """accelerate's PartialState for this run. Without a GPU it must be made with cpu=True, and
+    before anything else makes it (it is a singleton): otherwise the ranks of a 2-process launch
+    each see a world of one and train alone (accelerate only joins CPU ranks over gloo for cpu)."""
+    import torch
     from accelerate import PartialState
 
-    return PartialState().is_main_process
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    return process_state().is_main_process
 
 
 def drop_printer(trainer) -> None:
@@ -203,12 +284,16 @@ def drop_printer(trainer) -> None:
 
 
 def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
-    """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM); TRL's
-    intermediate checkpoints are dropped: OUT holds one model, not its history."""
+    """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM)."""
     trainer.save_model(str(run.partial))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(run.partial))
-        shutil.rmtree(run.partial / CHECKPOINTS, ignore_errors=True)
+
+
+def drop_trainer_checkpoints(run: StageRun) -> None:
+    """OUT holds one model, not its history: TRL's checkpoints go just before the rename, not
+    right after training, so that a kill during the before/after eval still resumes at the end."""
+    shutil.rmtree(run.partial / CHECKPOINTS, ignore_errors=True)
 
 
 # --- before / after ------------------------------------------------------------------------------

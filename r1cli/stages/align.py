@@ -15,7 +15,9 @@ here, whatever it does on its own (the format reward scores any text). Our part 
   one-label sequence-classification checkpoints), before anything loads;
 - the prompt order: TRL shuffles prompts at random, so `mix` is built here as an explicit order
   of generation batches (mixed: each batch holds its share of general prompts; alternate:
-  reasoning-only and general-only batches) and TRL's shuffle is turned off;
+  reasoning-only and general-only batches) and TRL's shuffle is turned off; when only the RMs
+  score general rows, general prompts join at the RMs' start step (before it they would cost
+  generations and teach nothing);
 - the paper's schedule (preference rewards only from `preference_rewards_from`), the stage-4
   defaults (temperature 0.7; normalize_then_sum, as RM scales differ from the 0/1 rule rewards);
 - telemetry per domain, and before/after numbers: reasoning accuracy on --eval-data, the
@@ -30,7 +32,7 @@ import random
 import statistics
 from pathlib import Path
 
-from r1cli.artifacts import check_input, check_model_dir
+from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import AlignConfig
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
@@ -252,16 +254,17 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     from r1cli.data import load_prompts
     from r1cli.rewards import get_reward, resolve_rewards
     from r1cli.rewards.preference import check_rm_dir, start_step
-    from r1cli.stages import _rl, _train
+    from r1cli.stages import _rl
 
     # --- check inputs: every check before a model loads
     model = check_model_dir(model)
+    check_output(out, force, resume)
     if not data:
         raise UserError("r1 align needs --data: the reasoning prompts and the general prompts (repeat --data)")
     sets = [load_prompts(check_input(d, "--data")) for d in data]
     for extra, what in ((eval_data, "--eval-data"), (general_eval_data, "--general-eval-data")):
-        if extra is not None:
-            check_input(extra, what)
+        if extra is not None:  # read now: a bad file found after training would cost the run
+            load_prompts(extra, what)
     n_reasoning, n_general = check_domains(sets, data)
     check_routing(cfg, n_reasoning, n_general)
     rm_dirs = {key: check_rm_dir(getattr(cfg, key), "--" + key.replace("_", "-"))
@@ -282,6 +285,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
     fraction = cfg.general_fraction if cfg.general_fraction is not None else n_general / len(ds)
     inputs = [model, *data, *rm_dirs.values()] + [p for p in (eval_data, general_eval_data) if p is not None]
+    from r1cli.stages import _train  # the trainer stack takes seconds to import: after every check
 
     with _train.trainer_output(out, kind="checkpoint", stage="align", config=to_dict(cfg), inputs=inputs,
                                force=force, resume=resume) as run_:

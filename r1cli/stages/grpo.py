@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1cli.artifacts import check_input, check_model_dir
+from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import GRPOStageConfig
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
@@ -28,13 +28,14 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
 
     from r1cli.data import load_prompts
     from r1cli.rewards import resolve_rewards
-    from r1cli.stages import _rl, _train
+    from r1cli.stages import _rl
 
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
+    check_output(out, force, resume)
     ds = load_prompts(check_input(data, "--data"))
-    if eval_data is not None:
-        check_input(eval_data, "--eval-data")
+    if eval_data is not None:  # read now: a bad file found after training would cost the run
+        load_prompts(eval_data, "--eval-data")
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
@@ -43,6 +44,7 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
     _rl.check_reward_columns(rewards, ds, str(data))
     ds = _rl.prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
     model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
+    from r1cli.stages import _train  # the trainer stack takes seconds to import: after every check
 
     with _train.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg),
                                inputs=[model, data] + ([eval_data] if eval_data else []),

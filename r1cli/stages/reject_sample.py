@@ -51,6 +51,8 @@ def check_config(cfg: RejectSampleConfig) -> None:
     from r1cli.generation.judge import check_config as check_judge
 
     s = cfg.sampling
+    if cfg.n < 1:
+        raise UserError(f"--n must be >= 1 (samples per prompt), got {cfg.n}")
     SamplingParams(n=cfg.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens).check()
     for name, value in (("chunk_size", cfg.chunk_size), ("sampling.batch_size", s.batch_size), ("num_shards", cfg.num_shards)):
         if value < 1:
@@ -222,6 +224,10 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
     if cfg.limit:
         ds = ds.select(range(min(cfg.limit, len(ds))))
     check_columns(cfg, ds, data)
+    if cfg.judge.url and "judge" in needed_verifiers(cfg, ds):
+        from r1cli.generation.judge import check_reachable
+
+        check_reachable(cfg.judge)
     warn_shared_ids(ds)
     examples = load_few_shot(few_shot, cfg) if few_shot is not None else []
     patterns = compile_patterns(cfg.trivial_patterns) if cfg.mode == "general" else []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from r1cli.artifacts import check_input, check_model_dir
+from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import RMConfig
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
@@ -141,15 +141,11 @@ def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
 
 
 def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from trl import RewardTrainer
-    from trl.trainer.reward_trainer import suppress_seqcls_warning
-
-    from r1cli.stages import _train
+    from transformers import AutoTokenizer
 
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
+    check_output(out, force, resume)
     ds = load_rows(check_input(data, "--data"), cfg.pointwise)
     tokenizer = AutoTokenizer.from_pretrained(model)
     fix_pad_token(tokenizer)  # the "RM tokenizer without pad token": eos pads
@@ -158,6 +154,13 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
     tokenizer.padding_side = "right"
     rows = tokenize(ds, tokenizer, cfg.pointwise)
     kind = "pointwise" if cfg.pointwise else "pairwise"
+    # the trainer stack takes seconds to import: after every check, so that a mistake costs less
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+    from r1cli.stages import _train
 
     with _train.trainer_output(out, kind="checkpoint", stage="rm", config=to_dict(cfg), inputs=[model, data],
                                force=force, resume=resume) as run_:

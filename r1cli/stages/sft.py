@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from r1cli.artifacts import check_input, check_model_dir
+from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import SFTStageConfig
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
@@ -59,7 +59,13 @@ def check_template(tokenizer, model_path) -> None:
         raise UserError(f"the tokenizer in {model_path} has no chat template: set `chat_template:` in the recipe")
     probe = [{"role": "user", "content": "1+1?"},
              {"role": "assistant", "content": f"{THINK_OPEN}\n{_PROBE}\n{THINK_CLOSE}\n2"}]
-    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    import jinja2
+
+    try:
+        text = tokenizer.apply_chat_template(probe, tokenize=False)
+    except jinja2.TemplateError as e:
+        raise UserError(f"the chat template of {model_path} does not render ({e.__class__.__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}): fix `chat_template:` in the recipe") from None
     if _PROBE not in text:
         raise UserError(f"the chat template of {model_path} strips the <think> content from assistant turns, so the "
                         "CoT would never be trained: set `chat_template:` in the recipe to one that keeps it")
@@ -130,15 +136,13 @@ def check_batch(args, n_rows: int) -> None:
 
 def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
         force: bool = False, resume: bool = False) -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
+    from transformers import AutoTokenizer
 
-    from r1cli.data import load_sft
-    from r1cli.stages import _train
+    from r1cli.data import load_prompts, load_sft
 
     require_reasoning = stage == "coldstart"
     model = check_model_dir(model)
+    check_output(out, force, resume)
     if not data:
         raise UserError(f"r1 {stage} needs at least one --data dir")
     sets = []
@@ -146,8 +150,8 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         ds = load_sft(check_input(d, "--data"))
         check_rows(ds, d, require_reasoning)
         sets.append(ds)
-    if eval_data is not None:
-        check_input(eval_data, "--eval-data")
+    if eval_data is not None:  # read now: a bad file found after training would cost the run
+        load_prompts(eval_data, "--eval-data")
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.chat_template:
         tokenizer.chat_template = cfg.chat_template
@@ -156,6 +160,12 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         tokenizer.pad_token = tokenizer.eos_token
     train = mix(sets, cfg.data_weights, cfg.seed)
     inputs = [model, *data] + ([eval_data] if eval_data else [])
+    # the trainer stack takes seconds to import: after every check, so that a mistake costs less
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from r1cli.stages import _train
 
     with _train.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg), inputs=inputs,
                                force=force, resume=resume) as run_:
@@ -170,7 +180,9 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
                              callbacks=[telemetry])
         _train.drop_printer(trainer)
-        result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run_))
+        checkpoint = _train.resume_checkpoint(run_)
+        _train.restore_token_count(trainer, checkpoint)
+        result = trainer.train(resume_from_checkpoint=checkpoint)
         _train.save_checkpoint(trainer, tokenizer, run_)
         n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
         run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
