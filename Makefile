@@ -123,7 +123,11 @@ EVALS := $(RUN)/eval/r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
 $(RUN)/report: $(EVALS)
 	$(R1RUN) report $(RUN) --out $@ $(REPORT_SET) --force
 
-demo: $(RUN)/report
+# two stages at a time, one thread each: independent branches (R1-Zero, the ablation, the RMs, the
+# evals) run beside the main chain; a 1M-parameter model gains little from a second thread (measured)
+JOBS ?= 2
+demo: install
+	$(MAKE) -j$(JOBS) THREADS=1 INSTALL= $(RUN)/report
 
 # --- smoke: the same rules with SMOKE=1 (a couple of steps each), from scratch, then the checks ----------
 SMOKE_RUN  ?= runs/smoke
