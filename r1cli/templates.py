@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from r1cli.errors import UserError
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 REASONING_TOKENS = [THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE]
@@ -76,7 +78,13 @@ def generation_prefills_think(tokenizer) -> bool:
     """True when the tokenizer's chat template ends the generation prompt inside `<think>`."""
     if not getattr(tokenizer, "chat_template", None):
         return False
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}], add_generation_prompt=True, tokenize=False)
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "1+1?"}], add_generation_prompt=True,
+                                             tokenize=False)
+    except Exception as e:  # jinja errors of a template shipped in the checkpoint's tokenizer_config.json
+        name = getattr(tokenizer, "name_or_path", "") or "the model"
+        raise UserError(f"the chat template of {name} does not render ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else e!r}): fix chat_template in its tokenizer_config.json")
     tail = text.rstrip()
     return tail.endswith(THINK_OPEN)
 

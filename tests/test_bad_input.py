@@ -50,6 +50,11 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     tc = json.loads((w / "no_template" / "tokenizer_config.json").read_text())
     tc.pop("chat_template", None)
     (w / "no_template" / "tokenizer_config.json").write_text(json.dumps(tc))
+    _copy_model(toy_base, w / "broken_template")  # a template shipped in the checkpoint that does not render
+    (w / "broken_template" / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }")
+    tc = json.loads((w / "broken_template" / "tokenizer_config.json").read_text())
+    tc.pop("chat_template", None)
+    (w / "broken_template" / "tokenizer_config.json").write_text(json.dumps(tc))
     _copy_model(toy_base, w / "cut_weights")
     weights = w / "cut_weights" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy cut short
@@ -150,6 +155,8 @@ CASES = [
      "does not render"),
     ("tokenizer without chat template", "coldstart --model {w}/no_template --data {cs} --out " + OUT,
      "no chat template"),
+    ("checkpoint's chat template does not render", "grpo --model {w}/broken_template --data {rl} --out " + OUT,
+     "does not render"),
     ("dataset as model", "eval --model {rl} --data {eval} --out " + OUT, "not a model checkpoint"),
     ("causal LM as RM (align)", "align --model {model} --data {rl} --data {general} --helpful-rm {model} "
      "--harmless-rm {model} --out " + OUT, "not a sequence-classification model"),
