@@ -54,35 +54,6 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-def _not_yet(name: str, issue: int):
-    def command(ctx: typer.Context):
-        raise UserError(f"r1 {name} is not implemented yet (issue {issue})")
-
-    command.__doc__ = f"(not implemented yet: issue {issue})"
-    return command
-
-
-_UNBUILT = {
-    "coldstart": ("Stage 1: SFT the base model on long-CoT cold-start data.", 4),
-    "sft": ("Stage 3: SFT the base (or a student) on rejection-sampled + general data.", 4),
-    "grpo": ("R1-Zero / stage 2: GRPO with rule rewards.", 5),
-    "reject-sample": ("Stage 3a/3b: sample, verify and filter completions into SFT data.", 6),
-    "align": ("Stage 4: all-scenario GRPO with routed rule and reward-model rewards.", 7),
-    "rm": ("Train a helpfulness (pairwise) or harmlessness (pointwise) reward model.", 7),
-    "eval": ("pass@1 over k samples, cons@k, format and language rates of a checkpoint.", 3),
-    "score": ("Score a dataset of completions with named rewards.", 3),
-    "report": ("One page with every stage's numbers and plots.", 8),
-}
-
-
-def _register_unbuilt():
-    registered = {c.name for c in app.registered_commands}
-    for name, (help_, issue) in _UNBUILT.items():
-        if name not in registered:
-            app.command(name, help=f"{help_} (not implemented yet: issue {issue})",
-                        context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_not_yet(name, issue))
-
-
 # --- stages 1 and 3: SFT ----------------------------------------------------------------------
 
 
@@ -327,7 +298,6 @@ def _rerun(argv: list[str] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_unbuilt()
     try:
         # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns that code
         # instead of raising: a KeyboardInterrupt never reaches the except below on its own

@@ -245,8 +245,7 @@ def test_bad_input_exits_2_with_one_line(world, run_r1, argv, expect):
 
 
 def test_every_command_is_in_the_matrix():
-    """A new command gets its bad-input cases here (placeholders of unbuilt commands are not registered
-    until main() runs, so they are not listed)."""
+    """A new command gets its bad-input cases here."""
     from typer.main import get_command
 
     from r1cli.cli import app
