@@ -197,6 +197,77 @@ def test_dropping_stopped_rows_changes_no_other_row(monkeypatch):
         assert {c.finish_reason for cs in kept for c in cs} == {"stop", "length"}
 
 
+def test_shared_prompt_attention_equals_sdpa_over_repeated_cache():
+    """prefix.py: attention over (prompt keys once + each row's generated keys), merged by softmax
+    normalizers, equals plain attention over the cache repeated per sample; with grouped-query heads,
+    left padding and rows gone from the batch."""
+    from r1cli.generation.prefix import Rows, SharedPromptLayer
+
+    g = torch.Generator().manual_seed(0)
+    p, n, hkv, hq, d, lp, t = 3, 4, 2, 4, 8, 7, 5
+    pad = torch.tensor([0, 3, 6])  # prompt 2 has a single real token
+    prompt_mask = torch.arange(lp)[None, :] >= pad[:, None]
+    layer = SharedPromptLayer(capacity=16, rows_ref=[Rows(p, n, prompt_mask)])
+    pk, pv = torch.randn(p, hkv, lp, d, generator=g), torch.randn(p, hkv, lp, d, generator=g)
+    layer.update(pk, pv)
+    keep = torch.tensor([0, 2, 3, 5, 8, 11])  # rows that have not stopped
+    layer.rows_ref[0].select(keep)
+    gk, gv = torch.randn(len(keep), hkv, t, d, generator=g), torch.randn(len(keep), hkv, t, d, generator=g)
+    q = torch.randn(len(keep), hq, 1, d, generator=g)
+    ours = layer.attend(q, gk, gv, d ** -0.5)  # (B, 1, Hq, D)
+
+    prompt_of = keep // n
+    k = torch.cat([pk[prompt_of], gk], 2).repeat_interleave(hq // hkv, 1)
+    v = torch.cat([pv[prompt_of], gv], 2).repeat_interleave(hq // hkv, 1)
+    mask = torch.cat([prompt_mask[prompt_of], torch.ones(len(keep), t, dtype=torch.bool)], 1)[:, None, None, :]
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)
+    assert ours.shape == ref.shape
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_shared_prompt_decoding_samples_what_a_repeated_cache_does(monkeypatch):
+    """n > 1: each prompt's keys and values are kept once for its n samples; the samples are the
+    ones the repeated cache gives, and the model's attention setting is restored afterwards."""
+    import r1cli.generation.prefix as prefix
+
+    model, tok = stopping_model()
+    gen = HFGenerator(model, tok)
+    calls = []
+    real = prefix.attention
+    monkeypatch.setattr(prefix, "attention", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(prefix.NAME, prefix.attention)
+    params = SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=16, seed=5)
+    shared = gen.generate(PROMPTS, params, batch_size=2)
+    assert calls and model.config._attn_implementation == "sdpa"
+    monkeypatch.setattr(prefix, "new_cache", lambda *a: None)
+    repeated = gen.generate(PROMPTS, params, batch_size=2)
+    assert [[c.token_ids for c in cs] for cs in shared] == [[c.token_ids for c in cs] for cs in repeated]
+    AttentionInterface.register(prefix.NAME, real)
+
+
+def test_top_p_over_the_top_k_draws_what_a_full_sort_does(monkeypatch):
+    """sorted_probs sorts only TOP_K candidates when they hold top_p of every row's mass; the draws
+    equal the full sort's, and a flat row sends the batch to the full sort."""
+    import r1cli.generation.decode as decode
+
+    g = torch.Generator().manual_seed(2)
+    peaked = torch.randn(256, 300, generator=g) * 8
+    flat = torch.cat([peaked[:255], torch.zeros(1, 300)])  # one row where 16 tokens hold 5% of the mass
+    uniform = torch.rand(256, generator=g)
+    for logits in (peaked, flat):
+        for temperature, top_p in ((0.6, 0.95), (1.0, 0.9)):
+            fast = decode.pick(logits, uniform, temperature, top_p)
+            with monkeypatch.context() as m:
+                m.setattr(decode, "TOP_K", 10**6)  # always the full sort
+                full = decode.pick(logits, uniform, temperature, top_p)
+            assert torch.equal(fast, full)
+    sorted_p, _ = decode.sorted_probs(peaked, 0.6, 0.95)
+    assert sorted_p.shape[1] == decode.TOP_K  # the shortcut was taken
+    assert decode.sorted_probs(flat, 0.6, 0.95)[0].shape[1] == 300  # and refused
+
+
 def test_tiny_top_p_is_greedy_for_every_sample(gen):
     greedy = gen.generate(PROMPTS, SamplingParams(n=3, temperature=0, max_new_tokens=12))
     narrow = gen.generate(PROMPTS, SamplingParams(n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=4),

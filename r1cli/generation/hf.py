@@ -7,7 +7,7 @@ Used through `load_generator(...)`:
 
 Why it looks the way it does:
 - Many prompts x n samples go through one decode loop (`decode.py`: each prompt prefilled once,
-  its KV cache repeated n times, stopped rows dropped from the batch): a forward pass over 32x8
+  its keys and values shared by its n samples, stopped rows dropped from the batch): a forward pass over 32x8
   rows costs far less than 256 forward passes over one row on a small model.
 - Prompts are sorted by length within a window of batches so a batch wastes little left
   padding; results come back in prompt order.
