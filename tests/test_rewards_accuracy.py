@@ -8,7 +8,7 @@ import time
 import pytest
 
 from r1cli.rewards import get_reward, verify
-from r1cli.rewards.math import clear_memo, normalize, quick_verdict
+from r1cli.rewards.math import clear_memo, hopeless, normalize, quick_verdict
 
 # (reference, what the model put in \boxed{}): must score 1
 EQUIVALENT = [
@@ -140,13 +140,37 @@ def test_normalize_and_quick_verdict():
     assert quick_verdict("9" * 5000, "9" * 5000) == 1.0  # no int() of huge strings
 
 
+def test_answers_no_reference_needs_score_zero_at_once():
+    """hopeless(): towers, iterated factorials, very long or deeply nested answers are 0 without
+    math-verify (each ran into the deadline there), counted by reason; ordinary ones are verified."""
+    acc = get_reward("accuracy", timeout=5.0)
+    clear_memo()
+    cases = [("5", "9^{9^{9^9}}", "too_large"), ("3", "10!!!!", "too_large"), ("3", "7^{9999999}", "too_large"),
+             ("3", "1+" * 600 + "1", "too_long"), ("3", "(" * 500 + "1" + ")" * 500, "too_long"),
+             ("3", "\\sqrt{" * 30 + "2" + "}" * 30, "too_deep")]
+    t = time.monotonic()
+    out = acc([""] * len(cases), [boxed(p) for _, p, _ in cases], answer=[g for g, _, _ in cases])
+    assert out == [0.0] * len(cases)
+    assert time.monotonic() - t < 2.0  # no deadline was waited for
+    assert {r: acc.stats[r] for r in ("too_large", "too_long", "too_deep")} == {"too_large": 3, "too_long": 2, "too_deep": 1}
+    assert acc.stats["verified"] == 0
+    # what a reference can look like is still verified: powers, factorials, nested fractions, long polynomials
+    ok = [("1024", "2^{10}"), ("1267650600228229401496703205376", "2^{100}"), ("120", "5!"),
+          ("\\frac{1}{4}", "\\frac{\\frac{1}{2}}{2}"), ("x^2+2x+1", "(x+1)^2")]
+    assert acc([""] * len(ok), [boxed(p) for _, p in ok], answer=[g for g, _ in ok]) == [1.0] * len(ok)
+    long_ref = "+".join(f"{i}x^{{{i}}}" for i in range(1, 120))  # a long reference allows a long answer
+    assert hopeless(long_ref, long_ref.replace("+", " + ")) is None
+
+
 # --- the pool: deadline, crash, threads, reuse ----------------------------------------------------------
 
 
 def test_timeout_scores_zero_is_counted_and_bounded():
     acc = get_reward("accuracy", timeout=1.0)
     clear_memo()
-    comps = [boxed("9^{9^{9^9}}"), boxed("42"), boxed("\\frac{84}{2}"), boxed("10^{10^{10}}")]
+    # 19 nested parentheses pass hopeless() (MAX_DEPTH 20) and take math-verify ~2 s
+    slow = ["(" * 19 + str(d) + ")" * 19 for d in (1, 2)]
+    comps = [boxed(slow[0]), boxed("42"), boxed("\\frac{84}{2}"), boxed(slow[1])]
     t = time.monotonic()
     out = acc([""] * 4, comps, answer=["5", "42", "42", "3"])
     assert out == [0.0, 1.0, 1.0, 0.0]

@@ -14,6 +14,13 @@ math, STEM and logic.)
   \\dfrac, a trailing dot, thousands commas, plain-word units as in "18 dollars") score 1;
   two exact rationals (3, \\frac{1}{2}, 3/4) compare as fractions. The rest, and every
   other "no", goes to math-verify.
+- Answers no reference needs are scored 0 without math-verify, each under its own count in
+  `fn.stats` (hopeless()): longer than MAX_CHARS characters and 4x the reference, nested deeper
+  than MAX_DEPTH levels and 2x the reference + 5, or an integer of more than MAX_DIGITS digits
+  (power towers, iterated factorials). math-verify cannot finish those within a deadline (measured:
+  `9^{9^{9^9}}`, `7^{9999999}`, `10!!!!`, 500 nested parentheses and a 50,000-character sum each
+  ran into the 5 s deadline; 19 nested parentheses took 2.3 s), and in GRPO one such completion
+  held the whole batch's reward call for the deadline.
 - Rows: None (not applicable) when `domain` is general or code (the RMs and the code reward
   judge those) or the reference `answer` is empty; a row with no `domain` is scored.
 - `correctness()` is the same verdict for other rewards (length, cosine); a small memo of
@@ -22,6 +29,7 @@ math, STEM and logic.)
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter, OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -107,6 +115,58 @@ def quick_verdict(gold: str, pred: str) -> float | None:
     return None
 
 
+# --- answers no reference needs ---------------------------------------------------------------------
+
+MAX_CHARS, MAX_DEPTH, MAX_DIGITS = 1000, 20, 10**6
+_TOWER = re.compile(r"(\d+)\^(?:\{(.*)\}|(\d))")
+_FACTORIAL = re.compile(r"(\d+)(!+)")
+
+
+def depth(s: str) -> int:
+    """Deepest nesting of (), [] and {} (a backslash-escaped brace counts too)."""
+    d = best = 0
+    for ch in s:
+        if ch in "([{":
+            d += 1
+            best = max(best, d)
+        elif ch in ")]}":
+            d -= 1
+    return best
+
+
+def log10_size(s: str) -> float | None:
+    """log10 of an integer written as a power tower or factorial chain (`9^{9^{9^9}}`, `2^{100}`,
+    `10!!!!` read as nested factorials), else None. May be inf."""
+    s = s.replace(" ", "")
+    if s.isdigit():
+        return math.log10(int(s)) if int(s) > 0 else 0.0
+    m = _FACTORIAL.fullmatch(s)
+    if m:
+        size = math.log10(max(1, int(m.group(1))))
+        for _ in m.group(2):  # n! has log10(n!) = lgamma(n + 1) / ln 10 digits
+            size = math.lgamma(10**size + 1) / math.log(10) if size < 300 else math.inf
+        return size
+    m = _TOWER.fullmatch(s)
+    if m:
+        exponent = log10_size(m.group(2) if m.group(2) is not None else m.group(3))
+        if exponent is None:
+            return None
+        return 10**exponent * math.log10(max(1, int(m.group(1)))) if exponent < 300 else math.inf
+    return None
+
+
+def hopeless(gold: str, pred: str) -> str | None:
+    """Why `pred` is scored 0 without math-verify (too_long, too_deep, too_large), or None."""
+    if len(pred) > max(MAX_CHARS, 4 * len(gold)):
+        return "too_long"
+    if depth(pred) > max(MAX_DEPTH, 2 * depth(gold) + 5):
+        return "too_deep"
+    size = log10_size(pred)
+    if size is not None and size > MAX_DIGITS:
+        return "too_large"
+    return None
+
+
 # --- the verdict -----------------------------------------------------------------------------------
 
 
@@ -139,6 +199,11 @@ def correctness(completions: list[str], answers: list, domains: list, prefilled_
             if quick is not None:
                 out[i] = quick
                 stats["fast"] += 1
+                continue
+            why = hopeless(ref, pred)
+            if why is not None:
+                out[i] = 0.0
+                stats[why] += 1
                 continue
             task = (ref, pred, "expr")
         if task in _MEMO:
@@ -195,6 +260,7 @@ def accuracy_reward(prefilled_think: bool = False, workers: int | None = None,
             log_metric("rewards/accuracy/timeouts", float(stats["timeout"] - before))
         return out
 
-    # counts: fast, memo, verified, ok, timeout, error, no_answer, not_applicable; max_seconds
+    # counts: fast, memo, verified, ok, timeout, error, no_answer, not_applicable, too_long, too_deep,
+    # too_large; max_seconds
     accuracy.stats = stats
     return accuracy
