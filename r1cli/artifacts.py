@@ -216,8 +216,9 @@ def partial_path(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + PARTIAL)
 
 
-def check_output(out: str | os.PathLike, force: bool = False, resume: bool = False) -> Path:
-    """Refuse an OUT that exists (unless --force) or a leftover OUT.partial (unless --resume/--force)."""
+def check_output(out: str | os.PathLike, force: bool = False, resume: bool | None = None) -> Path:
+    """Refuse an OUT that exists (unless --force) or a leftover OUT.partial (unless --resume/--force).
+    resume None: the command has no --resume (its message then offers only --force)."""
     out = Path(out)
     if out.name.endswith(PARTIAL):
         raise UserError(f"--out {out} ends in {PARTIAL}, which r1 keeps for unfinished runs: choose another name")
@@ -225,7 +226,8 @@ def check_output(out: str | os.PathLike, force: bool = False, resume: bool = Fal
         raise UserError(f"output {out} exists: pass --force to replace it, or choose another --out")
     part = partial_path(out)
     if part.exists() and not (resume or force):
-        raise UserError(f"{part} is left from an unfinished run: pass --resume to continue it, or --force to start over")
+        how = "pass --resume to continue it, or --force to start over" if resume is not None else "pass --force to start over"
+        raise UserError(f"{part} is left from an unfinished run: {how}")
     if resume and not part.exists() and not out.exists():
         pass  # nothing to resume: start fresh, as TRL's resume does without a checkpoint
     parent = out.parent if str(out.parent) else Path(".")
@@ -329,7 +331,7 @@ def stage_output(
     config: dict,
     inputs: list[str | os.PathLike] = (),
     force: bool = False,
-    resume: bool = False,
+    resume: bool | None = None,
 ) -> Iterator[StageRun]:
     """Open `OUT.partial/`, yield a StageRun, and rename to OUT when the block succeeds.
 
@@ -339,7 +341,7 @@ def stage_output(
     assert kind in KINDS, kind
     out = check_output(out, force, resume)
     part = partial_path(out)
-    resumed = part.exists() and resume
+    resumed = part.exists() and bool(resume)
     if part.exists() and not resumed:
         shutil.rmtree(part)
     part.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def test_crash_leaves_partial_not_out(tmp_path):
     assert not out.exists() and partial_path(out).is_dir()
     # a leftover partial needs --resume or --force
     with pytest.raises(UserError, match="--resume"):
-        check_output(out)
+        check_output(out, resume=False)
     with stage_output(out, kind="dataset", stage="t", config={}, resume=True) as run:
         assert run.resumed and run.path("half").exists()
     assert out.exists()
@@ -94,3 +94,14 @@ def test_fingerprint_tracks_content(tmp_path):
     a = fingerprint(d)
     (d / "data.txt").write_text("hellp")
     assert fingerprint(d) != a
+
+
+def test_leftover_partial_message_offers_resume_only_where_it_exists(tmp_path):
+    out = tmp_path / "out"
+    partial_path(out).mkdir()
+    with pytest.raises(UserError, match=r"pass --resume to continue it, or --force to start over"):
+        check_output(out, resume=False)  # a command with --resume (grpo, sft, reject-sample...)
+    with pytest.raises(UserError) as e:
+        check_output(out)  # eval, score, data, report: no --resume
+    assert "--force to start over" in str(e.value) and "--resume" not in str(e.value)
+    assert check_output(out, resume=True) == out and check_output(out, force=True) == out
