@@ -11,7 +11,9 @@ no cache helps, plus pathological ones: 9^{9^{9^9}}-style towers, 50,000-charact
 50,000-character answers, deeply nested \\frac / parentheses / \\sqrt.
 
 - ours: `get_reward("accuracy")` called as TRL calls it, 256 completions a call; the pool is
-  started before timing (its startup is printed on its own).
+  started before timing (its startup is printed on its own). Answers no reference needs (math.py's
+  hopeless(): towers, iterated factorials, 1000+ characters, 20+ nesting levels) score 0 at once;
+  `--pathological 0` measures the ordinary completions alone.
 - serial: for each sample `verify(parse(reference), parse(completion))` in the main thread
   with math-verify's defaults (its own 5 s SIGALRM timeouts), as a plain reward loop does.
 The data is cut into slices and the two alternate slice by slice, so a machine shared with
@@ -185,6 +187,7 @@ def main() -> None:
     agree = sum(a == b for a, b in zip(ours, serial)) / n
     stats = fn.stats
     print(f"\naccuracy reward: {n / t_ours:8.1f} samples/s  ({t_ours:.1f} s; fast path {stats['fast']}, "
+          f"no reference needs (0 at once) {stats['too_long'] + stats['too_deep'] + stats['too_large']}, "
           f"math-verify {stats['verified']}, timeouts {stats['timeout']}, errors {stats['error']}, "
           f"worker restarts {verify.get_pool(args.workers).restarts})")
     print(f"serial loop:     {n / t_serial:8.1f} samples/s  ({t_serial:.1f} s)")
