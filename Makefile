@@ -117,8 +117,11 @@ $(RUN)/eval/%: | $(RUN)/%
 	$(R1RUN) eval --model $(RUN)/$* --data $(D)/eval --out $@ --recipe recipes/toy/eval.yaml $(EVAL_SET) --force
 $(RUN)/eval/r1zero: | $(RUN)/r1zero
 	$(R1RUN) eval --model $(RUN)/r1zero --data $(D)/eval --out $@ --recipe recipes/toy/eval_r1zero.yaml $(EVAL_SET) --force
+# the base under the same template: R1-Zero's "before"
+$(RUN)/eval/base_r1zero: | $(RUN)/base
+	$(R1RUN) eval --model $(RUN)/base --data $(D)/eval --out $@ --recipe recipes/toy/eval_r1zero.yaml $(EVAL_SET) --force
 
-EVALS := $(RUN)/eval/r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
+EVALS := $(RUN)/eval/r1zero $(RUN)/eval/base_r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
 
 # the report reads the whole run and takes seconds: rebuilt on every `make demo` (it prints the stage table)
 .PHONY: $(RUN)/report
@@ -134,7 +137,7 @@ demo: install
 # --- smoke: the same rules with SMOKE=1 (a couple of steps each), from scratch, then the checks ----------
 SMOKE_RUN  ?= runs/smoke
 SMOKE_DIRS := data base r1zero coldstart grpo grpo_nolang rs rs_general sft rm_helpful rm_safety align \
-              $(addprefix eval/,r1zero $(CKPTS)) report
+              $(addprefix eval/,r1zero base_r1zero $(CKPTS)) report
 
 smoke: install
 	rm -rf $(SMOKE_RUN)

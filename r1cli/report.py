@@ -24,7 +24,7 @@ from r1cli.artifacts import PARTIAL, fingerprint, partial_path, read_manifest, s
 from r1cli.errors import UserError
 
 # (role, label) in the paper's order: the rows of the stage table
-ROLES = (("base", "base"), ("r1zero", "R1-Zero"), ("coldstart", "cold start"), ("grpo", "stage-2 RL"),
+ROLES = (("base", "base"), ("base_r1zero", "base, r1zero template"), ("r1zero", "R1-Zero"), ("coldstart", "cold start"), ("grpo", "stage-2 RL"),
          ("grpo_nolang", "stage-2 RL, no language reward"), ("sft", "stage-3 SFT"), ("align", "stage-4 align"))
 RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "align")
 EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
@@ -117,6 +117,12 @@ def stage_rows(run: Run) -> list[dict]:
             rows[target] = _row("base" if model.get("fingerprint") in starts else "other", None, None)
             rows[target]["label"] = "base" if rows[target]["row"] == "base" else name
         row = rows[target]
+        template = (em.get("config") or {}).get("template")
+        if row["eval_dir"] is not None and row["row"] == "base" and template == "r1zero" != row["eval"]["template"]:
+            # the base under R1-Zero's template: the "before" of the R1-Zero row
+            target = f"{target} (r1zero template)"
+            rows.setdefault(target, {**_row("base_r1zero", row["dir"], None), "wall_time_s": None})
+            row = rows[target]
         if row["eval_dir"] is not None:
             row["notes"].append(f"also evaluated in {erel} (not shown)")
             continue

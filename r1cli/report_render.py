@@ -11,7 +11,7 @@ from pathlib import Path
 from r1cli.report import COLUMNS, CURVES, HEADERS, ROLES, fmt
 
 # the terminal table fits 80 columns: short stage names and headers (report.md has the long ones)
-SHORT_LABELS = {"base": "base", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
+SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
                 "grpo_nolang": "stage 2 -lang", "sft": "stage 3 SFT", "align": "stage 4"}
 SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
                  "mean_completion_tokens": "tokens", "helpfulness": "helpful", "safe_rate": "safe",

@@ -21,8 +21,10 @@ CHAIN = {
     "sft": ["base", "data/coldstart"], "rm_helpful": ["base", "data/helpful_pairs"], "rm_safety": ["base", "data/safety"],
     "align": ["sft", "data/rl", "data/general", "rm_helpful", "rm_safety", "data/general_eval"],
     **{f"eval/{c}": [c, "data/eval"] for c in ("base", "r1zero", "coldstart", "grpo", "grpo_nolang", "sft", "align")},
+    "eval/base_r1zero": ["base", "data/eval"],
 }
-LABELS = {"base": "base", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage-2 RL",
+# row role -> label; every row's checkpoint dir is its role, except the base under the r1zero template
+LABELS = {"base": "base", "base_r1zero": "base, r1zero template", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage-2 RL",
           "grpo_nolang": "stage-2 RL, no language reward", "sft": "stage-3 SFT", "align": "stage-4 align"}
 
 
@@ -60,14 +62,17 @@ def test_report_numbers_are_the_manifests_numbers(smoke, tmp_path, run_r1):
     assert "stage 3 SFT" in proc.stdout and "pass@1" in proc.stdout  # the terminal table
     md = (out / "report.md").read_text()
     data = json.loads((out / "report.json").read_text())
-    rows = {r["dir"]: r for r in data["runs"][0]["stage_table"]}
+    rows = {r["row"]: r for r in data["runs"][0]["stage_table"]}
     assert list(rows) == list(LABELS)  # the paper's order
-    for d, label in LABELS.items():
-        assert f"| {label} | {d} |" in md
-        ev, ck = manifest(smoke / "eval" / d)["metrics"], manifest(smoke / d)
+    for role, label in LABELS.items():
+        d = "base" if role == "base_r1zero" else role
+        assert f"| {label} | {d} |" in md and rows[role]["dir"] == d
+        ev, ck = manifest(smoke / "eval" / role)["metrics"], manifest(smoke / d)
         for key in ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens"):
-            assert rows[d][key] == ev[key], (d, key)
-        assert rows[d]["wall_time_s"] == ck["wall_time_s"] and rows[d]["eval_dir"] == f"eval/{d}"
+            assert rows[role][key] == ev[key], (role, key)
+        assert rows[role]["eval_dir"] == f"eval/{role}"
+        assert rows[role]["wall_time_s"] == (None if role == "base_r1zero" else ck["wall_time_s"])
+    assert rows["base_r1zero"]["eval"]["template"] == "r1zero" and rows["base"]["eval"]["template"] == "r1"
     general = manifest(smoke / "align")["metrics"]["general_eval"]
     assert rows["sft"]["helpfulness"] == general["before"]["helpfulness_score_mean"]
     assert rows["align"]["safe_rate"] == general["after"]["safe_rate"]
