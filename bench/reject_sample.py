@@ -4,7 +4,7 @@ on the same toy model and prompts, in one run (target: >= 5x).
     .venv/bin/python bench/reject_sample.py [--model runs/demo/base] [--data runs/demo/data/rl] [--prompts 128] [--n 4]
 
 Without --model/--data it uses runs/demo/{base,data/rl} when they exist, else builds a toy
-world in a temp dir first (`r1 toy data` + `r1 toy base`, about two minutes). The stage runs
+world in a temp dir first (`r1 toy data` + `r1 toy base`, a few minutes). The stage runs
 whole with the toy recipe (sampling, filters, verification, chunk files, the dataset dir);
 its rate is reported twice: over its chunks (the manifest's samples_per_s: generate + filters
 + verification + writing) and over the whole call (model load and reward-worker start-up
@@ -32,7 +32,7 @@ def toy_world(tmp: Path) -> tuple[Path, Path]:
         return demo / "base", demo / "data" / "rl"
     r1 = [sys.executable, "-m", "r1cli"]
     subprocess.run(r1 + ["toy", "data", str(tmp / "data")], check=True, capture_output=True)
-    print("building a toy base model (about two minutes)...", flush=True)
+    print("building a toy base model (a few minutes)...", flush=True)
     subprocess.run(r1 + ["toy", "base", str(tmp / "base")], check=True, capture_output=True)
     return tmp / "base", tmp / "data" / "rl"
 

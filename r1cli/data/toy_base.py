@@ -1,5 +1,5 @@
 """`r1 toy base OUT`: a character tokenizer and a tiny Llama trained from scratch, the
-"pretrained base model" of the toy world (about two minutes on 2 CPU cores).
+"pretrained base model" of the toy world (about three minutes on 2 CPU cores).
 
     r1 toy base runs/demo/base --seed 0
 
@@ -9,7 +9,7 @@ metrics hold the zero-shot accuracy and format rates measured at the end.
 
 Why by hand: the tokenizer is the `tokenizers` library's WordLevel over single characters
 (no BPE training has anything to learn from a few hundred characters), and pretraining is a
-plain torch loop over packed sequences (Trainer adds nothing for 300 steps of next-token
+plain torch loop over packed sequences (Trainer adds nothing for a few thousand steps of next-token
 loss). The traps TOY-NOTES.md records are handled here:
 - one token per character (digits especially), and `decoders.Fuse()` so that decode does
   not put spaces between characters (every exact-match reward would fail);
