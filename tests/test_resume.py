@@ -54,8 +54,10 @@ def procs():
 
 
 def start(procs, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    # SIGINT back to its default in the child: a test run started in the background (nohup ... &)
+    # hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt
     p = subprocess.Popen([str(a) for a in cmd], env=ENV, stdout=stdout, stderr=stderr, start_new_session=True,
-                         text=True)
+                         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     procs.append(p)
     return p
 
