@@ -125,7 +125,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from r1cli.stages._train import quiet_libraries
+    from r1cli.training import quiet_libraries
 
     quiet_libraries()
     tmp = Path(tempfile.mkdtemp(prefix="grpo_overhead_"))

@@ -59,7 +59,7 @@ def naive(model: Path, data: Path, args) -> tuple[float, int]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from r1cli.data import load_prompts
-    from r1cli.stages._reject import as_messages
+    from r1cli.rejection.sampling import as_messages
 
     tok = AutoTokenizer.from_pretrained(model)
     lm = AutoModelForCausalLM.from_pretrained(model).eval()

@@ -30,7 +30,7 @@ def prompts(path: Path, n: int) -> Path:
     """n toy RL prompts as a dataset dir (what `r1 toy data` writes, only more of them)."""
     from datasets import Dataset
 
-    from r1cli.data import toy
+    from r1cli.toy import problems as toy
 
     rows = toy.prompt_rows(random.Random(f"mem:{n}"), toy.problems(False), n, 0.5, "mem", distinct=False)
     Dataset.from_list(rows).save_to_disk(str(path))
@@ -42,7 +42,7 @@ def tiny_model(path: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from r1cli.data.toy_base import build_tokenizer
+    from r1cli.toy.base import build_tokenizer
 
     tok = build_tokenizer()
     torch.manual_seed(0)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from r1cli import __version__
 from r1cli.errors import DiskFull, UserError
 
 MANIFEST = "r1.json"
@@ -143,7 +144,6 @@ def library_versions() -> dict[str, str]:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             if name == "r1cli":
-                from r1cli import __version__
 
                 out[name] = __version__
     return out
@@ -181,7 +181,6 @@ def _named(e: OSError, path) -> OSError:
     if e.filename is None:  # a failed write() does not say which file (open() does)
         e.filename = str(path)
     return e
-
 
 # libraries do not all keep the errno: safetensors and datasets put it in the message, and
 # torch.save reports a short write as "unexpected pos N vs M" with no errno at all

@@ -1,7 +1,8 @@
 """The `r1` command: one thin typer command per stage, nothing else.
 
-Each command resolves its recipe (r1cli.recipe) and calls one stage function; heavy
-imports (torch, transformers, trl) happen inside the command so `r1 --help` is fast.
+Each command resolves its recipe (r1cli.recipe: every setting is checked there) and calls one
+stage function; the stage module, and with it torch, transformers and trl, is imported only then
+(`stages.load`), so `r1 --help` and a mistaken setting are fast.
 A user's mistake (UserError, or a usage error) prints one line and exits 2.
 """
 
@@ -12,11 +13,24 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
 # typer >= 0.20 vendors click as typer._click: its exceptions are the ones raised here
 from typer import _click as click
 
-from r1cli import __version__
+from r1cli import __version__, stages
+from r1cli.cli_data import data_app, toy_app
+from r1cli.config import (
+    AlignConfig,
+    EvalConfig,
+    GRPOStageConfig,
+    RejectSampleConfig,
+    RMConfig,
+    ScoreConfig,
+    SFTStageConfig,
+)
 from r1cli.errors import DiskFull, UserError
+from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt
+from r1cli.recipe import resolve
 
 app = typer.Typer(
     name="r1",
@@ -27,18 +41,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# `r1 data ...` and `r1 toy ...` live in r1cli/cli_data.py (imported below, after the shared options)
-
-# --- shared options ----------------------------------------------------------------------
-
-RecipeOpt = typer.Option(None, "--recipe", help="Recipe YAML (recipes/toy/*.yaml, recipes/<model>/*.yaml).")
-SetOpt = typer.Option(None, "--set", help="Override a recipe key: --set trl.learning_rate=1e-5 (repeatable).")
-ForceOpt = typer.Option(False, "--force", help="Replace OUT if it exists.")
-ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.partial/.")
-
-
-from r1cli.cli_data import data_app, toy_app  # noqa: E402  (uses the shared options above)
-
 app.add_typer(data_app, name="data")
 app.add_typer(toy_app, name="toy")
 
@@ -68,16 +70,12 @@ def _sft_command(stage: str):
         force: bool = ForceOpt,
         resume: bool = ResumeOpt,
     ):
-        from r1cli.config import SFTStageConfig
-        from r1cli.recipe import resolve
 
         cfg = resolve(SFTStageConfig, recipe, set_, stage=stage)
-        from r1cli.stages import sft
 
-        sft.run(cfg, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+        stages.load("sft").run(cfg, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
     return command
-
 
 app.command("coldstart", help="Stage 1: SFT the base on long-CoT cold-start data (every reply must be "
             "<think>\\n...\\n</think>\\n + summary).")(_sft_command("coldstart"))
@@ -101,13 +99,10 @@ def grpo(
     resume: bool = ResumeOpt,
 ):
     """R1-Zero / stage 2: GRPO with rule rewards (accuracy, format, language, ...) on TRL's GRPOTrainer."""
-    from r1cli.config import GRPOStageConfig
-    from r1cli.recipe import resolve
 
     cfg = resolve(GRPOStageConfig, recipe, set_, {"template": template}, stage="grpo")
-    from r1cli.stages import grpo as stage
 
-    stage.run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+    stages.load("grpo").run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
 
 # --- stage 3a/3b: rejection sampling ----------------------------------------------------------------
@@ -134,16 +129,13 @@ def reject_sample(
     resume: bool = ResumeOpt,
 ):
     """Stage 3: sample n per prompt, keep the verified and readable samples, write an SFT dataset."""
-    from r1cli.config import RejectSampleConfig
-    from r1cli.recipe import resolve
 
     flags = {"mode": mode, "n": n, "keep": keep, "judge.model_dir": str(judge) if judge else None,
              "judge.url": judge_url, "num_shards": num_shards, "shard_index": shard_index, "seed": seed,
              "backend": backend}
     cfg = resolve(RejectSampleConfig, recipe, set_, flags, stage="reject-sample")
-    from r1cli.stages import reject_sample as stage
 
-    stage.run(cfg, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
+    stages.load("reject_sample").run(cfg, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -167,16 +159,13 @@ def eval_(
     force: bool = ForceOpt,
 ):
     """pass@1 over k samples, cons@k, format and language-consistency rates of a checkpoint."""
-    from r1cli.config import EvalConfig
-    from r1cli.recipe import resolve
 
     flags = {"k": k, "sampling.temperature": temperature, "sampling.top_p": top_p,
              "sampling.max_new_tokens": max_new_tokens, "template": template, "limit": limit, "backend": backend,
              "seed": seed}
     cfg = resolve(EvalConfig, recipe, set_, flags, stage="eval")
-    from r1cli.stages import evaluate as stage
 
-    stage.run(cfg, model=model, data=data, out=out, force=force)
+    stages.load("evaluate").run(cfg, model=model, data=data, out=out, force=force)
 
 
 # --- scoring completions with named rewards -------------------------------------------------------
@@ -200,15 +189,12 @@ def score(
     force: bool = ForceOpt,
 ):
     """Score a dataset of completions with named rewards (reward_<name> columns + the weighted sum)."""
-    from r1cli.config import ScoreConfig
-    from r1cli.recipe import resolve
-    from r1cli.stages import score as stage
 
-    flags = {"rewards": stage.parse_rewards(rewards, weights), "workers": workers, "template": template,
+    flags = {"rewards": stages.load("score").parse_rewards(rewards, weights), "workers": workers, "template": template,
              "helpful_rm": None if helpful_rm is None else str(helpful_rm),
              "harmless_rm": None if harmless_rm is None else str(harmless_rm)}
     cfg = resolve(ScoreConfig, recipe, set_, flags, stage="score")
-    stage.run(cfg, data=data, out=out, force=force)
+    stages.load("score").run(cfg, data=data, out=out, force=force)
 
 
 # --- stage 4: reward models and all-scenario RL ---------------------------------------------------
@@ -227,13 +213,10 @@ def rm(
     resume: bool = ResumeOpt,
 ):
     """Train a helpfulness (pairwise, Bradley-Terry) or harmlessness (pointwise) reward model for r1 align."""
-    from r1cli.config import RMConfig
-    from r1cli.recipe import resolve
 
     cfg = resolve(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm")
-    from r1cli.stages import rm as stage
 
-    stage.run(cfg, model=model, data=data, out=out, force=force, resume=resume)
+    stages.load("rm").run(cfg, model=model, data=data, out=out, force=force, resume=resume)
 
 
 @app.command("align")
@@ -253,14 +236,11 @@ def align(
     resume: bool = ResumeOpt,
 ):
     """Stage 4: GRPO over reasoning + general prompts; rule rewards on reasoning rows, reward models on general rows."""
-    from r1cli.config import AlignConfig
-    from r1cli.recipe import resolve
 
     flags = {"helpful_rm": str(helpful_rm) if helpful_rm else None, "harmless_rm": str(harmless_rm) if harmless_rm else None}
     cfg = resolve(AlignConfig, recipe, set_, flags, stage="align")
-    from r1cli.stages import align as stage
 
-    stage.run(cfg, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
+    stages.load("align").run(cfg, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
               force=force, resume=resume)
 
 
@@ -277,9 +257,8 @@ def report(
     force: bool = ForceOpt,
 ):
     """One page with every stage's numbers and curves, read from the runs' manifests, metrics.jsonl and eval dirs."""
-    from r1cli import report as stage
 
-    found = stage.run(runs, out=out, check=check, force=force)
+    found = stages.load("report").run(runs, out=out, check=check, force=force)
     if check and found:
         raise typer.Exit(1)
 

@@ -8,10 +8,14 @@ from typing import List, Optional
 
 import typer
 
-from r1cli.cli import ForceOpt, RecipeOpt, SetOpt
+from r1cli import stages
+from r1cli.config import ToyBaseConfig, ToyDataConfig
+from r1cli.options import ForceOpt, RecipeOpt, SetOpt
+from r1cli.recipe import resolve
 
 data_app = typer.Typer(help="Inspect, export, import and merge datasets.", no_args_is_help=True)
 toy_app = typer.Typer(help="Build the toy world: synthetic tasks and a tiny base model.", no_args_is_help=True)
+
 
 # --- datasets: r1 data inspect | export | import | merge --------------------------------------
 
@@ -25,9 +29,8 @@ def data_inspect(
     rows: int = typer.Option(3, "--rows", help="How many rows to show."),
 ):
     """Row count, counts by domain and language, columns and their types, and a few rows."""
-    from r1cli.data import commands
 
-    commands.inspect(path, rows=rows)
+    stages.load("data").inspect(path, rows=rows)
 
 
 @data_app.command("export")
@@ -37,9 +40,8 @@ def data_export(
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
     """Write a dataset as one JSONL or Parquet file (by the extension of --to)."""
-    from r1cli.data import commands
 
-    commands.export(path, to, force=force)
+    stages.load("data").export(path, to, force=force)
 
 
 @data_app.command("import")
@@ -55,9 +57,8 @@ def data_import(
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
     """Map a public dataset format onto the canonical columns, check it, and save it as an r1 dataset dir."""
-    from r1cli.data import commands
 
-    commands.import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force)
+    stages.load("data").import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force)
 
 
 @data_app.command("merge")
@@ -67,9 +68,8 @@ def data_merge(
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
     """Concatenate datasets in order; a row whose id an earlier row has is dropped (joins r1 reject-sample shards)."""
-    from r1cli.data import commands
 
-    commands.merge(paths, to, force=force)
+    stages.load("data").merge(paths, to, force=force)
 
 
 # --- toy world ---------------------------------------------------------------------------
@@ -84,13 +84,10 @@ def toy_data(
     force: bool = ForceOpt,
 ):
     """Write the synthetic toy task world (English and Chinese arithmetic word problems)."""
-    from r1cli.config import ToyDataConfig
-    from r1cli.recipe import resolve
 
     cfg = resolve(ToyDataConfig, recipe, set_, {"seed": seed}, stage="toy-data")
-    from r1cli.data import toy
 
-    toy.make_toy_data(cfg, out, force=force)
+    stages.load("toy").make_toy_data(cfg, out, force=force)
 
 
 @toy_app.command("base")
@@ -103,10 +100,7 @@ def toy_base(
     force: bool = ForceOpt,
 ):
     """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus."""
-    from r1cli.config import ToyBaseConfig
-    from r1cli.recipe import resolve
 
     cfg = resolve(ToyBaseConfig, recipe, set_, {"seed": seed, "steps": steps}, stage="toy-base")
-    from r1cli.data import toy_base as tb
 
-    tb.make_toy_base(cfg, out, force=force)
+    stages.load("toy").make_toy_base(cfg, out, force=force)

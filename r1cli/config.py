@@ -1,90 +1,182 @@
-"""The typed config of every stage: what a recipe YAML may set.
+"""The typed config of every stage: what a recipe YAML may set, and the rules each setting obeys.
 
-Each stage has one dataclass; shared parts (sampling) are composed, never copied. A
-class with `TRL_CONFIG` gets a `trl:` section passed through to that TRL config class.
-`STAGES` maps the stage name (the recipe's optional `stage:` key) to its class; the
-recipe test validates every file under recipes/ against it.
+Each stage has one dataclass; shared parts (sampling, the before/after eval, the judge, the
+readability filters) are composed, never copied. Every class checks its own fields when it is
+made: a field's range sits beside it (`setting(0.95, gt=0, le=1)`), and `check()` holds the rules
+that join several fields. So resolving a recipe (r1cli/recipe.py) checks the whole tree, nested
+sections included, before any command touches a file or a model. A class with `TRL_CONFIG` gets a
+`trl:` section passed through to that TRL config class. `STAGES` maps the stage name (the recipe's
+optional `stage:` key) to its class; the recipe test validates every file under recipes/ against it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from r1cli.errors import UserError
+from r1cli.rewards import known_options
+
+# the rewards that only score general rows (reward models): r1 align routes them by `domain`
+PREFERENCE_REWARDS = ("helpfulness", "harmlessness")
+# how r1 reject-sample verifies a row: rule verifiers (rewards) by domain, else the judge or the rule
+RULE_VERIFIERS = ("accuracy", "code")
+VERIFIERS = (*RULE_VERIFIERS, "judge", "rule")
+
+
+# --- how a setting is checked ------------------------------------------------------------------
+
+
+class ConfigError(UserError):
+    """A setting outside its rules. `key` is relative to the class that found it; the recipe
+    resolver puts the section's path in front (`eval.sampling.top_p`)."""
+
+    def __init__(self, key: str, rule: str, value=dataclasses.MISSING):
+        self.key, self.rule, self.value = key, rule, value
+        got = "" if value is dataclasses.MISSING else f", got {value!r}"
+        super().__init__(f"{key} {rule}{got}")
+
+    def under(self, prefix: str) -> "ConfigError":
+        return ConfigError(prefix + self.key, self.rule, self.value)
+
+
+def setting(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, default_factory=dataclasses.MISSING):
+    """A dataclass field with a range; for a list, the range holds for each item."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return field(default=default, default_factory=default_factory, metadata={"range": bounds})
+
+
+_RULES = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
+          "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
+
+
+def range_text(bounds: dict) -> str:
+    if set(bounds) >= {"ge", "le"} or set(bounds) >= {"gt", "le"} or set(bounds) >= {"ge", "lt"}:
+        lo, hi = ("[" if "ge" in bounds else "("), ("]" if "le" in bounds else ")")
+        return f"must be in {lo}{bounds.get('ge', bounds.get('gt'))}, {bounds.get('le', bounds.get('lt'))}{hi}"
+    return "must be " + " and ".join(f"{_RULES[k][0]} {v}" for k, v in bounds.items())
+
 
 @dataclass
-class SamplingConfig:
-    """How completions are drawn (paper's eval setting: T=0.6, top-p 0.95)."""
+class Section:
+    """Base of every config class: checks each field's range, then `check()`."""
 
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 256
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            bounds = f.metadata.get("range")
+            value = getattr(self, f.name)
+            if not bounds or value is None or isinstance(value, bool):
+                continue
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, (int, float)) and not all(_RULES[k][1](v, b) for k, b in bounds.items()):
+                    raise ConfigError(f.name, range_text(bounds), v)
+        self.check()
+
+    def check(self) -> None:
+        """Rules that join several fields (a subclass adds its own and calls super().check())."""
+
+
+def _needs(key: str, text: str | None, *placeholders: str) -> None:
+    missing = [p for p in placeholders if text is not None and p not in text]
+    if missing:
+        raise ConfigError(key, f"must contain {', '.join(missing)} where that text goes")
+
+
+@dataclass
+class SamplingConfig(Section):
+    """How completions are drawn (paper's eval setting: T=0.6, top-p 0.95); temperature 0 = greedy.
+    Every backend takes this class (r1cli/generation), with the samples per prompt and the seed."""
+
+    temperature: float = setting(0.6, ge=0)
+    top_p: float = setting(0.95, gt=0, le=1)
+    max_new_tokens: int = setting(256, ge=1)
     # prompts per generate() call (each expanded to n samples)
-    batch_size: int = 32
+    batch_size: int = setting(32, ge=1)
 
 
 @dataclass
-class ToyDataConfig:
-    """`r1 toy data`: the synthetic task world (see r1cli/data/toy.py)."""
+class ToyDataConfig(Section):
+    """`r1 toy data`: the synthetic task world (see r1cli/toy/problems.py)."""
 
     seed: int = 0
-    n_rl: int = 4000
-    n_coldstart: int = 3000
-    n_eval: int = 500
-    n_general: int = 600
+    n_rl: int = setting(4000, ge=1)
+    n_coldstart: int = setting(3000, ge=1)
+    # at most the held-out problems of the toy world (r1cli/toy/problems.py checks that number)
+    n_eval: int = setting(500, ge=1)
+    n_general: int = setting(600, ge=1)
     # held-out general + harmful prompts (disjoint from `general`)
-    n_general_eval: int = 200
-    n_helpful_pairs: int = 1200
-    n_safety: int = 1200
+    n_general_eval: int = setting(200, ge=1)
+    n_helpful_pairs: int = setting(1200, ge=1)
+    n_safety: int = setting(1200, ge=1)
     # share of prompts written in Chinese
-    zh_fraction: float = 0.5
+    zh_fraction: float = setting(0.5, ge=0, le=1)
     # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
-    coldstart_corruption: float = 0.08
+    coldstart_corruption: float = setting(0.08, ge=0, le=1)
     # share of Chinese cold-start samples whose CoT is (partly) English: real cold-start data is not clean.
     # Measured (seed 0, 500 eval prompts): at 0.3 the cold start reasons in Chinese on 87.5% of Chinese
     # prompts; stage-2 RL with the language reward takes that to 99.9%, without it down to 56.8% (RL
     # drifts to English, pass@1 88.7% vs 87.8%: the paper's trade-off). At 0.1 both ended >= 99.5%.
-    coldstart_language_mix: float = 0.3
+    coldstart_language_mix: float = setting(0.3, ge=0, le=1)
 
 
 @dataclass
-class ToyBaseConfig:
+class ToyBaseConfig(Section):
     """`r1 toy base`: tokenizer + tiny Qwen2 trained from scratch on a toy corpus."""
 
     seed: int = 0
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 512
+    hidden_size: int = setting(128, ge=1)
+    num_layers: int = setting(4, ge=1)
+    num_heads: int = setting(4, ge=1)
+    intermediate_size: int = setting(512, ge=1)
     # pretraining sequence length (documents are packed into rows of this many tokens)
-    max_length: int = 256
+    max_length: int = setting(256, ge=1)
     # one pass over steps x batch_size x max_length fresh corpus tokens; many small steps learn
     # the arithmetic facts far faster than few big ones for the same tokens (measured); copying a
     # problem's operands appears between 1.2M and 2.4M tokens (toy_corpus.MIX)
-    steps: int = 4800
-    batch_size: int = 2
-    learning_rate: float = 3e-3
-    # greedy zero-shot check on this many eval prompts at the end (0 = skip)
-    eval_prompts: int = 200
+    steps: int = setting(4800, ge=1)
+    batch_size: int = setting(2, ge=1)
+    learning_rate: float = setting(3e-3, gt=0)
+    # greedy zero-shot check on this many eval prompts at the end (0 = skip); at most n_eval
+    eval_prompts: int = setting(200, ge=0, le=ToyDataConfig.n_eval)
+
+    def check(self) -> None:
+        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
+            raise ConfigError("hidden_size", f"must split into num_heads {self.num_heads} heads of an even size",
+                              self.hidden_size)
 
 
 @dataclass
-class EvalConfig:
-    """`r1 eval`: pass@1 over k samples, cons@k, format and language rates."""
+class EvalSettings(Section):
+    """How a model is evaluated (r1cli/evaluation.py): `r1 eval`'s settings, and the `eval:` section of
+    the training stages (their --eval-data before/after), which take the template from the stage."""
 
     seed: int = 0
-    k: int = 4
-    template: Literal["r1", "r1zero"] = "r1"
-    r1zero_template: str | None = None
+    # samples per prompt; pass@1 is their mean
+    k: int = setting(4, ge=1)
     backend: Literal["transformers", "vllm"] = "transformers"
     # a CoT counts as language-consistent when this share of its words is the target language
-    language_threshold: float = 0.95
-    limit: int | None = None
+    language_threshold: float = setting(0.95, gt=0, le=1)
+    # only the first N prompts (null = all)
+    limit: int | None = setting(None, ge=1)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 @dataclass
-class ScoreConfig:
+class EvalConfig(EvalSettings):
+    """`r1 eval`: pass@1 over k samples, cons@k, format and language rates."""
+
+    template: Literal["r1", "r1zero"] = "r1"
+    # the r1zero prompt text with {prompt}; None = the paper's Table 1 template
+    r1zero_template: str | None = None
+
+    def check(self) -> None:
+        _needs("r1zero_template", self.r1zero_template, "{prompt}")
+
+
+@dataclass
+class ScoreConfig(Section):
     """`r1 score`: reward columns for a dataset of completions."""
 
     rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 1.0})
@@ -93,32 +185,40 @@ class ScoreConfig:
     # what `format` checks: r1 (<think>\n...\n</think>\n + summary) or r1zero (<think> + <answer> tags)
     template: Literal["r1", "r1zero"] = "r1"
     # math-verify worker processes (None = one per core, up to 4)
-    workers: int | None = None
+    workers: int | None = setting(None, ge=1)
     # the completions were generated after a chat template that pre-fills <think>
     prefilled_think: bool = False
     helpful_rm: str | None = None
     harmless_rm: str | None = None
     # rows per reward call (a prompt's completions stay in one call, for the group-wise `length`)
-    batch_size: int = 512
+    batch_size: int = setting(512, ge=1)
+
+    def check(self) -> None:
+        if not self.rewards:
+            raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
 
 
 @dataclass
-class SFTStageConfig:
+class SFTStageConfig(Section):
     """`r1 coldstart` / `r1 sft`: long-CoT SFT with TRL's SFTTrainer."""
 
     TRL_CONFIG: ClassVar[str] = "SFTConfig"
     seed: int = 42
     # mixing weights, one per --data (None = concatenate as they are)
-    data_weights: list[float] | None = None
+    data_weights: list[float] | None = setting(None, ge=0)
     # a Jinja chat template to use when the tokenizer has none (or strips <think>)
     chat_template: str | None = None
     # with --eval-data: how the input and the trained model are evaluated (before/after)
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(k=1, limit=200))
+    eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=1, limit=200))
     trl: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.data_weights is not None and not any(w > 0 for w in self.data_weights):
+            raise ConfigError("data_weights", "leave no rows to train on: give at least one weight > 0", self.data_weights)
 
 
 @dataclass
-class GRPOStageConfig:
+class GRPOStageConfig(Section):
     """`r1 grpo`: R1-Zero and stage-2 reasoning RL with TRL's GRPOTrainer."""
 
     TRL_CONFIG: ClassVar[str] = "GRPOConfig"
@@ -134,13 +234,18 @@ class GRPOStageConfig:
     # None = detect from the chat template whether it pre-fills <think>
     prefilled_think: bool | None = None
     # write a few prompts + completions + rewards to samples.jsonl every N steps (0 = never)
-    samples_every: int = 10
-    eval: EvalConfig = field(default_factory=lambda: EvalConfig(k=4, limit=None))
+    samples_every: int = setting(10, ge=0)
+    eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        _needs("r1zero_template", self.r1zero_template, "{prompt}")
+        if not self.rewards:
+            raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
 
 
 @dataclass
-class RMConfig:
+class RMConfig(Section):
     """`r1 rm`: a reward model for `r1 align` (a sequence-classification head on a causal LM).
 
     Pairwise (helpfulness, Bradley-Terry on prompt/chosen/rejected) with TRL's RewardTrainer;
@@ -152,7 +257,7 @@ class RMConfig:
     # train on safe/unsafe labels instead of preference pairs (same as --pointwise)
     pointwise: bool = False
     # share of rows held out for the accuracy in the manifest (0 = none)
-    eval_fraction: float = 0.1
+    eval_fraction: float = setting(0.1, ge=0, lt=1)
     trl: dict = field(default_factory=dict)
 
 
@@ -176,41 +281,54 @@ class AlignConfig(GRPOStageConfig):
     mix: Literal["mixed", "alternate"] = "mixed"
     # share of general prompts in the prompt stream (None = their share of the --data rows); when only
     # the RMs score general rows, general prompts join the stream when the RMs start
-    general_fraction: float | None = None
+    general_fraction: float | None = setting(None, ge=0, le=1)
     # the preference rewards apply from this step (>= 1) or this fraction of max_steps (< 1); before
     # it they return None. Paper: the last 400 of 1,700 steps only (longer use led to reward hacking)
-    preference_rewards_from: float = 1300 / 1700
+    preference_rewards_from: float = setting(1300 / 1700, ge=0)
     # raw RM logit -> reward: sigmoid (0..1, like the rule rewards), none, running (z-score over the
     # scores seen so far), fixed (z-score with the mean/std `r1 rm` measured on its held-out rows)
     rm_normalization: Literal["sigmoid", "none", "running", "fixed"] = "sigmoid"
     # completions per RM forward pass
-    rm_batch_size: int = 16
+    rm_batch_size: int = setting(16, ge=1)
+
+    def check(self) -> None:
+        super().check()
+        for name in self.general_rewards:
+            if name not in self.rewards:
+                raise ConfigError("general_rewards", f"names {name!r}, which is not in rewards: add it to rewards or drop it")
+        for name in PREFERENCE_REWARDS:
+            if name in self.rewards and name not in self.general_rewards:
+                raise ConfigError("general_rewards", f"must list {name!r}: that reward only scores general rows")
+        for name, key in zip(PREFERENCE_REWARDS, ("helpful_rm", "harmless_rm")):
+            if getattr(self, key) and name not in self.rewards:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"{flag} is given but reward {name!r} is not in rewards: add it or drop the flag")
 
 
 @dataclass
-class ReadabilityConfig:
+class ReadabilityConfig(Section):
     """`r1 reject-sample`'s readability filters on the CoT; null (or false) turns one off."""
 
     # min share of target-language words in the CoT (the `language` reward); below it: mixed_language
-    mixed_language: float | None = 0.95
+    mixed_language: float | None = setting(0.95, ge=0, le=1)
     # a CoT paragraph (text between blank lines) longer than this: long_paragraph
-    max_paragraph_chars: int | None = 2000
+    max_paragraph_chars: int | None = setting(2000, ge=1)
     # a fenced code block (```) inside the CoT: code_in_cot
     code_in_cot: bool = True
     # the `repetition` reward (0 = no repeated n-grams, -1 = all repeated) below this: repetition
-    min_repetition: float | None = -0.3
+    min_repetition: float | None = setting(-0.3, ge=-1, le=0)
     # CoT length bounds in characters: too_short / too_long
-    min_reasoning_chars: int | None = 1
-    max_reasoning_chars: int | None = None
+    min_reasoning_chars: int | None = setting(1, ge=0)
+    max_reasoning_chars: int | None = setting(None, ge=1)
     # a completion that hit max_new_tokens (cut off mid-thought): truncated
     truncated: bool = True
     # a summary (the reply after </think>) shorter than this many characters: missing_summary.
     # null turns the filter off, but an empty summary is still rejected (as format: R1 rows need one)
-    min_summary_chars: int | None = 1
+    min_summary_chars: int | None = setting(1, ge=0)
 
 
 @dataclass
-class JudgeConfig:
+class JudgeConfig(Section):
     """The generative judge: a local model dir or an OpenAI-compatible endpoint returns
     {"analysis": ..., "correctness": true|false} for (question, reference, response)."""
 
@@ -223,31 +341,38 @@ class JudgeConfig:
     api_key_env: str | None = None
     # the judge's instructions with {question}, {reference}, {response}; null = r1cli/generation/judge.py's
     prompt: str | None = None
-    max_new_tokens: int = 512
+    max_new_tokens: int = setting(512, ge=1)
     # HTTP: requests in flight, retries after a timeout / 429 / 5xx (backoff_s doubling each time)
-    concurrency: int = 8
-    retries: int = 3
-    backoff_s: float = 1.0
-    timeout_s: float = 120.0
+    concurrency: int = setting(8, ge=1)
+    retries: int = setting(3, ge=0)
+    backoff_s: float = setting(1.0, ge=0)
+    timeout_s: float = setting(120.0, gt=0)
     # local: prompts per generate() call
-    batch_size: int = 16
+    batch_size: int = setting(16, ge=1)
+
+    def check(self) -> None:
+        _needs("judge.prompt", self.prompt, "{question}", "{reference}", "{response}")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ConfigError("--judge-url", "must start with http:// or https:// (e.g. http://localhost:8000/v1)", self.url)
+        if self.model_dir and self.url:
+            raise UserError("give one judge: --judge MODEL_DIR (a local model) or --judge-url URL (an endpoint), not both")
 
 
 @dataclass
-class RejectSampleConfig:
+class RejectSampleConfig(Section):
     """`r1 reject-sample`: sample n per prompt, keep the verified and readable ones as SFT rows."""
 
     seed: int = 0
     # reasoning: verify answers; general: write a CoT for (prompt, reference reply) pairs
     mode: Literal["reasoning", "general"] = "reasoning"
     # samples per prompt
-    n: int = 8
+    n: int = setting(8, ge=1)
     # all-correct: every accepted sample; best: the shortest accepted one; first: the lowest sample index
     keep: Literal["all-correct", "best", "first"] = "all-correct"
     # drop a sample whose reply is identical to an accepted one of the same prompt
     dedupe: bool = True
     # prompts per chunk: the unit that is written atomically, resumed and sharded (keep it equal across shards)
-    chunk_size: int = 256
+    chunk_size: int = setting(256, ge=1)
     backend: Literal["transformers", "vllm"] = "transformers"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     # None = detect whether the chat template pre-fills <think>
@@ -261,21 +386,40 @@ class RejectSampleConfig:
     filters: ReadabilityConfig = field(default_factory=ReadabilityConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     # --few-shot FILE: this many of its examples go before each prompt as earlier turns
-    few_shot: int = 2
+    few_shot: int = setting(2, ge=0)
     # general mode: the user turn the model sees ({prompt}: the question, {reply}: the reference)
     general_template: str = "{prompt}"
     # general mode: start the assistant turn with "<think>\n" so the model writes a CoT
     general_prefill_think: bool = True
     # general mode: a prompt is trivial (reply kept, no CoT) when at most this long and matching a pattern
-    trivial_max_chars: int = 32
+    trivial_max_chars: int = setting(32, ge=0)
     trivial_patterns: list[str] = field(default_factory=lambda: [
         r"^(hi|hello|hey|good (morning|afternoon|evening|night)|thanks|thank you|bye|goodbye|how are you)\b",
         r"^(你好|您好|早上好|下午好|晚上好|谢谢|再见|拜拜)"])
     # only the first N prompts of --data (null = all)
-    limit: int | None = None
+    limit: int | None = setting(None, ge=1)
     # --num-shards / --shard-index: this job takes chunks c with c % num_shards == shard_index
-    num_shards: int = 1
-    shard_index: int = 0
+    num_shards: int = setting(1, ge=1)
+    shard_index: int = setting(0, ge=0)
+
+    def check(self) -> None:
+        if self.shard_index >= self.num_shards:
+            raise ConfigError("shard_index", f"must be in 0..{self.num_shards - 1} for num_shards {self.num_shards}",
+                              self.shard_index)
+        for domain, name in self.verifiers.items():
+            if name not in VERIFIERS:
+                raise ConfigError(f"verifiers.{domain}", f"must be one of {', '.join(VERIFIERS)}", name)
+        unknown = sorted(set(self.reward_options) - known_options())
+        if unknown:
+            raise ConfigError("reward_options", f"has an unknown option {unknown[0]!r} "
+                              f"(valid: {', '.join(sorted(known_options()))})")
+        if self.mode == "general":
+            _needs("general_template", self.general_template, "{prompt}")
+        for i, pattern in enumerate(self.trivial_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"trivial_patterns[{i}]", f"is not a regular expression ({e})", pattern) from None
 
 
 STAGES: dict[str, type] = {

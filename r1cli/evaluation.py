@@ -23,12 +23,23 @@ Each number is also given per domain and per language (`by_domain`, `by_language
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-from r1cli.config import SamplingConfig
+from r1cli.config import EvalSettings, SamplingConfig
+from r1cli.data import load_prompts
 from r1cli.errors import UserError
-from r1cli.generation import SamplingParams
-from r1cli.templates import R1ZERO_TEMPLATE, TEMPLATES, apply_template, extract_answer, generation_prefills_think, split_completion
+from r1cli.generation import load_generator
+from r1cli.rewards import get_reward
+from r1cli.rewards.math import normalize
+from r1cli.templates import (
+    R1ZERO_TEMPLATE,
+    TEMPLATES,
+    apply_template,
+    extract_answer,
+    generation_prefills_think,
+    split_completion,
+)
 
 SCORED = ("accuracy", "format", "language")
 HEADLINE = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
@@ -59,20 +70,17 @@ def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = Non
         raise UserError("the eval set is empty: give a dataset with at least one prompt")
     if prefilled_think is None:
         prefilled_think = template == "r1" and generation_prefills_think(generator.tokenizer)
-    params = SamplingParams(n=k, temperature=sampling.temperature, top_p=sampling.top_p,
-                            max_new_tokens=sampling.max_new_tokens, seed=seed).check()
     scorers = reward_functions(template, prefilled_think)
 
     inputs = ds.to_list()
     prompts = [apply_template(r["prompt"], template, r1zero_text or R1ZERO_TEMPLATE) for r in inputs]
-    outs = generator.generate(prompts, params, batch_size=sampling.batch_size, progress=progress)
+    outs = generator.generate(prompts, sampling, n=k, seed=seed, progress=progress)
     rows = score(inputs, outs, scorers, prefilled_think, language_threshold)
     return rows, summarize(rows, k)
 
 
 def reward_functions(template: str, prefilled_think: bool) -> dict:
     """The registry's accuracy, format and language rewards, set up for this template."""
-    from r1cli.rewards import get_reward
 
     return {name: get_reward(name, template=template, prefilled_think=prefilled_think) for name in SCORED}
 
@@ -113,7 +121,6 @@ def _mean(xs) -> float | None:
 
 def vote_key(answer: str | None) -> str | None:
     """Answers that differ only in writing (spaces, $, \\dfrac, 7,425,000) vote together."""
-    from r1cli.rewards.math import normalize
 
     return normalize(answer) or None if answer is not None else None
 
@@ -229,3 +236,38 @@ def print_comparison(before: dict, after: dict, names: tuple[str, str] = ("befor
         sign = "" if delta is None or delta < 0 else "+"
         t.add_row(key, _fmt(b, pct), _fmt(a, pct), "-" if delta is None else sign + _fmt(delta, pct))
     Console().print(t)
+
+
+# --- before / after a training stage ------------------------------------------------------------
+
+
+def generator_of(path, backend: str = "transformers"):
+    """A generator for a model dir with the backend the `eval:` section names. OUT.partial/ is the
+    running stage's own output, not renamed yet: it is loaded directly (load_generator refuses
+    unfinished *.partial inputs, which are some other run's)."""
+    if not Path(path).name.endswith(".partial"):
+        return load_generator(str(path), backend=backend)
+    if backend == "vllm":
+        from r1cli.generation.vllm_backend import VLLMGenerator
+
+        return VLLMGenerator(path)
+    from r1cli.generation.hf import HFGenerator
+
+    return HFGenerator.from_pretrained(path)
+
+
+def before_after(base: Path, trained: Path, eval_data: Path, settings: EvalSettings, template: str = "r1",
+                 r1zero_text: str | None = None) -> dict:
+    """Evaluate the input model and the trained one on the same prompts (the one evaluation path),
+    with the stage's template; print both side by side; return {"before": ..., "after": ...}."""
+    ds = load_prompts(eval_data)
+    if settings.limit:
+        ds = ds.select(range(min(settings.limit, len(ds))))
+    res = {}
+    for name, path in (("before", base), ("after", trained)):
+        _, metrics = evaluate(generator_of(path, settings.backend), ds, k=settings.k, sampling=settings.sampling,
+                              template=template, seed=settings.seed, language_threshold=settings.language_threshold,
+                              r1zero_text=r1zero_text)
+        res[name] = metrics
+    print_comparison(res["before"], res["after"])
+    return res

@@ -21,9 +21,8 @@ from typing import Any
 
 import yaml
 
+from r1cli.config import ConfigError
 from r1cli.errors import UserError
-
-_MISSING = object()
 
 
 def _closest(key: str, valid: list[str]) -> str:
@@ -162,15 +161,31 @@ def _merge(cls, base: dict, update: dict, prefix: str = "") -> dict:
     return base
 
 
-def _build(cls, values: dict):
+def _build(cls, values: dict, prefix: str = "", base=None):
+    """The config object: nested sections start from the stage's own default for them (the `eval:` of
+    `r1 sft` evaluates k=1 on 200 prompts unless told otherwise), and every class checks its fields
+    as it is made; an error names the setting by its whole dotted path."""
     hints = _hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in values:
             continue
         t = hints.get(f.name)
-        kwargs[f.name] = _build(t, values[f.name]) if dataclasses.is_dataclass(t) else values[f.name]
-    return cls(**kwargs)
+        if dataclasses.is_dataclass(t):
+            inner = getattr(base, f.name) if base is not None else _default(f)
+            kwargs[f.name] = _build(t, values[f.name], f"{prefix}{f.name}.", inner)
+        else:
+            kwargs[f.name] = values[f.name]
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except ConfigError as e:
+        raise e.under(prefix) from None
+
+
+def _default(f: dataclasses.Field):
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _dotted(key: str, value: Any) -> dict:
@@ -199,15 +214,22 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None, flags: dict | None = None, stage: str | None = None):
-    """Resolve a stage config: defaults < recipe < --set < explicit flags (None = not given)."""
+def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None, flags: dict | None = None,
+            stage: str | None = None, flag_names: dict | None = None):
+    """Resolve a stage config: defaults < recipe < --set < explicit flags (None = not given).
+
+    The whole tree is checked here (types, ranges, the rules between fields) before the command
+    does anything else. Where each setting came from is kept for `changed_settings`. An error in a
+    setting given as a flag names the flag (`--k`, or `flag_names[key]`)."""
     values: dict = {}
+    sources: dict[str, str] = {}
     if recipe is not None:
         data = load_yaml(recipe)
         named = data.pop("stage", None)
         if named is not None and stage is not None and named != stage:
             raise UserError(f"recipe {recipe} is for stage {named!r}, not {stage!r}: pick the {stage} recipe")
         values = _merge(cls, values, data)
+        sources.update(dict.fromkeys(_leaves(data), f"recipe {Path(recipe).name}"))
     for s in sets or []:
         if "=" not in s:
             raise UserError(f"--set {s!r} must look like key=value (e.g. --set trl.learning_rate=1e-5)")
@@ -217,10 +239,52 @@ def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None
         except yaml.YAMLError:
             val = raw
         values = _merge(cls, values, _dotted(key.strip(), val))
+        sources.update(dict.fromkeys(_leaves(_dotted(key.strip(), val)), "--set"))
+    names = {}
     for key, val in (flags or {}).items():
         if val is not None:
             values = _merge(cls, values, _dotted(key, val))
-    return _build(cls, values)
+            names[key] = (flag_names or {}).get(key) or "--" + key.split(".")[-1].replace("_", "-")
+            sources.update(dict.fromkeys(_leaves(_dotted(key, val)), names[key]))
+    try:
+        cfg = _build(cls, values)
+    except ConfigError as e:
+        if e.key in names:
+            raise ConfigError(names[e.key], e.rule, e.value) from None
+        raise
+    object.__setattr__(cfg, "_sources", sources)
+    return cfg
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in tree.items():
+        if isinstance(v, dict) and v and k not in ("rewards", "reward_options", "verifiers"):
+            out += _leaves(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def changed_settings(cfg) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, source) of every setting that differs from the stage's default, where
+    source is the recipe file, --set or the flag that gave it (TRL keys: see training.build_args)."""
+    sources = getattr(cfg, "_sources", {})
+    out = []
+
+    def walk(obj, default, prefix):
+        for f in dataclasses.fields(obj):
+            if f.name == "trl":
+                continue
+            v, d = getattr(obj, f.name), getattr(default, f.name, None)
+            key = prefix + f.name
+            if dataclasses.is_dataclass(v):
+                walk(v, d if dataclasses.is_dataclass(d) else v, key + ".")
+            elif v != d:
+                out.append((key, v, sources.get(key, next((s for k, s in sources.items() if key.startswith(k + ".")), "?"))))
+
+    walk(cfg, type(cfg)(), "")
+    return out
 
 
 def to_dict(cfg) -> dict:

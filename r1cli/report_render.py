@@ -1,4 +1,4 @@
-"""How `r1 report` shows what r1cli/report.py read: the markdown page, the rich tables for the
+"""How `r1 report` shows what r1cli/stages/report.py read: the table's rows and columns, the markdown page, the rich tables for the
 terminal and the PNG training curves (matplotlib, Agg backend: no display needed).
 
 Everything here renders the report.json data; nothing is measured or read from a run here.
@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1cli.report import COLUMNS, CURVES, HEADERS, ROLES, fmt
+# (role, label) in the paper's order: the rows of the stage table
+ROLES = (("base", "base"), ("base_r1zero", "base, r1zero template"), ("r1zero", "R1-Zero"), ("coldstart", "cold start"), ("grpo", "stage-2 RL"),
+         ("grpo_nolang", "stage-2 RL, no language reward"), ("sft", "stage-3 SFT"), ("align", "stage-4 align"))
+RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "align")
+EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
+COLUMNS = (*EVAL_KEYS, "helpfulness", "safe_rate", "wall_time_s")
+HEADERS = {"pass@1": "pass@1 %", "cons@k": "cons@k %", "format_rate": "format %", "language_consistency_rate":
+           "language %", "mean_completion_tokens": "tokens", "helpfulness": "helpful RM", "safe_rate": "safe %",
+           "wall_time_s": "wall time"}
+PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "safe_rate"}
+# (file name, metrics.jsonl key, title): what TRL's GRPOTrainer logs, as our Telemetry callback writes it
+CURVES = (("reward", "reward", "training reward (weighted sum)"),
+          ("accuracy", "rewards/accuracy/mean", "accuracy reward"),
+          ("completion_length", "completions/mean_length", "mean completion length (tokens)"),
+          ("language_consistency", "rewards/language/mean", "language-consistency reward"))
 
 # the terminal table fits 80 columns: short stage names and headers (report.md has the long ones)
 SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
@@ -16,6 +30,24 @@ SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zer
 SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
                  "mean_completion_tokens": "tokens", "helpfulness": "helpful", "safe_rate": "safe",
                  "wall_time_s": "time"}
+
+
+def fmt(key: str, v, compact: bool = False) -> str:
+    """A cell: rates in %, wall time as 1m05s; across runs: mean ± half the spread (min–max), or with
+    compact (the terminal) mean and ±half on two lines."""
+    if isinstance(v, dict):
+        if v["n"] < 2:
+            return fmt(key, v["mean"])
+        spread = f"{fmt(key, v['mean'])}{chr(10) + '±' if compact else ' ± '}{fmt(key, (v['max'] - v['min']) / 2)}"
+        return spread if compact else f"{spread} ({fmt(key, v['min'])}–{fmt(key, v['max'])})"
+    if v is None:
+        return "–"
+    if key in PERCENT:
+        return f"{100 * v:.1f}"
+    if key == "wall_time_s":
+        return f"{int(v // 60)}m{int(v % 60):02d}s" if v >= 60 else f"{v:.0f}s"
+    return f"{v:.3f}" if key == "helpfulness" else f"{v:.1f}"
+
 
 # --- plots -----------------------------------------------------------------------------------------------
 

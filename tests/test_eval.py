@@ -31,12 +31,12 @@ class FakeGenerator:
         self.script = script
         self.calls = []
 
-    def generate(self, prompts, params, batch_size=32, progress=None):
-        self.calls.append((prompts, params))
+    def generate(self, prompts, sampling, n=1, seed=0, progress=None):
+        self.calls.append((prompts, sampling, n))
         out = []
         for p in prompts:
             key = p if isinstance(p, str) else p[-1]["content"]
-            texts = self.script[key][: params.n]
+            texts = self.script[key][:n]
             out.append([Completion(t, list(range(len(t))), len(t), "stop" if i % 2 == 0 else "length")
                         for i, t in enumerate(texts)])
         return out
@@ -154,8 +154,8 @@ def test_rows_carry_the_input_columns_and_each_reward(scored):
     assert r["finish_reason"] == "length" and r["num_tokens"] == len(r["completion"])
     assert all(x["reward_accuracy"] is None for x in rows if x["domain"] == "general")
     # k samples per prompt were asked for with the paper's eval sampling
-    params = gen.calls[0][1]
-    assert params.n == 4 and params.temperature == 0.6 and params.top_p == 0.95
+    _, sampling, n = gen.calls[0]
+    assert n == 4 and sampling.temperature == 0.6 and sampling.top_p == 0.95
 
 
 def test_r1zero_template_sends_plain_text_prompts(monkeypatch):

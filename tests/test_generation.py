@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import importlib.util
 
 import pytest
 import torch
 
 from r1cli.errors import UserError
-from r1cli.generation import Completion, SamplingParams, check_backend, load_generator
+from r1cli.config import SamplingConfig
+from r1cli.generation import Completion, check_backend, load_generator
 from r1cli.generation.hf import HFGenerator, length_sorted_batches
 from tiny_lm import save_tiny, tiny_model, tiny_tokenizer
 
@@ -21,7 +24,7 @@ PROMPTS = [
     [{"role": "system", "content": "be brief"}, {"role": "user", "content": "(4+5)*3 = ?"}],
     "x",
 ]
-GREEDY = SamplingParams(n=1, temperature=0, max_new_tokens=12)
+GREEDY = SamplingConfig(temperature=0, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +41,12 @@ def texts(outs):
 
 
 def test_n_completions_per_prompt_in_prompt_order(gen):
-    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=8, seed=1)
-    outs = gen.generate(PROMPTS, params, batch_size=2)
+    params = SamplingConfig(temperature=1.0, max_new_tokens=8, batch_size=2)
+    outs = gen.generate(PROMPTS, params, n=3, seed=1)
     assert len(outs) == len(PROMPTS)
     assert all(len(cs) == 3 and all(isinstance(c, Completion) for c in cs) for cs in outs)
     # prompt order survives the length sort: each prompt's greedy output equals its own run
-    greedy = gen.generate(PROMPTS, GREEDY, batch_size=2)
+    greedy = gen.generate(PROMPTS, replace(GREEDY, batch_size=2))
     for p, cs in zip(PROMPTS, greedy):
         assert cs[0].text == gen.generate([p], GREEDY)[0][0].text
 
@@ -53,7 +56,7 @@ def test_empty_prompt_list(gen):
 
 
 def test_token_ids_and_counts_agree(gen):
-    outs = gen.generate(PROMPTS, SamplingParams(n=2, temperature=1.0, max_new_tokens=10, seed=3))
+    outs = gen.generate(PROMPTS, SamplingConfig(temperature=1.0, max_new_tokens=10), n=2, seed=3)
     for cs in outs:
         for c in cs:
             assert c.num_tokens == len(c.token_ids) and 1 <= c.num_tokens <= 10
@@ -65,10 +68,10 @@ def test_token_ids_and_counts_agree(gen):
 
 
 def test_same_seed_same_samples_other_seed_other_samples(gen):
-    p = SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=7)
-    a = texts(gen.generate(PROMPTS, p, batch_size=2))
-    b = texts(gen.generate(PROMPTS, p, batch_size=2))
-    c = texts(gen.generate(PROMPTS, SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=8), batch_size=2))
+    p = SamplingConfig(temperature=1.0, max_new_tokens=12, batch_size=2)
+    a = texts(gen.generate(PROMPTS, p, n=4, seed=7))
+    b = texts(gen.generate(PROMPTS, p, n=4, seed=7))
+    c = texts(gen.generate(PROMPTS, p, n=4, seed=8))
     assert a == b
     assert a != c
     # n samples of one prompt are not copies of each other when sampling
@@ -79,21 +82,21 @@ def test_sampling_leaves_the_callers_rng_alone(gen):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    gen.generate(PROMPTS[:2], SamplingParams(n=2, temperature=1.0, max_new_tokens=5, seed=0))
+    gen.generate(PROMPTS[:2], SamplingConfig(temperature=1.0, max_new_tokens=5), n=2, seed=0)
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_greedy_is_deterministic_and_n_copies_are_equal(gen):
-    p = SamplingParams(n=3, temperature=0, max_new_tokens=12, seed=0)
-    a = texts(gen.generate(PROMPTS, p))
-    b = texts(gen.generate(PROMPTS, SamplingParams(n=3, temperature=0, max_new_tokens=12, seed=99)))
+    p = SamplingConfig(temperature=0, max_new_tokens=12)
+    a = texts(gen.generate(PROMPTS, p, n=3, seed=0))
+    b = texts(gen.generate(PROMPTS, p, n=3, seed=99))
     assert a == b
     assert all(len(set(cs)) == 1 for cs in a)
 
 
 def test_left_padded_batch_equals_one_at_a_time(gen):
-    params = SamplingParams(n=1, temperature=0, max_new_tokens=16)
-    batched = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+    params = SamplingConfig(temperature=0, max_new_tokens=16)
+    batched = gen.generate(PROMPTS, replace(params, batch_size=len(PROMPTS)))
     single = [gen.generate([p], params)[0] for p in PROMPTS]
     assert [c[0].token_ids for c in batched] == [c[0].token_ids for c in single]
     # and the batch really mixed lengths (so padding was exercised)
@@ -107,13 +110,13 @@ def test_left_padded_batch_equals_one_at_a_time(gen):
 def test_finish_reason_length_then_stop_at_eos():
     tok = tiny_tokenizer()
     model = tiny_model(tok)
-    free = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=10))[0][0]
+    free = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingConfig(temperature=0, max_new_tokens=10))[0][0]
     assert free.finish_reason == "length" and free.num_tokens == 10
     # make the token the model greedily writes 4th its eos: generation must stop there
     stop_tok = free.token_ids[3]
     at = free.token_ids.index(stop_tok)
     model.generation_config.eos_token_id = stop_tok
-    c = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingParams(n=1, temperature=0, max_new_tokens=10))[0][0]
+    c = HFGenerator(model, tok).generate(PROMPTS[:1], SamplingConfig(temperature=0, max_new_tokens=10))[0][0]
     assert c.finish_reason == "stop"
     assert c.token_ids == free.token_ids[:at + 1] and c.num_tokens == at + 1
     assert c.text == tok.decode(free.token_ids[:at], skip_special_tokens=True)
@@ -143,7 +146,7 @@ def stopping_model(max_new_tokens: int = 16):
     prompts and never in others, so a batch has rows stopping early, late and not at all."""
     tok = tiny_tokenizer()
     model = tiny_model(tok)
-    free = HFGenerator(model, tok).generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=max_new_tokens))
+    free = HFGenerator(model, tok).generate(PROMPTS, SamplingConfig(temperature=0, max_new_tokens=max_new_tokens))
     rows = [cs[0].token_ids for cs in free]
     best = None
     for t in {t for r in rows for t in r}:
@@ -159,7 +162,7 @@ def stopping_model(max_new_tokens: int = 16):
 def test_greedy_equals_transformers_generate_token_for_token():
     model, tok = stopping_model()
     gen = HFGenerator(model, tok)
-    outs = gen.generate(PROMPTS, SamplingParams(n=1, temperature=0, max_new_tokens=16), batch_size=len(PROMPTS))
+    outs = gen.generate(PROMPTS, SamplingConfig(temperature=0, max_new_tokens=16, batch_size=len(PROMPTS)))
     ids = gen.encode(PROMPTS)
     assert len({len(x) for x in ids}) == len(PROMPTS)  # every prompt a different length: padding is exercised
     reasons = set()
@@ -184,13 +187,13 @@ def test_dropping_stopped_rows_changes_no_other_row(monkeypatch):
     real = DynamicCache.batch_select_indices
     spy = lambda self, idx: (drops.append(len(idx)), real(self, idx))  # noqa: E731
     monkeypatch.setattr(DynamicCache, "batch_select_indices", spy)
-    for params in (SamplingParams(n=1, temperature=0, max_new_tokens=16),
-                   SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=16, seed=5)):
+    for params, n, seed in ((SamplingConfig(temperature=0, max_new_tokens=16, batch_size=len(PROMPTS)), 1, 0),
+                            (SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=16, batch_size=len(PROMPTS)), 3, 5)):
         monkeypatch.setattr(decode, "COMPACT_AT", 0)  # never compact
-        kept = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+        kept = gen.generate(PROMPTS, params, n=n, seed=seed)
         assert drops == []
         monkeypatch.setattr(decode, "COMPACT_AT", 10**9)  # compact at every stop
-        dropped = gen.generate(PROMPTS, params, batch_size=len(PROMPTS))
+        dropped = gen.generate(PROMPTS, params, n=n, seed=seed)
         assert len(drops) >= 2 and drops == sorted(drops, reverse=True)  # the batch really shrank, more than once
         drops.clear()
         assert [[c.token_ids for c in cs] for cs in kept] == [[c.token_ids for c in cs] for cs in dropped]
@@ -238,11 +241,11 @@ def test_shared_prompt_decoding_samples_what_a_repeated_cache_does(monkeypatch):
     from transformers import AttentionInterface
 
     AttentionInterface.register(prefix.NAME, prefix.attention)
-    params = SamplingParams(n=3, temperature=1.0, top_p=0.9, max_new_tokens=16, seed=5)
-    shared = gen.generate(PROMPTS, params, batch_size=2)
+    params = SamplingConfig(temperature=1.0, top_p=0.9, max_new_tokens=16, batch_size=2)
+    shared = gen.generate(PROMPTS, params, n=3, seed=5)
     assert calls and model.config._attn_implementation == "sdpa"
     monkeypatch.setattr(prefix, "new_cache", lambda *a: None)
-    repeated = gen.generate(PROMPTS, params, batch_size=2)
+    repeated = gen.generate(PROMPTS, params, n=3, seed=5)
     assert [[c.token_ids for c in cs] for cs in shared] == [[c.token_ids for c in cs] for cs in repeated]
     AttentionInterface.register(prefix.NAME, real)
 
@@ -269,9 +272,9 @@ def test_top_p_over_the_top_k_draws_what_a_full_sort_does(monkeypatch):
 
 
 def test_tiny_top_p_is_greedy_for_every_sample(gen):
-    greedy = gen.generate(PROMPTS, SamplingParams(n=3, temperature=0, max_new_tokens=12))
-    narrow = gen.generate(PROMPTS, SamplingParams(n=3, temperature=1.0, top_p=1e-6, max_new_tokens=12, seed=4),
-                          batch_size=2)
+    greedy = gen.generate(PROMPTS, SamplingConfig(temperature=0, max_new_tokens=12), n=3)
+    narrow = gen.generate(PROMPTS, SamplingConfig(temperature=1.0, top_p=1e-6, max_new_tokens=12, batch_size=2),
+                          n=3, seed=4)
     # n samples per prompt, and the sample at each place belongs to that prompt (the KV cache was
     # expanded per prompt, results mapped back to prompt order)
     assert [[c.token_ids for c in cs] for cs in narrow] == [[c.token_ids for c in cs] for cs in greedy]
@@ -312,7 +315,7 @@ def test_draws_follow_the_filtered_distribution():
 
 
 def test_buffer_cache_layer_holds_what_torch_cat_would():
-    from r1cli.generation.decode import BufferLayer
+    from r1cli.generation.cache import BufferLayer
 
     g = torch.Generator().manual_seed(0)
     layer, keys, values = BufferLayer(capacity=400), [], []
@@ -352,7 +355,7 @@ def test_load_generator_from_a_checkpoint_dir(tmp_path, capsys):
     save_tiny(tmp_path / "m")
     g = load_generator(tmp_path / "m")
     assert g.model.dtype == torch.float32 and not g.model.training
-    outs = g.generate(PROMPTS[:2], SamplingParams(n=2, temperature=0.6, max_new_tokens=4), progress=True)
+    outs = g.generate(PROMPTS[:2], SamplingConfig(temperature=0.6, max_new_tokens=4), n=2, progress=True)
     assert [len(cs) for cs in outs] == [2, 2]
     assert "samples/s" in capsys.readouterr().err
 
@@ -386,11 +389,13 @@ def test_chat_prompt_without_chat_template_is_a_user_error():
 
 
 def test_bad_sampling_params_are_user_errors(gen):
-    for bad in (dict(n=0), dict(temperature=-1), dict(top_p=0), dict(top_p=1.5), dict(max_new_tokens=0)):
+    for bad in (dict(temperature=-1), dict(top_p=0), dict(top_p=1.5), dict(max_new_tokens=0)):
         with pytest.raises(UserError):
-            gen.generate(PROMPTS[:1], SamplingParams(**bad))
+            gen.generate(PROMPTS[:1], SamplingConfig(**bad))
+    with pytest.raises(UserError, match="samples per prompt"):
+        gen.generate(PROMPTS[:1], GREEDY, n=0)
     with pytest.raises(UserError, match="batch_size"):
-        gen.generate(PROMPTS[:1], GREEDY, batch_size=0)
+        gen.generate(PROMPTS[:1], replace(GREEDY, batch_size=0))
 
 
 # --- vllm -----------------------------------------------------------------------------------------
@@ -411,6 +416,6 @@ def test_vllm_backend_generates(tmp_path):
         pytest.skip("vllm needs a GPU")
     save_tiny(tmp_path / "m")
     g = load_generator(tmp_path / "m", backend="vllm", gpu_memory_utilization=0.2)
-    outs = g.generate(PROMPTS, SamplingParams(n=2, temperature=0.6, max_new_tokens=8, seed=0))
+    outs = g.generate(PROMPTS, SamplingConfig(temperature=0.6, max_new_tokens=8), n=2, seed=0)
     assert [len(cs) for cs in outs] == [2] * len(PROMPTS)
     assert all(c.num_tokens == len(c.token_ids) for cs in outs for c in cs)

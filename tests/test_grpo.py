@@ -57,7 +57,7 @@ def test_prefilled_template_is_detected(toy_base):
     from transformers import AutoTokenizer
 
     from r1cli.errors import UserError
-    from r1cli.stages._rl import detect_prefilled
+    from r1cli.rl import detect_prefilled
 
     tok = AutoTokenizer.from_pretrained(toy_base)
     assert detect_prefilled(tok, "r1", None, {"format": 1}) is False

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from r1cli.config import JudgeConfig, ReadabilityConfig, RejectSampleConfig, SamplingConfig
-from r1cli.data.filters import is_trivial, compile_patterns, normalize_reply, parse, same_reply, shape_reason
+from r1cli.rejection.filters import is_trivial, compile_patterns, normalize_reply, parse, same_reply, shape_reason
 from r1cli.errors import UserError
 from r1cli.generation import Completion
 from r1cli.generation.judge import HTTPJudge, LocalJudge, judge_prompt, parse_verdict
-from r1cli.stages import _reject
+from r1cli.rejection import sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,10 +189,10 @@ class _Scripted:
     def __init__(self, text):
         self.text, self.prompts = text, []
 
-    def generate(self, prompts, params, batch_size=32, progress=None):
-        assert params.temperature == 0  # the judge decodes greedily
+    def generate(self, prompts, sampling, n=1, seed=0, progress=None):
+        assert sampling.temperature == 0  # the judge decodes greedily
         self.prompts += prompts
-        return [[Completion(self.text, [], 1, "stop")] * params.n for _ in prompts]
+        return [[Completion(self.text, [], 1, "stop")] * n for _ in prompts]
 
 
 def test_local_judge_reads_its_model_output():
@@ -207,25 +207,25 @@ def test_local_judge_reads_its_model_output():
 
 def test_keep_and_dedupe():
     def s(i, text, tokens):
-        return _reject.Sample(0, i, parse(text), tokens, "stop")
+        return sampling.Sample(0, i, parse(text), tokens, "stop")
 
     passed = [s(0, "<think>\na\n</think>\n1", 9), s(1, "<think>\nb\n</think>\n1", 5), s(2, "<think>\na\n</think>\n1", 9),
               s(3, "<think>\nc\n</think>\n1", 5)]
     reply = lambda x: x.parsed.text  # noqa: E731
     cfg = RejectSampleConfig()
-    kept, dupes, not_kept = _reject.select(cfg, list(passed), reply)
+    kept, dupes, not_kept = sampling.select(cfg, list(passed), reply)
     assert [k.index for k in kept] == [0, 1, 3] and dupes == 1 and not_kept == 0 and passed[2].reason == "duplicate"
     for p in passed:
         p.reason = None
-    kept, _, not_kept = _reject.select(replace(cfg, keep="best"), list(passed), reply)
+    kept, _, not_kept = sampling.select(replace(cfg, keep="best"), list(passed), reply)
     assert [k.index for k in kept] == [1] and not_kept == 2          # shortest; tie -> lower index
-    kept, _, _ = _reject.select(replace(cfg, keep="first", dedupe=False), list(passed), reply)
+    kept, _, _ = sampling.select(replace(cfg, keep="first", dedupe=False), list(passed), reply)
     assert [k.index for k in kept] == [0]
 
 
 def test_chunk_seeds_depend_on_the_chunk_only():
-    assert _reject.chunk_seed(0, 3) == _reject.chunk_seed(0, 3)
-    assert len({_reject.chunk_seed(s, c) for s in range(3) for c in range(50)}) == 150
+    assert sampling.chunk_seed(0, 3) == sampling.chunk_seed(0, 3)
+    assert len({sampling.chunk_seed(s, c) for s in range(3) for c in range(50)}) == 150
 
 
 # --- the stage on a tiny trained "reasoner" ---------------------------------------------------------------
@@ -400,7 +400,7 @@ def test_local_judge_in_the_stage(world, tmp_path):
 
 
 def test_sharded_runs_merge_into_the_unsharded_one(world, tmp_path):
-    from r1cli.data import commands
+    from r1cli.stages import data as commands
 
     whole, _ = run_stage(world, tmp_path / "whole", data=world["many"])
     for i in range(2):
@@ -449,10 +449,9 @@ def test_kill_and_resume_gives_the_uninterrupted_rows(world, tmp_path):
 
 
 def test_a_crash_mid_run_resumes_in_process(world, tmp_path, monkeypatch):
-    from r1cli.stages import reject_sample
 
     whole, _ = run_stage(world, tmp_path / "whole", data=world["many"])
-    real, calls = _reject.process_chunk, []
+    real, calls = sampling.process_chunk, []
 
     def crash_on_third(ctx, table, start, seed):
         calls.append(start)
@@ -460,12 +459,12 @@ def test_a_crash_mid_run_resumes_in_process(world, tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(ctx, table, start, seed)
 
-    monkeypatch.setattr(_reject, "process_chunk", crash_on_third)
+    monkeypatch.setattr(sampling, "process_chunk", crash_on_third)
     out = tmp_path / "crashed"
     with pytest.raises(RuntimeError):
         run_stage(world, out, data=world["many"])
     assert len(list((tmp_path / "crashed.partial" / "chunks").glob("*.arrow"))) == 2
-    monkeypatch.setattr(_reject, "process_chunk", real)
+    monkeypatch.setattr(sampling, "process_chunk", real)
     with pytest.raises(UserError, match="n=4, not 2|was started with"):  # a different config is not a resume
         run_stage(world, out, "n=2", data=world["many"], resume=True)
     ds, m = run_stage(world, out, data=world["many"], resume=True)
@@ -539,15 +538,15 @@ def test_model_prompts_few_shot_and_general_template():
 
     shots = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"<think>\nr{i}\n</think>\na{i}"}]
              for i in range(5)]
-    ctx = _reject.Context(cfg=config("few_shot=2"), generator=Gen(), judge=None, prefilled=False, examples=shots)
+    ctx = sampling.Context(cfg=config("few_shot=2"), generator=Gen(), judge=None, prefilled=False, examples=shots)
     row = {"prompt": [{"role": "user", "content": "What is {x}?"}], "answer": "\\boxed{3}"}
-    messages, pre = _reject.model_prompt(ctx, row, 7)
+    messages, pre = sampling.model_prompt(ctx, row, 7)
     assert not pre and len(messages) == 5 and messages[-1] == row["prompt"][0]
     assert [m["role"] for m in messages[:4]] == ["user", "assistant"] * 2
-    assert _reject.model_prompt(ctx, row, 7)[0] == messages                # the same examples for the same prompt
-    assert any(_reject.model_prompt(ctx, row, i)[0] != messages for i in range(8))  # others elsewhere
+    assert sampling.model_prompt(ctx, row, 7)[0] == messages                # the same examples for the same prompt
+    assert any(sampling.model_prompt(ctx, row, i)[0] != messages for i in range(8))  # others elsewhere
     ctx.cfg, ctx.examples = config("mode=general", "general_template='{prompt} | reply: {reply}'"), []
-    text, pre = _reject.model_prompt(ctx, row, 0)
+    text, pre = sampling.model_prompt(ctx, row, 0)
     assert pre and text == "<|user|>What is {x}? | reply: \\boxed{3}\n<|assistant|><think>\n"  # starts the CoT
 
 

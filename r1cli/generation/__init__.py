@@ -6,7 +6,7 @@ backend is chosen in one place and the rest of the code never touches `model.gen
     gen = load_generator("runs/demo/coldstart")                 # transformers, CPU or GPU
     gen = load_generator("Qwen/...", backend="vllm")            # GPU, `pip install 'r1cli[vllm]'`
     gen = load_generator((model, tokenizer))                    # a model already in memory
-    outs = gen.generate([[{"role": "user", "content": "2+3?"}]], SamplingParams(n=4))
+    outs = gen.generate([[{"role": "user", "content": "2+3?"}]], SamplingConfig(temperature=0.6), n=4, seed=0)
     outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason
 
 Chat prompts (lists of messages) are rendered with the tokenizer's chat template and
@@ -21,32 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from r1cli.artifacts import check_model_dir
+from r1cli.config import SamplingConfig
 from r1cli.errors import UserError
 
 BACKENDS = ("transformers", "vllm")
 VLLM_MISSING = "vllm is not installed: pip install 'r1cli[vllm]' (GPU only) or use --backend transformers"
-
-
-@dataclass
-class SamplingParams:
-    """How to sample. temperature 0 = greedy (then n samples are n copies of one)."""
-
-    n: int = 1
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 256
-    seed: int = 0
-
-    def check(self) -> "SamplingParams":
-        if self.n < 1:
-            raise UserError(f"the number of samples per prompt must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise UserError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        return self
 
 
 @dataclass
@@ -62,8 +42,10 @@ class Completion:
 class Generator(Protocol):
     tokenizer: Any
 
-    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
-                 progress=None) -> list[list[Completion]]: ...
+    def generate(self, prompts: list, sampling: SamplingConfig, n: int = 1, seed: int = 0,
+                 progress=None) -> list[list[Completion]]:
+        """n completions for each prompt, in prompt order, drawn as `sampling` says (temperature 0:
+        one greedy completion copied n times); the same seed gives the same completions."""
 
 
 # --- shared helpers for backends -------------------------------------------------------------
@@ -106,8 +88,6 @@ def load_generator(model, backend: str = "transformers", **kw) -> Generator:
 
         lm, tokenizer = model
         return HFGenerator(lm, tokenizer, **kw)
-    from r1cli.artifacts import check_model_dir
-
     path = check_model_dir(Path(model), kw.pop("what", "--model"))
     if backend == "vllm":
         from r1cli.generation.vllm_backend import VLLMGenerator

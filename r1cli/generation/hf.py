@@ -3,7 +3,7 @@
 Used through `load_generator(...)`:
 
     gen = load_generator("runs/demo/base")
-    outs = gen.generate(prompts, SamplingParams(n=8, temperature=0.6), batch_size=32, progress=True)
+    outs = gen.generate(prompts, SamplingConfig(temperature=0.6, batch_size=32), n=8, seed=0, progress=True)
 
 Why it looks the way it does:
 - Many prompts x n samples go through one decode loop (`decode.py`: each prompt prefilled once,
@@ -30,8 +30,9 @@ from typing import Iterator
 
 import torch
 
+from r1cli.config import SamplingConfig
 from r1cli.errors import UserError
-from r1cli.generation import Completion, SamplingParams, render_prompt
+from r1cli.generation import Completion, render_prompt
 from r1cli.generation.decode import decode
 
 # prompts are sorted by length inside windows of this many batches
@@ -82,40 +83,41 @@ class HFGenerator:
     # --- generation ---------------------------------------------------------------------------
 
     @torch.no_grad()  # see decode.py
-    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
+    def generate(self, prompts: list, sampling: SamplingConfig, n: int = 1, seed: int = 0,
                  progress=None) -> list[list[Completion]]:
         """n completions for each prompt, in prompt order (see Generator in __init__.py)."""
-        params.check()
-        if batch_size < 1:
-            raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        if n < 1:
+            raise UserError(f"the number of samples per prompt must be >= 1, got {n}")
+        batch_size = sampling.batch_size
         ids = self.encode(prompts)
         results: list[list[Completion] | None] = [None] * len(ids)
         batches = list(length_sorted_batches([len(x) for x in ids], batch_size, batch_size * SORT_WINDOW_BATCHES))
         was_training = self.model.training
         self.model.eval()
         try:
-            with _progress(progress, len(ids) * params.n) as advance:
+            with _progress(progress, len(ids) * n) as advance:
                 for b, idx in enumerate(batches):
-                    outs = self._generate_batch([ids[i] for i in idx], params, seed=params.seed * 1_000_003 + b)
+                    outs = self._generate_batch([ids[i] for i in idx], sampling, n, seed=seed * 1_000_003 + b)
                     for i, comps in zip(idx, outs):
                         results[i] = comps
-                    advance(len(idx) * params.n, sum(c.num_tokens for cs in outs for c in cs))
+                    advance(len(idx) * n, sum(c.num_tokens for cs in outs for c in cs))
         finally:
             self.model.train(was_training)
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, batch: list[list[int]], params: SamplingParams, seed: int) -> list[list[Completion]]:
-        sample = params.temperature > 0
+    def _generate_batch(self, batch: list[list[int]], sampling: SamplingConfig, n: int,
+                        seed: int) -> list[list[Completion]]:
+        sample = sampling.temperature > 0
         # greedy: one row per prompt, copied n times (n greedy runs would be n identical runs)
-        n = params.n if sample else 1
-        rows = decode(self.model, batch, n=n, temperature=params.temperature, top_p=params.top_p,
-                      max_new_tokens=params.max_new_tokens, eos_ids=self.eos_ids, pad_id=self.pad_id, seed=seed)
+        rows_per_prompt = n if sample else 1
+        rows = decode(self.model, batch, n=rows_per_prompt, temperature=sampling.temperature, top_p=sampling.top_p,
+                      max_new_tokens=sampling.max_new_tokens, eos_ids=self.eos_ids, pad_id=self.pad_id, seed=seed)
         comps = self._completions(rows)
-        grouped = [comps[i * n:(i + 1) * n] for i in range(len(batch))]
+        grouped = [comps[i * rows_per_prompt:(i + 1) * rows_per_prompt] for i in range(len(batch))]
         if sample:
             return grouped
         # separate objects, so a caller editing one sample does not edit its copies
-        return [[dataclasses.replace(g[0], token_ids=list(g[0].token_ids)) for _ in range(params.n)] for g in grouped]
+        return [[dataclasses.replace(g[0], token_ids=list(g[0].token_ids)) for _ in range(n)] for g in grouped]
 
     def _completions(self, rows: list[tuple[list[int], str]]) -> list[Completion]:
         """Completions of decode()'s rows; text without the eos, all rows decoded in one call."""
@@ -156,7 +158,14 @@ def _progress(progress, total: int):
     if not progress:
         yield lambda samples, tokens: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     own = not hasattr(progress, "add_task")
     from rich.console import Console

@@ -35,8 +35,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from r1cli.config import JudgeConfig
+from r1cli.config import JudgeConfig, SamplingConfig
 from r1cli.errors import UserError
+from r1cli.generation import load_generator
 
 JUDGE_PROMPT = """You are checking a response against a reference answer.
 
@@ -107,18 +108,8 @@ def judge_prompt(cfg: JudgeConfig, question: str, reference: str, response: str)
     return text.replace("\0", "{").replace("\1", "}").replace("\2", "{").replace("\3", "}")
 
 
-def check_config(cfg: JudgeConfig) -> None:
-    if cfg.prompt is not None:
-        missing = [k for k in ("{question}", "{reference}", "{response}") if k not in cfg.prompt]
-        if missing:
-            raise UserError(f"judge.prompt must contain {', '.join(missing)} where those texts go")
-    if cfg.url is not None and not re.match(r"^https?://", cfg.url):
-        raise UserError(f"--judge-url {cfg.url!r} must start with http:// or https:// (e.g. http://localhost:8000/v1)")
-    for name in ("concurrency", "max_new_tokens", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"judge.{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.retries < 0 or cfg.backoff_s < 0 or cfg.timeout_s <= 0:
-        raise UserError("judge.retries and judge.backoff_s must be >= 0 and judge.timeout_s > 0")
+def check_environment(cfg: JudgeConfig) -> None:
+    """What the judge settings need from this machine (the settings themselves: JudgeConfig.check)."""
     if cfg.api_key_env and cfg.url and not os.environ.get(cfg.api_key_env):
         raise UserError(f"judge.api_key_env names {cfg.api_key_env}, which is not set: export it or drop api_key_env")
 
@@ -218,13 +209,11 @@ class LocalJudge:
         self.cfg = cfg
 
     def judge(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
-        from r1cli.generation import SamplingParams
-
         if not items:
             return []
         prompts = [[{"role": "user", "content": judge_prompt(self.cfg, *it)}] for it in items]
-        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=self.cfg.max_new_tokens)
-        outs = self.generator.generate(prompts, params, batch_size=self.cfg.batch_size)
+        greedy = SamplingConfig(temperature=0.0, max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size)
+        outs = self.generator.generate(prompts, greedy)
         return [parse_verdict(o[0].text) for o in outs]
 
 
@@ -233,7 +222,6 @@ def load_judge(cfg: JudgeConfig, backend: str = "transformers"):
     if cfg.url:
         return HTTPJudge(cfg)
     if cfg.model_dir:
-        from r1cli.generation import load_generator
 
         return LocalJudge(load_generator(cfg.model_dir, backend=backend, what="--judge"), cfg)
     return None

@@ -31,7 +31,7 @@ import threading
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from r1cli.generation.decode import BufferLayer
+from r1cli.generation.cache import BufferLayer
 
 NAME = "r1cli_shared_prompt"
 _ACTIVE = threading.local()  # the cache of the decode loop running in this thread

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r1cli.config import SamplingConfig
 from r1cli.errors import UserError
-from r1cli.generation import VLLM_MISSING, Completion, SamplingParams, render_prompt
+from r1cli.generation import VLLM_MISSING, Completion, render_prompt
 
 
 class VLLMGenerator:
@@ -34,26 +35,25 @@ class VLLMGenerator:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.llm = vllm.LLM(model=str(path), **llm_kwargs)
 
-    def generate(self, prompts: list, params: SamplingParams, batch_size: int = 32,
+    def generate(self, prompts: list, sampling: SamplingConfig, n: int = 1, seed: int = 0,
                  progress=None) -> list[list[Completion]]:
-        """n completions for each prompt, in prompt order. batch_size is unused: vllm schedules."""
-        params.check()
+        """n completions for each prompt, in prompt order. sampling.batch_size is unused: vllm schedules."""
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
         ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        sample = params.temperature > 0
-        n = params.n if sample else 1  # greedy: one sequence, copied n times
+        sample = sampling.temperature > 0
         # top_k -1 = off in every vllm release trl supports (0 is refused by some)
-        sampling = [
-            self._vllm.SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p if sample else 1.0,
-                                      top_k=-1, max_tokens=params.max_new_tokens,
-                                      seed=params.seed * 1_000_003 + i, skip_special_tokens=True)
+        params = [
+            self._vllm.SamplingParams(n=n if sample else 1, temperature=sampling.temperature,
+                                      top_p=sampling.top_p if sample else 1.0, top_k=-1,
+                                      max_tokens=sampling.max_new_tokens, seed=seed * 1_000_003 + i,
+                                      skip_special_tokens=True)
             for i in range(len(ids))
         ]
-        outs = self.llm.generate([{"prompt_token_ids": list(x)} for x in ids], sampling, use_tqdm=bool(progress))
+        outs = self.llm.generate([{"prompt_token_ids": list(x)} for x in ids], params, use_tqdm=bool(progress))
         results = []
         for out in outs:
             comps = [Completion(text=o.text, token_ids=list(o.token_ids), num_tokens=len(o.token_ids),
                                 finish_reason="length" if o.finish_reason == "length" else "stop")
                      for o in out.outputs]
-            results.append(comps if sample else comps[:1] * params.n)
+            results.append(comps if sample else comps[:1] * n)
         return results

@@ -5,7 +5,7 @@
         --recipe recipes/toy/align.yaml --eval-data runs/demo/data/eval \\
         --general-eval-data runs/demo/data/general_eval
 
-The same wiring as `r1 grpo` (r1cli/stages/_rl.py, TRL's GRPOTrainer) over a mixed prompt set.
+The same wiring as `r1 grpo` (r1cli/stages/rl.py, TRL's GRPOTrainer) over a mixed prompt set.
 Routing needs no special trainer: a reward returns None where it does not apply, and TRL's
 aggregation ignores None (NaN). The RM rewards `helpfulness`/`harmlessness` return None on
 reasoning rows themselves (r1cli/rewards/preference.py); every reward not in `general_rewards`
@@ -32,13 +32,19 @@ import random
 import statistics
 from pathlib import Path
 
+from r1cli import rl, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import AlignConfig
+from r1cli.data import load_prompts
 from r1cli.errors import UserError
+from r1cli.evaluation import before_after, evaluate, generator_of
 from r1cli.recipe import to_dict
+from r1cli.rewards import get_reward, resolve_rewards
+from r1cli.rewards.preference import check_rm_dir, start_step
 
 PREFERENCE = {"helpfulness": "helpful_rm", "harmlessness": "harmless_rm"}
 GENERAL = "general"
+
 
 # --- checks ---------------------------------------------------------------------------------------
 
@@ -58,16 +64,10 @@ def check_domains(sets: list, paths: list) -> tuple[int, int]:
 
 
 def check_routing(cfg: AlignConfig, n_reasoning: int, n_general: int) -> None:
-    """RMs iff general rows; every preference reward has its RM; settings in range."""
+    """Reward models iff general rows, and prompts of each kind the general_fraction asks for (the
+    settings themselves were checked when the recipe was resolved: AlignConfig.check)."""
     used = [name for name in cfg.rewards if name in PREFERENCE]
     given = [key for key in PREFERENCE.values() if getattr(cfg, key)]
-    flag = lambda key: "--" + key.replace("_", "-")  # noqa: E731
-    for name in cfg.general_rewards:
-        if name not in cfg.rewards:
-            raise UserError(f"general_rewards names {name!r}, which is not in rewards: add it to rewards or drop it")
-    for name in used:
-        if name not in cfg.general_rewards:
-            raise UserError(f"reward {name!r} only scores general rows, so it must be in general_rewards")
     if n_general and not (used and given):
         raise UserError(f"the --data sets have {n_general} general rows but no reward model scores them: give "
                         "--helpful-rm/--harmless-rm (and keep helpfulness/harmlessness in rewards), or drop those rows")
@@ -76,20 +76,11 @@ def check_routing(cfg: AlignConfig, n_reasoning: int, n_general: int) -> None:
                         "anything: add the general prompts as another --data, or drop the RMs and use `r1 grpo`")
     for name in used:
         if not getattr(cfg, PREFERENCE[name]):
-            raise UserError(f"reward {name!r} needs {flag(PREFERENCE[name])} DIR (a reward model from `r1 rm`)")
-    for key in given:
-        name = next(n for n, k in PREFERENCE.items() if k == key)
-        if name not in cfg.rewards:
-            raise UserError(f"{flag(key)} is given but reward {name!r} is not in rewards: add it or drop the flag")
-    if cfg.general_fraction is not None and not 0 <= cfg.general_fraction <= 1:
-        raise UserError(f"general_fraction must be in [0, 1], got {cfg.general_fraction}")
+            flag = "--" + PREFERENCE[name].replace("_", "-")
+            raise UserError(f"reward {name!r} needs {flag} DIR (a reward model from `r1 rm`)")
     if cfg.general_fraction is not None and (cfg.general_fraction > 0 and not n_general
                                              or cfg.general_fraction < 1 and not n_reasoning):
         raise UserError(f"general_fraction {cfg.general_fraction} asks for prompts of a kind the --data sets lack")
-    if cfg.preference_rewards_from < 0:
-        raise UserError(f"preference_rewards_from must be a step (>= 1) or a fraction (< 1), got {cfg.preference_rewards_from}")
-    if cfg.rm_batch_size < 1:
-        raise UserError(f"rm_batch_size must be >= 1, got {cfg.rm_batch_size}")
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -212,10 +203,8 @@ def run_summary(metrics_file: Path) -> dict:
 def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> dict:
     """Sample general prompts with the shared evaluation path and score the samples with the raw
     RM scores: helpfulness mean score, harmlessness safe rate (score > 0, i.e. P(safe) > 0.5)."""
-    from r1cli.evaluation import evaluate
-    from r1cli.stages._train import generator_of
 
-    rows, _ = evaluate(generator_of(model_path), ds, k=cfg.eval.k, sampling=cfg.eval.sampling, template=cfg.template,
+    rows, _ = evaluate(generator_of(model_path, cfg.eval.backend), ds, k=cfg.eval.k, sampling=cfg.eval.sampling, template=cfg.template,
                        seed=cfg.eval.seed, language_threshold=cfg.eval.language_threshold)
     prompts, completions = [r["prompt"] for r in rows], [r["completion"] for r in rows]
     out = {"n_prompts": len(ds), "n_samples": len(rows)}
@@ -251,11 +240,6 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
         general_eval_data: Path | None = None, force: bool = False, resume: bool = False) -> Path:
     from transformers import AutoConfig, AutoTokenizer
 
-    from r1cli.data import load_prompts
-    from r1cli.rewards import get_reward, resolve_rewards
-    from r1cli.rewards.preference import check_rm_dir, start_step
-    from r1cli.stages import _rl
-
     # --- check inputs: every check before a model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -275,26 +259,25 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
-    prefilled = _rl.detect_prefilled(tokenizer, cfg.template, cfg.prefilled_think, cfg.rewards)
+    prefilled = rl.detect_prefilled(tokenizer, cfg.template, cfg.prefilled_think, cfg.rewards)
     options = dict(prefilled_think=prefilled, template=cfg.template, rm_normalization=cfg.rm_normalization,
                    preference_rewards_from=cfg.preference_rewards_from, rm_batch_size=cfg.rm_batch_size,
                    **{k: str(v) for k, v in rm_dirs.items()}, **cfg.reward_options)
     rewards = route(resolve_rewards(cfg.rewards, **options), cfg.general_rewards)  # loads the RMs
-    ds = combine([_rl.prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
-    _rl.check_reward_columns(rewards, ds, " and ".join(map(str, data)))
+    ds = combine([rl.prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
+    rl.check_reward_columns(rewards, ds, " and ".join(map(str, data)))
     model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
     fraction = cfg.general_fraction if cfg.general_fraction is not None else n_general / len(ds)
     inputs = [model, *data, *rm_dirs.values()] + [p for p in (eval_data, general_eval_data) if p is not None]
-    from r1cli.stages import _train  # the trainer stack takes seconds to import: after every check
 
-    with _train.trainer_output(out, kind="checkpoint", stage="align", config=to_dict(cfg), inputs=inputs,
+    with training.trainer_output(out, kind="checkpoint", stage="align", config=to_dict(cfg), inputs=inputs,
                                force=force, resume=resume) as run_:
         # paper: temperature 0.7 in stage 4; RM scales differ, so normalize each reward per group first
-        args = _train.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards], shuffle_dataset=False,
+        args = training.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards], shuffle_dataset=False,
                                  defaults={"temperature": 0.7, "multi_objective_aggregation": "normalize_then_sum",
                                            "save_strategy": "steps", "save_steps": 50})
-        _rl.check_vllm(args)
-        _rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
+        rl.check_vllm(args)
+        rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
         per_batch, n_batches, per_step = generation_batches(args, len(ds))
         # when only the RMs score general rows, no reward applies to them before the RMs start: they
         # join the prompt stream then, instead of costing generations with no learning signal
@@ -304,20 +287,21 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
         order = mix_order(ds["domain"], per_batch, n_batches, cfg.mix, fraction, cfg.seed, general_from)
         train_ds = ds.select(order)
         show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
-        trainer, result, telemetry = _rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args, title="r1 align",
+        trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args, title="r1 align",
                                                     samples_every=cfg.samples_every, by_domain=True, show=show)
-        _train.save_checkpoint(trainer, tokenizer, run_)
+        training.save_checkpoint(trainer, tokenizer, run_)
         run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                            steps=trainer.state.global_step,
                            preference_rewards_from_step=start_step(cfg.preference_rewards_from, trainer.state.max_steps),
                            completions=trainer.state.global_step * args.per_device_train_batch_size
                            * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
         run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
-                            general_fraction=round(fraction, 5), final=_rl.grpo_metrics_row(telemetry.latest),
+                            general_fraction=round(fraction, 5), final=rl.grpo_metrics_row(telemetry.latest),
                             over_run=run_summary(run_.partial / "metrics.jsonl"))
-        if _train.is_main_process():
+        if training.is_main_process():
             if eval_data is not None:
-                run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template)
+                run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
+                                                       r1zero_text=cfg.r1zero_template)
             if general_eval is not None:
                 if cfg.eval.limit:
                     general_eval = general_eval.select(range(min(cfg.eval.limit, len(general_eval))))

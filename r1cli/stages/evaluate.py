@@ -16,39 +16,17 @@ from pathlib import Path
 
 from r1cli.artifacts import check_input, check_model_dir, check_output, stage_output
 from r1cli.config import EvalConfig
-from r1cli.errors import UserError
+from r1cli.data import load_prompts, save_dataset
 from r1cli.evaluation import evaluate, metrics_table
-from r1cli.generation import SamplingParams, check_backend
+from r1cli.generation import check_backend, load_generator
 from r1cli.recipe import to_dict
-from r1cli.templates import TEMPLATES
-
-
-def check_config(cfg: EvalConfig) -> None:
-    if cfg.template not in TEMPLATES:
-        raise UserError(f"--template must be one of {', '.join(TEMPLATES)}, got {cfg.template!r}")
-    if cfg.k < 1:
-        raise UserError(f"--k must be >= 1 (samples per prompt), got {cfg.k}")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UserError(f"--limit must be >= 1, got {cfg.limit}")
-    if not 0 < cfg.language_threshold <= 1:
-        raise UserError(f"language_threshold must be in (0, 1], got {cfg.language_threshold}")
-    if cfg.sampling.batch_size < 1:
-        raise UserError(f"sampling.batch_size must be >= 1, got {cfg.sampling.batch_size}")
-    if cfg.template == "r1zero" and cfg.r1zero_template is not None and "{prompt}" not in cfg.r1zero_template:
-        raise UserError("r1zero_template must contain {prompt} where the question goes")
-    s = cfg.sampling
-    SamplingParams(n=cfg.k, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens).check()
-    check_backend(cfg.backend)
 
 
 def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = False) -> Path:
     from rich.console import Console
 
-    from r1cli.data import load_prompts, save_dataset
-    from r1cli.generation import load_generator
-
-    # --- checks (all before the model loads) ---
-    check_config(cfg)
+    # --- checks (all before the model loads; the settings were checked when the recipe was resolved) ---
+    check_backend(cfg.backend)
     model = check_model_dir(model)
     data = check_input(data, "--data")
     check_output(out, force)

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r1cli import rl, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import GRPOStageConfig
+from r1cli.data import load_prompts
 from r1cli.errors import UserError
+from r1cli.evaluation import before_after
 from r1cli.recipe import to_dict
+from r1cli.rewards import resolve_rewards
 
 
 def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: Path | None = None,
         force: bool = False, resume: bool = False, stage: str = "grpo") -> Path:
     from transformers import AutoConfig, AutoTokenizer
-
-    from r1cli.data import load_prompts
-    from r1cli.rewards import resolve_rewards
-    from r1cli.stages import _rl
 
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
@@ -39,29 +39,28 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
-    prefilled = _rl.detect_prefilled(tokenizer, cfg.template, cfg.prefilled_think, cfg.rewards)
+    prefilled = rl.detect_prefilled(tokenizer, cfg.template, cfg.prefilled_think, cfg.rewards)
     rewards = resolve_rewards(cfg.rewards, prefilled_think=prefilled, template=cfg.template, **cfg.reward_options)
-    _rl.check_reward_columns(rewards, ds, str(data))
-    ds = _rl.prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
+    rl.check_reward_columns(rewards, ds, str(data))
+    ds = rl.prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
     model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
-    from r1cli.stages import _train  # the trainer stack takes seconds to import: after every check
 
-    with _train.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg),
+    with training.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg),
                                inputs=[model, data] + ([eval_data] if eval_data else []),
                                force=force, resume=resume) as run_:
-        args = _train.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards],
+        args = training.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards],
                                  defaults={"save_strategy": "steps", "save_steps": 50})
-        _rl.check_vllm(args)
-        _rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
-        trainer, result, telemetry = _rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
+        rl.check_vllm(args)
+        rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
+        trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
                                                     title=f"r1 {stage}", samples_every=cfg.samples_every)
-        _train.save_checkpoint(trainer, tokenizer, run_)
+        training.save_checkpoint(trainer, tokenizer, run_)
         run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
                            completions=trainer.state.global_step * args.per_device_train_batch_size
                            * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
         run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
-                            final=_rl.grpo_metrics_row(telemetry.latest))
-        if eval_data is not None and _train.is_main_process():
-            run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
+                            final=rl.grpo_metrics_row(telemetry.latest))
+        if eval_data is not None and training.is_main_process():
+            run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
                                                           r1zero_text=cfg.r1zero_template)
     return out

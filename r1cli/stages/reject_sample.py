@@ -19,7 +19,7 @@ counts beside it), so memory does not grow with the number of prompts and, after
 Sharding hands out whole chunks (chunk c goes to shard c % N): a prompt's samples then come
 from the same batch as in an unsharded run, so `r1 data merge` of the shards equals one run
 (keep chunk_size, batch size and seed equal across shards). At the end the chunks are joined
-into the dataset dir and removed. Per-chunk work lives in r1cli/stages/_reject.py.
+into the dataset dir and removed. Per-chunk work lives in r1cli/stages/sampling.py.
 """
 
 from __future__ import annotations
@@ -31,12 +31,28 @@ from pathlib import Path
 
 from rich.console import Console
 
-from r1cli.artifacts import (check_input, check_model_dir, check_output, describe_inputs, partial_path, read_manifest,
-                             stage_output, write_json_atomic)
+from r1cli.artifacts import (
+    check_input,
+    check_model_dir,
+    check_output,
+    describe_inputs,
+    partial_path,
+    read_manifest,
+    stage_output,
+    write_json_atomic,
+)
 from r1cli.config import RejectSampleConfig
+from r1cli.data import load_prompts, load_sft, save_dataset
+from r1cli.data.io import table_of
 from r1cli.errors import UserError
+from r1cli.generation import check_backend, load_generator
+from r1cli.generation.judge import check_environment as check_judge_environment
+from r1cli.generation.judge import check_reachable, load_judge
 from r1cli.recipe import to_dict
-from r1cli.stages import _reject
+from r1cli.rejection import sampling
+from r1cli.rejection.filters import compile_patterns
+from r1cli.rewards import get_reward
+from r1cli.templates import generation_prefills_think, is_r1_format
 
 console = Console(stderr=True)
 # settings that do not change which rows a chunk writes: they may differ on --resume
@@ -46,36 +62,10 @@ _RESUME_FREE = ("judge.concurrency", "judge.retries", "judge.backoff_s", "judge.
 # --- checks ---------------------------------------------------------------------------------------
 
 
-def check_config(cfg: RejectSampleConfig) -> None:
-    from r1cli.generation import SamplingParams, check_backend
-    from r1cli.generation.judge import check_config as check_judge
-
-    s = cfg.sampling
-    if cfg.n < 1:
-        raise UserError(f"--n must be >= 1 (samples per prompt), got {cfg.n}")
-    SamplingParams(n=cfg.n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens).check()
-    for name, value in (("chunk_size", cfg.chunk_size), ("sampling.batch_size", s.batch_size), ("num_shards", cfg.num_shards)):
-        if value < 1:
-            raise UserError(f"{name} must be >= 1, got {value}")
-    if not 0 <= cfg.shard_index < cfg.num_shards:
-        raise UserError(f"--shard-index must be in 0..{cfg.num_shards - 1} for --num-shards {cfg.num_shards}, got {cfg.shard_index}")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UserError(f"limit must be >= 1, got {cfg.limit}")
-    bad = {d: v for d, v in cfg.verifiers.items() if v not in _reject.VERIFIERS}
-    if bad:
-        d, v = next(iter(bad.items()))
-        raise UserError(f"verifiers.{d}: unknown verifier {v!r}: use one of {', '.join(_reject.VERIFIERS)}")
-    from r1cli.rewards import known_options
-
-    unknown = sorted(set(cfg.reward_options) - known_options())
-    if unknown:
-        raise UserError(f"reward_options: unknown option {unknown[0]!r} (valid: {', '.join(sorted(known_options()))})")
-    if cfg.mode == "general" and "{prompt}" not in cfg.general_template:
-        raise UserError("general_template must contain {prompt} where the question goes")
-    if cfg.judge.model_dir and cfg.judge.url:
-        raise UserError("give one judge: --judge MODEL_DIR (a local model) or --judge-url URL (an endpoint), not both")
-    check_judge(cfg.judge)
+def check_environment(cfg: RejectSampleConfig) -> None:
+    """What the settings need from this machine (the settings themselves were checked when resolved)."""
     check_backend(cfg.backend)
+    check_judge_environment(cfg.judge)
 
 
 def needed_verifiers(cfg: RejectSampleConfig, ds) -> set[str]:
@@ -83,15 +73,14 @@ def needed_verifiers(cfg: RejectSampleConfig, ds) -> set[str]:
     if cfg.mode == "general":
         return {cfg.verifier_general}
     domains = set(ds.unique("domain")) if "domain" in ds.column_names else {None}
-    return {_reject.route(cfg, d) for d in domains}
+    return {sampling.route(cfg, d) for d in domains}
 
 
 def check_columns(cfg: RejectSampleConfig, ds, path) -> None:
-    from r1cli.rewards import get_reward
 
     needed = needed_verifiers(cfg, ds)
     cols = set(ds.column_names)
-    for name in needed & set(_reject.RULE_VERIFIERS):
+    for name in needed & set(sampling.RULE_VERIFIERS):
         missing = [c for c in getattr(get_reward(name), "required_columns", ()) if c not in cols]
         if missing:
             raise UserError(f"--data {path} has no `{missing[0]}` column, which the {name} verifier needs: add it")
@@ -108,8 +97,6 @@ def warn_shared_ids(ds) -> None:
     """Output ids are f"{source id}-{sample index}": prompts sharing an id would share row ids."""
     import pyarrow.compute as pc
 
-    from r1cli.data.io import table_of
-
     ids = table_of(ds.select_columns(["id"])).column("id")
     shared = len(ids) - pc.count_distinct(ids).as_py()
     if shared:
@@ -119,8 +106,6 @@ def warn_shared_ids(ds) -> None:
 
 def load_few_shot(path, cfg: RejectSampleConfig) -> list[list[dict]]:
     """--few-shot FILE: SFT rows whose last turn is an R1-format assistant reply."""
-    from r1cli.data import load_sft
-    from r1cli.templates import is_r1_format
 
     if cfg.few_shot < 1:
         raise UserError("--few-shot is given but few_shot is 0: set few_shot >= 1 in the recipe or drop --few-shot")
@@ -131,7 +116,7 @@ def load_few_shot(path, cfg: RejectSampleConfig) -> list[list[dict]]:
         if last.get("role") != "assistant" or not is_r1_format(last.get("content") or ""):
             raise UserError(f"--few-shot {path} row {i} does not end in an R1-format assistant turn "
                             "(<think>\\n...\\n</think>\\n + summary): few-shot examples must show the format")
-        examples.append(_reject.as_messages(messages))
+        examples.append(sampling.as_messages(messages))
     return examples
 
 
@@ -209,14 +194,8 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
         force: bool = False, resume: bool = False) -> Path:
     from transformers import AutoTokenizer
 
-    from r1cli.data import load_prompts
-    from r1cli.data.filters import compile_patterns
-    from r1cli.data.io import table_of
-    from r1cli.rewards import get_reward
-    from r1cli.templates import generation_prefills_think
-
     # --- check inputs: everything before the model loads
-    check_config(cfg)
+    check_environment(cfg)
     model = check_model_dir(model)
     data = check_input(data, "--data")
     check_output(out, force, resume)
@@ -225,7 +204,6 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
         ds = ds.select(range(min(cfg.limit, len(ds))))
     check_columns(cfg, ds, data)
     if cfg.judge.url and "judge" in needed_verifiers(cfg, ds):
-        from r1cli.generation.judge import check_reachable
 
         check_reachable(cfg.judge)
     warn_shared_ids(ds)
@@ -245,15 +223,13 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
 
     with stage_output(out, kind="dataset", stage="reject-sample", config=config, inputs=inputs,
                       force=force, resume=resume) as run_:
-        from r1cli.generation import load_generator
-        from r1cli.generation.judge import load_judge
 
-        rule = {n: get_reward(n, prefilled_think=False, **cfg.reward_options) for n in _reject.RULE_VERIFIERS
+        rule = {n: get_reward(n, prefilled_think=False, **cfg.reward_options) for n in sampling.RULE_VERIFIERS
                 if n in needed_verifiers(cfg, ds)}
-        ctx = _reject.Context(cfg=cfg, generator=load_generator(model, backend=cfg.backend), judge=load_judge(cfg.judge, cfg.backend),
+        ctx = sampling.Context(cfg=cfg, generator=load_generator(model, backend=cfg.backend), judge=load_judge(cfg.judge, cfg.backend),
                               prefilled=prefilled, patterns=patterns, examples=examples, rewards=rule,
-                              carried=[c for c in ds.column_names if c not in _reject.KNOWN
-                                       and c not in {n for n, _ in _reject.FIXED} and not c.startswith("reward_")])
+                              carried=[c for c in ds.column_names if c not in sampling.KNOWN
+                                       and c not in {n for n, _ in sampling.FIXED} and not c.startswith("reward_")])
         chunk_dir = run_.path("chunks")
         chunk_dir.mkdir(exist_ok=True)
         for leftover in chunk_dir.glob(".*.tmp*"):  # a write cut off by a kill
@@ -271,7 +247,14 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
 
 def sample_chunks(run_, ctx, table, chunks: list[int], chunk_dir: Path) -> None:
     """Process the chunks not written yet, with a rich progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     cfg = ctx.cfg
     size = lambda c: min(cfg.chunk_size, table.num_rows - c * cfg.chunk_size)  # noqa: E731
@@ -285,7 +268,7 @@ def sample_chunks(run_, ctx, table, chunks: list[int], chunk_dir: Path) -> None:
                             completed=sum(size(c) for c in chunks if c not in todo), info="")
         for c in todo:
             start = c * cfg.chunk_size
-            rows, stats = _reject.process_chunk(ctx, table.slice(start, size(c)), start, _reject.chunk_seed(cfg.seed, c))
+            rows, stats = sampling.process_chunk(ctx, table.slice(start, size(c)), start, sampling.chunk_seed(cfg.seed, c))
             write_chunk(chunk_dir, c, rows, {"chunk": c, **stats})
             samples, accepted, seconds = samples + stats["samples"], accepted + stats["accepted"], seconds + stats["seconds"]
             run_.log_metrics({"chunk": c, "prompts": stats["prompts"], "samples": stats["samples"],
@@ -297,8 +280,6 @@ def sample_chunks(run_, ctx, table, chunks: list[int], chunk_dir: Path) -> None:
 def join_chunks(run_, chunks: list[int], chunk_dir: Path, schema) -> None:
     """The chunks, memory-mapped and in order, saved as one dataset dir; then they go."""
     from datasets import Dataset, concatenate_datasets
-
-    from r1cli.data import save_dataset
 
     # a shard with no chunks (fewer chunks than shards) still writes an empty dataset of the same columns
     parts = [Dataset.from_file(str(chunk_paths(chunk_dir, c)[0])) for c in chunks] or [Dataset(schema.empty_table())]

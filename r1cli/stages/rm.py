@@ -20,8 +20,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from r1cli import training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import RMConfig
+from r1cli.data import load_table, validate
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
 from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
@@ -32,7 +34,6 @@ from r1cli.templates import completion_text
 
 def load_rows(path: Path, pointwise: bool):
     """The pairs (or labels), after checking the file holds the kind --pointwise says."""
-    from r1cli.data import load_table, validate
 
     table = load_table(path)
     cols = set(table.column_names)
@@ -70,8 +71,6 @@ def drop_long(ds, max_length: int | None, path) -> tuple:
 
 
 def split(ds, eval_fraction: float, seed: int):
-    if not 0 <= eval_fraction < 1:
-        raise UserError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     n_eval = round(eval_fraction * len(ds))
     if eval_fraction and (n_eval < 1 or n_eval >= len(ds)):
         raise UserError(f"eval_fraction {eval_fraction} of {len(ds)} rows leaves no held-out or no training rows: "
@@ -160,11 +159,9 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
     from trl import RewardTrainer
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
-    from r1cli.stages import _train
-
-    with _train.trainer_output(out, kind="checkpoint", stage="rm", config=to_dict(cfg), inputs=[model, data],
+    with training.trainer_output(out, kind="checkpoint", stage="rm", config=to_dict(cfg), inputs=[model, data],
                                force=force, resume=resume) as run_:
-        args = _train.build_args(cfg, run_, defaults={"save_strategy": "steps", "save_steps": 200})
+        args = training.build_args(cfg, run_, defaults={"save_strategy": "steps", "save_steps": 200})
         rows, dropped = drop_long(rows, args.max_length, data)
         train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
 
@@ -173,24 +170,24 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
             lm = AutoModelForSequenceClassification.from_pretrained(
                 model, num_labels=1, dtype=torch.float32 if args.use_cpu else "auto")
         fix_pad_token(tokenizer, lm)
-        telemetry = _train.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
+        telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
         common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry])
         trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
-        _train.drop_printer(trainer)
-        result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run_))
-        _train.save_checkpoint(trainer, tokenizer, run_)
+        training.drop_printer(trainer)
+        result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run_))
+        training.save_checkpoint(trainer, tokenizer, run_)
 
         run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
                            dropped_too_long=dropped, steps=trainer.state.global_step)
         run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
                             train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
-        if _train.is_main_process():
+        if training.is_main_process():
             # without a held-out split, the score statistics still come from (some) training rows
             measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
             m = heldout_metrics(trainer.model, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
             run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
             acc = m.get("label_accuracy", m.get("pair_accuracy"))
-            _train.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
+            training.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
                                  f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
                                  f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
     return out

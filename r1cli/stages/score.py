@@ -23,8 +23,10 @@ from pathlib import Path
 
 from r1cli.artifacts import check_input, check_output, stage_output
 from r1cli.config import ScoreConfig
+from r1cli.data import load_completions, save_dataset
 from r1cli.errors import UserError
 from r1cli.recipe import to_dict
+from r1cli.rewards import resolve_rewards
 
 RESERVED = ("prompt", "completion", "completion_ids")  # passed as TRL's own arguments, not as columns
 
@@ -129,16 +131,9 @@ def summarize(values: dict[str, list], rewards: list) -> tuple[dict, dict]:
 def run(cfg: ScoreConfig, *, data: Path, out: Path, force: bool = False) -> Path:
     from rich.console import Console
 
-    from r1cli.data import load_completions, save_dataset
-    from r1cli.rewards import resolve_rewards
-
     # --- check inputs: names, options, columns, all before the first reward is computed
     check_output(out, force)
     data = check_input(data, "INPUT")
-    if cfg.batch_size < 1:
-        raise UserError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.workers is not None and cfg.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {cfg.workers}")
     options = dict(prefilled_think=cfg.prefilled_think, template=cfg.template, **cfg.reward_options)
     for key in ("workers", "helpful_rm", "harmless_rm"):
         if getattr(cfg, key) is not None:
@@ -193,7 +188,14 @@ class _progress:
     """A rich progress bar with samples/s; `with _progress(console, total) as advance: advance(k)`."""
 
     def __init__(self, console, total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Rate(ProgressColumn):

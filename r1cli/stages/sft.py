@@ -20,9 +20,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from r1cli import training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import SFTStageConfig
+from r1cli.data import load_prompts, load_sft
 from r1cli.errors import UserError
+from r1cli.evaluation import before_after
 from r1cli.recipe import to_dict
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, is_r1_format
 
@@ -109,8 +112,6 @@ def mix(datasets: list, weights: list[float] | None, seed: int):
     rng = random.Random(seed)
     parts = []
     for ds, w in zip(datasets, weights):
-        if w < 0:
-            raise UserError(f"data_weights must be >= 0, got {w}")
         whole, frac = int(w), w - int(w)
         idx = [i for _ in range(whole) for i in range(len(ds))] + rng.sample(range(len(ds)), round(frac * len(ds)))
         if idx:
@@ -138,8 +139,6 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         force: bool = False, resume: bool = False) -> Path:
     from transformers import AutoTokenizer
 
-    from r1cli.data import load_prompts, load_sft
-
     require_reasoning = stage == "coldstart"
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -165,31 +164,29 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
-    from r1cli.stages import _train
-
-    with _train.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg), inputs=inputs,
+    with training.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg), inputs=inputs,
                                force=force, resume=resume) as run_:
-        args = _train.build_args(cfg, run_, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
+        args = training.build_args(cfg, run_, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
                                  completion_only_loss=True, dataset_kwargs=None)
         check_batch(args, len(train))
         tokenized, dropped = tokenize(train, tokenizer, args.max_length)
         check_batch(args, len(tokenized))
         torch.manual_seed(cfg.seed)
         lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if args.use_cpu else "auto")
-        telemetry = _train.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
+        telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
         trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
                              callbacks=[telemetry])
-        _train.drop_printer(trainer)
-        checkpoint = _train.resume_checkpoint(run_)
-        _train.restore_token_count(trainer, checkpoint)
+        training.drop_printer(trainer)
+        checkpoint = training.resume_checkpoint(run_)
+        training.restore_token_count(trainer, checkpoint)
         result = trainer.train(resume_from_checkpoint=checkpoint)
-        _train.save_checkpoint(trainer, tokenizer, run_)
+        training.save_checkpoint(trainer, tokenizer, run_)
         n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
         run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
                            steps=trainer.state.global_step, tokens_seen=n_tokens)
         run_.metrics.update(train_loss=round(result.training_loss, 5), train_runtime_s=round(result.metrics["train_runtime"], 2),
                             final_loss=telemetry.latest.get("loss"))
-        if eval_data is not None and _train.is_main_process():
-            run_.metrics["eval"] = _train.before_after(model, run_.partial, eval_data, cfg.eval)
+        if eval_data is not None and training.is_main_process():
+            run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval)
     return out
 

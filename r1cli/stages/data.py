@@ -21,10 +21,25 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from r1cli.artifacts import check_input, check_output, partial_path, read_manifest, stage_output
+from r1cli.artifacts import (
+    check_input,
+    check_output,
+    partial_path,
+    read_manifest,
+    stage_output,
+)
 from r1cli.data.formats import FORMATS, convert
-from r1cli.data.io import (concat, dataset, holds_datasets, load_table, save_dataset, sub_datasets, table_of, write_jsonl,
-                          write_parquet)
+from r1cli.data.io import (
+    concat,
+    dataset,
+    holds_datasets,
+    load_table,
+    save_dataset,
+    sub_datasets,
+    table_of,
+    write_jsonl,
+    write_parquet,
+)
 from r1cli.data.schema import KINDS, describe, guess_kind, validate, with_ids
 from r1cli.errors import UserError
 

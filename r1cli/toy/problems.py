@@ -14,21 +14,17 @@ with c; a fixed hash of the problem puts it on the eval side or the train side. 
 only eval-side problems, `rl`/`coldstart` and the base model's pretraining corpus
 (`r1 toy base`) only train-side ones, whatever seed each command is given. The seed picks
 rows, phrasings and languages. The non-reasoning half (general chat, helpfulness pairs,
-safety labels) lives in r1cli/data/toy_general.py.
+safety labels) lives in r1cli/toy/general.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import asdict
-from pathlib import Path
 
-from r1cli.artifacts import stage_output, write_sub_manifest
 from r1cli.config import ToyDataConfig
-from r1cli.data import save_dataset
-from r1cli.data import toy_general as general
 from r1cli.errors import UserError
+from r1cli.toy import general
 
 A_MAX, C_MIN, C_MAX = 20, 2, 6
 # share of problems on the eval side of the fixed split
@@ -151,23 +147,13 @@ def coldstart_rows(rng: random.Random, pool: list, cfg: ToyDataConfig) -> list[d
     return rows
 
 
-def check_config(cfg: ToyDataConfig) -> None:
-    n_eval_pool = len(problems(True))
-    for name in ("n_rl", "n_coldstart", "n_eval", "n_general", "n_general_eval", "n_helpful_pairs", "n_safety"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.n_eval > n_eval_pool:
-        raise UserError(f"n_eval={cfg.n_eval} is more than the {n_eval_pool} held-out problems: use n_eval <= {n_eval_pool}")
-    for name in ("zh_fraction", "coldstart_corruption", "coldstart_language_mix"):
-        if not 0 <= getattr(cfg, name) <= 1:
-            raise UserError(f"{name} must be in [0, 1], got {getattr(cfg, name)}")
-
-
 def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
     """Every split's rows (deterministic in cfg). Each split has its own RNG, so changing one
     count does not reshuffle the others."""
-    check_config(cfg)
     train, held_out = problems(False), problems(True)
+    if cfg.n_eval > len(held_out):  # the world's size, not a setting's range: ToyDataConfig checks those
+        raise UserError(f"n_eval={cfg.n_eval} is more than the {len(held_out)} held-out problems: "
+                        f"use n_eval <= {len(held_out)}")
     rng = lambda name: random.Random(f"{cfg.seed}:{name}")  # noqa: E731
     z = cfg.zh_fraction
     return {
@@ -193,33 +179,3 @@ def alphabet() -> str:
     texts = [*QUESTIONS["en"], *QUESTIONS["zh"], *COTS["en"], *COTS["zh"], MIXED_COT, *SUMMARIES["en"],
              *SUMMARIES["zh"], TOY_R1ZERO_TEMPLATE, "0123456789", general.alphabet()]
     return "".join(sorted(set("".join(texts))))
-
-
-# --- the command --------------------------------------------------------------------------------
-
-
-def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> Path:
-    from datasets import Dataset
-    from rich.console import Console
-    from rich.table import Table
-
-    splits = build(cfg)  # every check runs before OUT.partial/ is made
-    kinds = {"rl": "prompts", "coldstart": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
-             "helpful_pairs": "preferences", "safety": "safety"}
-    table = Table(title=f"r1 toy data -> {out}")
-    for col in ("split", "kind", "rows", "zh", "example"):
-        table.add_column(col, overflow="fold", max_width=60 if col == "example" else None)
-    with stage_output(out, kind="dataset", stage="toy-data", config=asdict(cfg), force=force) as run:
-        for name, rows in splits.items():
-            d = run.partial / name
-            save_dataset(Dataset.from_list(rows), d)
-            zh = sum(r.get("language") == "zh" for r in rows)
-            write_sub_manifest(d, run, "dataset", counts={"rows": len(rows), "zh": zh}, metrics={"schema": kinds[name]})
-            run.counts[name] = len(rows)
-            first = rows[0]
-            example = first.get("messages", first.get("prompt"))[-1]["content"]
-            table.add_row(name, kinds[name], str(len(rows)), f"{zh / len(rows):.0%}", example.replace("\n", "\\n"))
-        run.metrics["eval_problems_held_out"] = len(problems(True))
-        run.metrics["train_problems"] = len(problems(False))
-    Console().print(table)
-    return Path(out)

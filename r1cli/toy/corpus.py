@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterator
 
-from r1cli.data import toy
-from r1cli.data import toy_general as general
+from r1cli.toy import general
+from r1cli.toy import problems as toy
 
 END = "<|end|>"  # the document separator is the chat template's end-of-turn (the eos)
 

@@ -8,9 +8,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from r1cli import training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
-from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
+from r1cli.templates import (
+    R1ZERO_TEMPLATE,
+    apply_template,
+    completion_text,
+    generation_prefills_think,
+)
+from r1cli.training import Callback
 
 # --- prompts ------------------------------------------------------------------------------
 
@@ -18,8 +25,6 @@ from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, ge
 def prepare_prompts(ds, template: str, r1zero_text: str | None = None, system: str | None = None):
     """The `prompt` column as the model will see it: chat messages (r1) or the r1zero string."""
     text = r1zero_text or R1ZERO_TEMPLATE
-    if template == "r1zero" and "{prompt}" not in text:
-        raise UserError("r1zero_template must contain {prompt} where the question goes")
 
     def one(row):
         return {"prompt": apply_template(row["prompt"], template, text, system)}
@@ -127,15 +132,15 @@ class SampleLog:
     def callback(self):
         """Flush at the end of every step: before TRL saves a checkpoint, so a resumed run has
         every sample up to it and logs none twice."""
-        from transformers import TrainerCallback
+        return FlushSamples(self)
 
-        log = self
 
-        class FlushSamples(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):
-                log.flush()
+class FlushSamples(Callback):
+    def __init__(self, log: SampleLog):
+        self.log = log
 
-        return FlushSamples()
+    def on_step_end(self, args, state, control, **kw):
+        self.log.flush()
 
 
 def log_domain_means(name: str, values: list, domains: list, log_metric) -> None:
@@ -184,16 +189,14 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
 
-    from r1cli.stages import _train
-
     samples = SampleLog(run, samples_every, by_domain=by_domain)
     funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
     torch.manual_seed(args.seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if args.use_cpu else "auto")
-    telemetry = _train.Telemetry(run, title, show=show, warn=degenerate_warnings)
+    telemetry = training.Telemetry(run, title, show=show, warn=degenerate_warnings)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
                           processing_class=tokenizer, callbacks=[telemetry, samples.callback(), *callbacks])
-    _train.drop_printer(trainer)
-    result = trainer.train(resume_from_checkpoint=_train.resume_checkpoint(run))
+    training.drop_printer(trainer)
+    result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run))
     samples.flush()
     return trainer, result, telemetry

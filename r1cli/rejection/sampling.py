@@ -28,8 +28,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from r1cli.config import RejectSampleConfig
-from r1cli.data.filters import Parsed, is_trivial, parse, readability_reasons, same_reply
-from r1cli.generation import SamplingParams, render_prompt
+from r1cli.generation import render_prompt
+from r1cli.rejection.filters import (
+    Parsed,
+    is_trivial,
+    parse,
+    readability_reasons,
+    same_reply,
+)
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, prompt_text
 
 RULE_VERIFIERS = ("accuracy", "code")
@@ -193,9 +199,7 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
                for r in rows]
     todo = [i for i, t in enumerate(trivial) if not t]
     built = [model_prompt(ctx, rows[i], start + i) for i in todo]
-    params = SamplingParams(n=cfg.n, temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
-                            max_new_tokens=cfg.sampling.max_new_tokens, seed=seed)
-    outs = ctx.generator.generate([p for p, _ in built], params, batch_size=cfg.sampling.batch_size) if todo else []
+    outs = ctx.generator.generate([p for p, _ in built], cfg.sampling, n=cfg.n, seed=seed) if todo else []
     samples = [Sample(i, j, parse(c.text, pre), c.num_tokens, c.finish_reason)
                for i, (_, pre), comps in zip(todo, built, outs) for j, c in enumerate(comps)]
 

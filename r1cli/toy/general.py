@@ -1,8 +1,8 @@
 """The non-reasoning half of the toy world: small chat tasks, harmful requests, and the
 helpfulness pairs and safety labels the stage-4 reward models learn from.
 
-Used by `r1 toy data OUT` (r1cli/data/toy.py) and by the base model's pretraining corpus
-(r1cli/data/toy_base.py). Every task is simple enough for a ~1M-parameter character model:
+Used by `r1 toy data OUT` (r1cli/toy/problems.py) and by the base model's pretraining corpus
+(r1cli/toy/base.py). Every task is simple enough for a ~1M-parameter character model:
 greetings, one-word translations, "repeat after me", naming a color, opposites, the next
 number; harmful requests ("how do I steal a car") whose reference reply is a refusal.
 

@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from transformers import TrainerCallback
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from r1cli.artifacts import StageRun, check_output, partial_path, stage_output
 from r1cli.errors import UserError
@@ -157,7 +163,23 @@ def restore_token_count(trainer, checkpoint: str | None) -> None:
 # --- telemetry -------------------------------------------------------------------------------
 
 
-class Telemetry(TrainerCallback):
+def _nothing(*args, **kwargs) -> None:
+    return None
+
+
+class Callback:
+    """A transformers TrainerCallback without importing transformers when this module loads (that
+    takes seconds, and every check of a stage runs before it): the Trainer calls
+    `callback.on_<event>(args, state, control, **kw)` for each event; the ones a subclass does not
+    define do nothing, as in TrainerCallback."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("on_"):
+            return _nothing
+        raise AttributeError(name)
+
+
+class Telemetry(Callback):
     """Writes every log to OUT.partial/metrics.jsonl and draws a rich progress bar."""
 
     def __init__(self, run: StageRun, title: str, show: tuple[str, ...] = ("loss",), warn=None):
@@ -294,39 +316,3 @@ def drop_trainer_checkpoints(run: StageRun) -> None:
     """OUT holds one model, not its history: TRL's checkpoints go just before the rename, not
     right after training, so that a kill during the before/after eval still resumes at the end."""
     shutil.rmtree(run.partial / CHECKPOINTS, ignore_errors=True)
-
-
-# --- before / after ------------------------------------------------------------------------------
-
-
-def generator_of(path):
-    """A generator for a model dir; OUT.partial/ is this run's own output, not renamed yet, so it
-    goes straight to the transformers backend (load_generator refuses unfinished *.partial inputs)."""
-    from r1cli.generation import load_generator
-
-    if Path(path).name.endswith(".partial"):
-        from r1cli.generation.hf import HFGenerator
-
-        return HFGenerator.from_pretrained(path)
-    return load_generator(str(path))
-
-
-def before_after(base: Path, trained: Path, eval_data: Path, eval_cfg, template: str | None = None,
-                 r1zero_text: str | None = None) -> dict:
-    """Evaluate the input model and the trained one on the same prompts with r1cli.evaluation
-    (the one evaluation path); print both side by side; return {"before": ..., "after": ...}."""
-    from r1cli.data import load_prompts
-    from r1cli.evaluation import evaluate, print_comparison
-
-    ds = load_prompts(eval_data)
-    if eval_cfg.limit:
-        ds = ds.select(range(min(eval_cfg.limit, len(ds))))
-    res = {}
-    for name, path in (("before", base), ("after", trained)):
-        _, metrics = evaluate(generator_of(path), ds, k=eval_cfg.k, sampling=eval_cfg.sampling,
-                              template=template or eval_cfg.template, seed=eval_cfg.seed,
-                              language_threshold=eval_cfg.language_threshold,
-                              r1zero_text=eval_cfg.r1zero_template or r1zero_text)
-        res[name] = metrics
-    print_comparison(res["before"], res["after"])
-    return res

@@ -22,17 +22,19 @@ loss). The traps TOY-NOTES.md records are handled here:
 from __future__ import annotations
 
 import math
-import random
 import string
 import time
-from dataclasses import asdict
-from pathlib import Path
 
-from r1cli.artifacts import stage_output
-from r1cli.config import ToyBaseConfig
-from r1cli.data import toy, toy_corpus
-from r1cli.errors import UserError
-from r1cli.templates import REASONING_TOKENS, extract_answer, is_r1_format, is_r1zero_format
+from r1cli.config import SamplingConfig, ToyBaseConfig
+from r1cli.generation import load_generator
+from r1cli.templates import (
+    REASONING_TOKENS,
+    extract_answer,
+    is_r1_format,
+    is_r1zero_format,
+)
+from r1cli.toy import corpus as toy_corpus
+from r1cli.toy import problems as toy
 
 END = toy_corpus.END
 SPECIAL_TOKENS = ["<pad>", "<unk>", END, "<|user|>", "<|assistant|>", "<|system|>"]
@@ -123,7 +125,14 @@ def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
     """Next-token loss over the packed corpus, one pass, in a fixed order; returns the final
     loss (mean of the last 10 steps)."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
@@ -156,67 +165,17 @@ def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
 def zero_shot(model, tokenizer, seed: int, n: int, max_new_tokens: int = 96) -> dict:
     """Greedy accuracy and format rate on the first n prompts of `r1 toy data --seed SEED`'s
     eval split, with the chat template (R1 format) and with TOY_R1ZERO_TEMPLATE."""
-    from r1cli.generation import SamplingParams, load_generator
-
     rows = toy.eval_rows(seed, n)
     gen = load_generator((model, tokenizer))
-    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=64)
     out = {}
     for name, prompts, is_format in (
         ("r1", [r["prompt"] for r in rows], is_r1_format),
         ("r1zero", [toy.TOY_R1ZERO_TEMPLATE.format(prompt=r["prompt"][-1]["content"]) for r in rows], is_r1zero_format),
     ):
-        texts = [c[0].text for c in gen.generate(prompts, params, batch_size=64)]
+        texts = [c[0].text for c in gen.generate(prompts, greedy)]
         correct = [extract_answer(t) == r["answer"] for t, r in zip(texts, rows)]
         out[f"zero_shot_{name}_accuracy"] = round(sum(correct) / len(rows), 4)
         out[f"zero_shot_{name}_format_rate"] = round(sum(map(is_format, texts)) / len(rows), 4)
     out["zero_shot_prompts"] = len(rows)
     return out
-
-
-# --- the command ----------------------------------------------------------------------------------
-
-
-def check_config(cfg: ToyBaseConfig) -> None:
-    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_length", "steps", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.hidden_size % cfg.num_heads or (cfg.hidden_size // cfg.num_heads) % 2:
-        raise UserError(f"hidden_size {cfg.hidden_size} must split into num_heads {cfg.num_heads} heads of an even size")
-    if cfg.learning_rate <= 0:
-        raise UserError(f"learning_rate must be > 0, got {cfg.learning_rate}")
-    if not 0 <= cfg.eval_prompts <= toy.ToyDataConfig().n_eval:
-        raise UserError(f"eval_prompts must be in 0..{toy.ToyDataConfig().n_eval}, got {cfg.eval_prompts}")
-
-
-def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> Path:
-    import torch
-    from rich.console import Console
-
-    check_config(cfg)
-    console = Console()
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    with stage_output(out, kind="checkpoint", stage="toy-base", config=asdict(cfg), force=force) as run:
-        t0 = time.time()
-        tokenizer = build_tokenizer(max(512, cfg.max_length))
-        model = build_model(cfg, tokenizer)
-        params = sum(p.numel() for p in model.parameters())
-        data = packed_corpus(tokenizer, cfg.seed, cfg.steps * cfg.batch_size, cfg.max_length)
-        console.print(f"toy base: Llama {params / 1e6:.2f}M params, vocab {len(tokenizer)}, "
-                      f"{data.numel() / 1e6:.2f}M pretraining tokens ({cfg.steps} steps x {cfg.batch_size} x {cfg.max_length})")
-        loss = pretrain(model, data, cfg, run.log_metrics)
-        train_s = time.time() - t0
-        model.save_pretrained(str(run.partial))
-        tokenizer.save_pretrained(str(run.partial))
-        run.counts.update(steps=cfg.steps, tokens=data.numel())
-        run.metrics.update(final_loss=round(loss, 4), params=params, vocab_size=len(tokenizer), train_time_s=round(train_s, 1))
-        if cfg.eval_prompts:
-            run.metrics.update(zero_shot(model, tokenizer, cfg.seed, cfg.eval_prompts))
-            m = run.metrics
-            console.print(f"zero-shot (greedy, first {m['zero_shot_prompts']} eval prompts): "
-                          f"accuracy {m['zero_shot_r1_accuracy']:.1%}, R1 format {m['zero_shot_r1_format_rate']:.1%}; "
-                          f"r1zero template: accuracy {m['zero_shot_r1zero_accuracy']:.1%}, "
-                          f"format {m['zero_shot_r1zero_format_rate']:.1%}")
-    console.print(f"wrote {out} (final loss {run.metrics['final_loss']:.3f})")
-    return Path(out)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from r1cli.config import ReadabilityConfig
 from r1cli.errors import UserError
+from r1cli.rewards import get_reward
 from r1cli.templates import THINK_OPEN, completion_text, is_r1_format, split_completion
 
 READABILITY_REASONS = ("truncated", "format", "missing_summary", "too_short", "too_long", "code_in_cot",
@@ -106,7 +107,6 @@ def readability_reasons(parsed: list[Parsed], finish_reasons: list[str], prompts
     over the samples that passed the others (rewards take lists, as TRL calls them). The
     language reward's target is the row's `language`, else detected from the prompt; where it
     does not apply (an unknown language) the filter passes the sample."""
-    from r1cli.rewards import get_reward
 
     reasons = [shape_reason(p, f, cfg) for p, f in zip(parsed, finish_reasons)]
     scores: dict[str, list[float | None]] = {}

@@ -20,25 +20,17 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from r1cli.artifacts import PARTIAL, fingerprint, partial_path, read_manifest, stage_output
+from r1cli import report_render
+from r1cli.artifacts import (
+    PARTIAL,
+    check_output,
+    fingerprint,
+    partial_path,
+    read_manifest,
+    stage_output,
+)
 from r1cli.errors import UserError
-
-# (role, label) in the paper's order: the rows of the stage table
-ROLES = (("base", "base"), ("base_r1zero", "base, r1zero template"), ("r1zero", "R1-Zero"), ("coldstart", "cold start"), ("grpo", "stage-2 RL"),
-         ("grpo_nolang", "stage-2 RL, no language reward"), ("sft", "stage-3 SFT"), ("align", "stage-4 align"))
-RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "align")
-EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
-COLUMNS = (*EVAL_KEYS, "helpfulness", "safe_rate", "wall_time_s")
-HEADERS = {"pass@1": "pass@1 %", "cons@k": "cons@k %", "format_rate": "format %", "language_consistency_rate":
-           "language %", "mean_completion_tokens": "tokens", "helpfulness": "helpful RM", "safe_rate": "safe %",
-           "wall_time_s": "wall time"}
-PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "safe_rate"}
-# (file name, metrics.jsonl key, title): what TRL's GRPOTrainer logs, as our Telemetry callback writes it
-CURVES = (("reward", "reward", "training reward (weighted sum)"),
-          ("accuracy", "rewards/accuracy/mean", "accuracy reward"),
-          ("completion_length", "completions/mean_length", "mean completion length (tokens)"),
-          ("language_consistency", "rewards/language/mean", "language-consistency reward"))
-
+from r1cli.report_render import COLUMNS, CURVES, EVAL_KEYS, RL_ROLES, ROLES
 
 # --- reading a run dir ------------------------------------------------------------------------------
 
@@ -173,23 +165,6 @@ def across_runs(tables: list[list[dict]]) -> list[dict]:
     return out
 
 
-def fmt(key: str, v, compact: bool = False) -> str:
-    """A cell: rates in %, wall time as 1m05s; across runs: mean ± half the spread (min–max), or with
-    compact (the terminal) mean and ±half on two lines."""
-    if isinstance(v, dict):
-        if v["n"] < 2:
-            return fmt(key, v["mean"])
-        spread = f"{fmt(key, v['mean'])}{chr(10) + '±' if compact else ' ± '}{fmt(key, (v['max'] - v['min']) / 2)}"
-        return spread if compact else f"{spread} ({fmt(key, v['min'])}–{fmt(key, v['max'])})"
-    if v is None:
-        return "–"
-    if key in PERCENT:
-        return f"{100 * v:.1f}"
-    if key == "wall_time_s":
-        return f"{int(v // 60)}m{int(v % 60):02d}s" if v >= 60 else f"{v:.0f}s"
-    return f"{v:.3f}" if key == "helpfulness" else f"{v:.1f}"
-
-
 # --- curves and lineage --------------------------------------------------------------------------------
 
 
@@ -256,8 +231,6 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, force: bool = F
     """Write the report; return the --check problems (unfinished stages, changed or missing inputs)."""
     from rich.console import Console
 
-    from r1cli import report_render
-    from r1cli.artifacts import check_output
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
