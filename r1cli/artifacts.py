@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 from r1cli import __version__
 from r1cli.errors import DiskFull, UserError
+from r1cli.locking import lock_output, unlock_output
 
 MANIFEST = "r1.json"
 PARTIAL = ".partial"
@@ -227,11 +228,10 @@ def check_output(out: str | os.PathLike, force: bool = False, resume: bool | Non
     if part.exists() and not (resume or force):
         how = "pass --resume to continue it, or --force to start over" if resume is not None else "pass --force to start over"
         raise UserError(f"{part} is left from an unfinished run: {how}")
-    if resume and not part.exists() and not out.exists():
-        pass  # nothing to resume: start fresh, as TRL's resume does without a checkpoint
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise UserError(f"cannot write into {parent}: check its permissions or choose another --out")
+    lock_output(out)
     return out
 
 
@@ -246,6 +246,8 @@ class StageRun:
     config: dict
     inputs: list[dict]
     resumed: bool = False
+    # the trained weights are in `partial` (training.save_checkpoint): an error after that keeps them
+    saved: bool = False
     counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
@@ -275,7 +277,14 @@ class StageRun:
             "counts": self.counts,
             "metrics": self.metrics,
             "wall_time_s": round(time.time() - self.started, 2),
+            **({"saved": True} if self.saved and status != "finished" else {}),
         }
+
+    def mark_saved(self) -> None:
+        """The weights are written: record it (and the counts and metrics so far) in the running
+        manifest, so that a failure later keeps OUT.partial/ and --resume skips the training."""
+        self.saved = True
+        write_json_atomic(self.partial / MANIFEST, self.manifest("running"))
 
     def finish(self, force: bool = False) -> Path:
         m = self.manifest("finished")
@@ -349,15 +358,27 @@ def stage_output(
     if resumed and (part / MANIFEST).exists():
         prev = json.loads((part / MANIFEST).read_text())
         run.created = prev.get("created", run.created)
+        if prev.get("saved"):  # the weights were written before the run stopped: keep what it measured
+            run.saved, run.counts, run.metrics = True, prev.get("counts", {}), prev.get("metrics", {})
     write_json_atomic(part / MANIFEST, run.manifest("running"))
+    lock_output(out)  # again: OUT's parent may have been made just now
     try:
         yield run
-    except UserError as e:
-        if not resumed and not isinstance(e, DiskFull):
-            shutil.rmtree(part, ignore_errors=True)
+    except DiskFull:
+        unlock_output(out)
         raise
-    except Exception as e:  # a full disk is the user's to fix: one line, and OUT.partial/ kept for --resume
-        if (path := disk_full(e, part)) is not None:
+    except UserError as e:
+        if run.saved:  # found after training: the weights are never deleted by an error
+            unlock_output(out)
+            raise UserError(f"{e}; the trained model is kept in {part}/: fix this, then run the same command "
+                            "with --resume to finish the rest") from None
+        if not resumed:
+            shutil.rmtree(part, ignore_errors=True)
+        unlock_output(out)
+        raise
+    except BaseException as e:  # a full disk is the user's to fix: one line, and OUT.partial/ kept for --resume
+        unlock_output(out)
+        if isinstance(e, Exception) and (path := disk_full(e, part)) is not None:
             raise DiskFull(path) from e
         raise
     try:
@@ -366,3 +387,5 @@ def stage_output(
         if (path := disk_full(e, part)) is not None:
             raise DiskFull(path) from e
         raise
+    finally:
+        unlock_output(out)

@@ -29,8 +29,9 @@ from r1cli.config import (
     SFTStageConfig,
 )
 from r1cli.errors import DiskFull, UserError
-from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt
-from r1cli.recipe import resolve
+from r1cli.locking import unlock_output
+from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt, parse_rewards
+from r1cli.recipe import resolve, show_changed_settings
 
 app = typer.Typer(
     name="r1",
@@ -72,6 +73,7 @@ def _sft_command(stage: str):
     ):
 
         cfg = resolve(SFTStageConfig, recipe, set_, stage=stage)
+        show_changed_settings(cfg, stage)
 
         stages.load("sft").run(cfg, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
@@ -101,6 +103,7 @@ def grpo(
     """R1-Zero / stage 2: GRPO with rule rewards (accuracy, format, language, ...) on TRL's GRPOTrainer."""
 
     cfg = resolve(GRPOStageConfig, recipe, set_, {"template": template}, stage="grpo")
+    show_changed_settings(cfg, 'grpo')
 
     stages.load("grpo").run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
@@ -133,7 +136,9 @@ def reject_sample(
     flags = {"mode": mode, "n": n, "keep": keep, "judge.model_dir": str(judge) if judge else None,
              "judge.url": judge_url, "num_shards": num_shards, "shard_index": shard_index, "seed": seed,
              "backend": backend}
-    cfg = resolve(RejectSampleConfig, recipe, set_, flags, stage="reject-sample")
+    cfg = resolve(RejectSampleConfig, recipe, set_, flags, stage="reject-sample",
+                  flag_names={"judge.model_dir": "--judge", "judge.url": "--judge-url"})
+    show_changed_settings(cfg, 'reject-sample')
 
     stages.load("reject_sample").run(cfg, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
 
@@ -164,6 +169,7 @@ def eval_(
              "sampling.max_new_tokens": max_new_tokens, "template": template, "limit": limit, "backend": backend,
              "seed": seed}
     cfg = resolve(EvalConfig, recipe, set_, flags, stage="eval")
+    show_changed_settings(cfg, 'eval')
 
     stages.load("evaluate").run(cfg, model=model, data=data, out=out, force=force)
 
@@ -190,10 +196,11 @@ def score(
 ):
     """Score a dataset of completions with named rewards (reward_<name> columns + the weighted sum)."""
 
-    flags = {"rewards": stages.load("score").parse_rewards(rewards, weights), "workers": workers, "template": template,
+    flags = {"rewards": parse_rewards(rewards, weights), "workers": workers, "template": template,
              "helpful_rm": None if helpful_rm is None else str(helpful_rm),
              "harmless_rm": None if harmless_rm is None else str(harmless_rm)}
     cfg = resolve(ScoreConfig, recipe, set_, flags, stage="score")
+    show_changed_settings(cfg, 'score')
     stages.load("score").run(cfg, data=data, out=out, force=force)
 
 
@@ -215,6 +222,7 @@ def rm(
     """Train a helpfulness (pairwise, Bradley-Terry) or harmlessness (pointwise) reward model for r1 align."""
 
     cfg = resolve(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm")
+    show_changed_settings(cfg, 'rm')
 
     stages.load("rm").run(cfg, model=model, data=data, out=out, force=force, resume=resume)
 
@@ -239,6 +247,7 @@ def align(
 
     flags = {"helpful_rm": str(helpful_rm) if helpful_rm else None, "harmless_rm": str(harmless_rm) if harmless_rm else None}
     cfg = resolve(AlignConfig, recipe, set_, flags, stage="align")
+    show_changed_settings(cfg, 'align')
 
     stages.load("align").run(cfg, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
               force=force, resume=resume)
@@ -306,3 +315,5 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # `r1 ... | head`
         sys.stderr.close()
         sys.exit(0)
+    finally:  # a command run in-process (tests, benches) leaves no lock on its OUT behind
+        unlock_output()

@@ -11,77 +11,19 @@ optional `stage:` key) to its class; the recipe test validates every file under 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from r1cli.errors import UserError
 from r1cli.rewards import known_options
+from r1cli.settings import ConfigError, Section, needs, setting
 
 # the rewards that only score general rows (reward models): r1 align routes them by `domain`
 PREFERENCE_REWARDS = ("helpfulness", "harmlessness")
 # how r1 reject-sample verifies a row: rule verifiers (rewards) by domain, else the judge or the rule
 RULE_VERIFIERS = ("accuracy", "code")
 VERIFIERS = (*RULE_VERIFIERS, "judge", "rule")
-
-
-# --- how a setting is checked ------------------------------------------------------------------
-
-
-class ConfigError(UserError):
-    """A setting outside its rules. `key` is relative to the class that found it; the recipe
-    resolver puts the section's path in front (`eval.sampling.top_p`)."""
-
-    def __init__(self, key: str, rule: str, value=dataclasses.MISSING):
-        self.key, self.rule, self.value = key, rule, value
-        got = "" if value is dataclasses.MISSING else f", got {value!r}"
-        super().__init__(f"{key} {rule}{got}")
-
-    def under(self, prefix: str) -> "ConfigError":
-        return ConfigError(prefix + self.key, self.rule, self.value)
-
-
-def setting(default=dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, default_factory=dataclasses.MISSING):
-    """A dataclass field with a range; for a list, the range holds for each item."""
-    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
-    return field(default=default, default_factory=default_factory, metadata={"range": bounds})
-
-
-_RULES = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
-          "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
-
-
-def range_text(bounds: dict) -> str:
-    if set(bounds) >= {"ge", "le"} or set(bounds) >= {"gt", "le"} or set(bounds) >= {"ge", "lt"}:
-        lo, hi = ("[" if "ge" in bounds else "("), ("]" if "le" in bounds else ")")
-        return f"must be in {lo}{bounds.get('ge', bounds.get('gt'))}, {bounds.get('le', bounds.get('lt'))}{hi}"
-    return "must be " + " and ".join(f"{_RULES[k][0]} {v}" for k, v in bounds.items())
-
-
-@dataclass
-class Section:
-    """Base of every config class: checks each field's range, then `check()`."""
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            bounds = f.metadata.get("range")
-            value = getattr(self, f.name)
-            if not bounds or value is None or isinstance(value, bool):
-                continue
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(v, (int, float)) and not all(_RULES[k][1](v, b) for k, b in bounds.items()):
-                    raise ConfigError(f.name, range_text(bounds), v)
-        self.check()
-
-    def check(self) -> None:
-        """Rules that join several fields (a subclass adds its own and calls super().check())."""
-
-
-def _needs(key: str, text: str | None, *placeholders: str) -> None:
-    missing = [p for p in placeholders if text is not None and p not in text]
-    if missing:
-        raise ConfigError(key, f"must contain {', '.join(missing)} where that text goes")
 
 
 @dataclass
@@ -172,7 +114,7 @@ class EvalConfig(EvalSettings):
     r1zero_template: str | None = None
 
     def check(self) -> None:
-        _needs("r1zero_template", self.r1zero_template, "{prompt}")
+        needs("r1zero_template", self.r1zero_template, "{prompt}")
 
 
 @dataclass
@@ -239,7 +181,7 @@ class GRPOStageConfig(Section):
     trl: dict = field(default_factory=dict)
 
     def check(self) -> None:
-        _needs("r1zero_template", self.r1zero_template, "{prompt}")
+        needs("r1zero_template", self.r1zero_template, "{prompt}")
         if not self.rewards:
             raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
 
@@ -351,7 +293,7 @@ class JudgeConfig(Section):
     batch_size: int = setting(16, ge=1)
 
     def check(self) -> None:
-        _needs("judge.prompt", self.prompt, "{question}", "{reference}", "{response}")
+        needs("judge.prompt", self.prompt, "{question}", "{reference}", "{response}")
         if self.url is not None and not re.match(r"^https?://", self.url):
             raise ConfigError("--judge-url", "must start with http:// or https:// (e.g. http://localhost:8000/v1)", self.url)
         if self.model_dir and self.url:
@@ -414,7 +356,7 @@ class RejectSampleConfig(Section):
             raise ConfigError("reward_options", f"has an unknown option {unknown[0]!r} "
                               f"(valid: {', '.join(sorted(known_options()))})")
         if self.mode == "general":
-            _needs("general_template", self.general_template, "{prompt}")
+            needs("general_template", self.general_template, "{prompt}")
         for i, pattern in enumerate(self.trivial_patterns):
             try:
                 re.compile(pattern)

@@ -215,12 +215,6 @@ def metrics_table(metrics: dict, title: str = "eval"):
     return t
 
 
-def print_metrics(metrics: dict, title: str = "eval") -> None:
-    from rich.console import Console
-
-    Console().print(metrics_table(metrics, title))
-
-
 def print_comparison(before: dict, after: dict, names: tuple[str, str] = ("before", "after")) -> None:
     """The headline numbers of two evaluations side by side, with the change."""
     from rich.console import Console

@@ -21,8 +21,11 @@ from typing import Any
 
 import yaml
 
-from r1cli.config import ConfigError
 from r1cli.errors import UserError
+from r1cli.settings import ConfigError
+
+TRL_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+              "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
 
 
 def _closest(key: str, valid: list[str]) -> str:
@@ -133,6 +136,9 @@ def _check_trl(section: Any, trl_name: str | None, prefix: str) -> dict:
         if k not in names:
             raise UserError(f"unknown key {prefix}.{k} for trl.{trl_name}{_closest(k, names)}")
         out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
+        # TRL divides by these in __post_init__: a 0 would be a ZeroDivisionError there
+        if k in TRL_COUNTS and isinstance(out[k], int) and out[k] < 1:
+            raise UserError(f"{prefix}.{k} must be >= 1, got {out[k]}")
     return out
 
 
@@ -285,6 +291,33 @@ def changed_settings(cfg) -> list[tuple[str, Any, str]]:
 
     walk(cfg, type(cfg)(), "")
     return out
+
+
+def show_settings(rows: list[tuple[str, Any, str]], title: str) -> None:
+    """Print (setting, value, source) rows: the handoff a stage starts with (rank 0 only). On stdout,
+    with the stage's results: stderr keeps progress and errors (one line each)."""
+    import os
+
+    from rich.console import Console
+    from rich.table import Table
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    console = Console()
+    if not rows:
+        console.print(f"{title}: none")
+        return
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("setting", "value", "from"):
+        table.add_column(col, overflow="fold")
+    for key, value, source in rows:
+        table.add_row(key, str(value), source)
+    console.print(table)
+
+
+def show_changed_settings(cfg, command: str) -> None:
+    """The stage's settings that differ from its defaults, and who set each (recipe, --set, a flag)."""
+    show_settings(changed_settings(cfg), f"r1 {command}: settings that differ from the stage's defaults")
 
 
 def to_dict(cfg) -> dict:

@@ -19,18 +19,11 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from r1cli.artifacts import StageRun, check_output, partial_path, stage_output
+from r1cli.artifacts import StageRun, check_output, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
-from r1cli.recipe import trl_args
+from r1cli.recipe import show_settings, to_dict, trl_args
 
 console = Console(stderr=True)
 CHECKPOINTS = "trainer"  # where TRL writes its checkpoints inside OUT.partial/ (removed at the end)
@@ -65,31 +58,47 @@ def device_defaults() -> dict:
             "ddp_find_unused_parameters": False}
 
 
-_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-           "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
-
-
-def build_args(cfg, run: StageRun, defaults: dict | None = None, **fixed):
-    """The stage's TRL config: our defaults < the recipe's `trl:` section < what the stage fixes."""
+def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
+    """The stage's TRL config, built (and so checked by TRL's own __post_init__) before anything loads:
+    r1cli's defaults < the device's < the stage's `defaults` < the recipe's `trl:` section < what the
+    stage fixes. Prints every value that differs from TRL's default, with where it came from."""
     quiet_libraries()
-    base = {
-        "report_to": [],
-        "seed": getattr(cfg, "seed", 42),
-        "data_seed": getattr(cfg, "seed", 42),
-        "disable_tqdm": True,  # the rich bar below replaces tqdm
-        "save_total_limit": 1,
-        "logging_steps": 5,
-        **device_defaults(),
-        **(defaults or {}),
-    }
-    for key in _COUNTS:  # TRL divides by some of these in __post_init__: a 0 would be a ZeroDivisionError
-        v = cfg.trl.get(key)
-        if isinstance(v, int) and v < 1:
-            raise UserError(f"trl.{key} must be >= 1, got {v}")
+    seed = getattr(cfg, "seed", 42)
+    ours = {"report_to": [], "seed": seed, "data_seed": seed,
+            "disable_tqdm": True,  # the rich bar below replaces tqdm
+            "save_total_limit": 1, "logging_steps": 5}
+    device, stage = device_defaults(), dict(defaults or {})
     try:
-        return trl_args(cfg, base, output_dir=str(run.partial / CHECKPOINTS), **fixed)
+        args = trl_args(cfg, {**ours, **device, **stage}, output_dir=str(partial_path(out) / CHECKPOINTS), **fixed)
     except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
         raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
+    sources = getattr(cfg, "_sources", {})
+    rows = []
+    for key in {**ours, **device, **stage, **cfg.trl, **fixed}:
+        if key == "output_dir":
+            continue
+        value = getattr(args, key, None)
+        if value == _trl_default(type(args), key):
+            continue
+        source = (sources.get(f"trl.{key}", "recipe") if key in cfg.trl else "stage" if key in fixed or key in stage
+                  else "device default" if key in device else "r1cli default")
+        rows.append((f"trl.{key}", value, source))
+    show_settings(rows, f"{type(args).__name__}: what differs from TRL's defaults")
+    return args
+
+
+def _trl_default(cls, key: str):
+    import dataclasses
+
+    f = next((f for f in dataclasses.fields(cls) if f.name == key), None)
+    if f is None:
+        return None
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def effective_args(args) -> dict:
+    """The TRL arguments as the trainer sees them, for the manifest (JSON-safe)."""
+    return json.loads(json.dumps(args.to_dict(), default=str))
 
 
 def resume_checkpoint(run: StageRun) -> str | None:
@@ -267,8 +276,9 @@ def trainer_output(out, **kw) -> Iterator[StageRun]:
     state.wait_for_everyone()
     if cm is None:
         p = partial_path(out)
+        m = read_manifest(p) if kw.get("resume") else None
         run = StageRun(out=Path(out), partial=p, kind=kw["kind"], stage=kw["stage"], config=kw["config"],
-                       inputs=[], resumed=kw.get("resume", False))
+                       inputs=[], resumed=kw.get("resume", False), saved=bool(m and m.get("saved")))
         run.log_metrics = lambda rec: None  # only the main rank writes telemetry
         run.log_sample = lambda rec: None
     try:
@@ -310,6 +320,28 @@ def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
     trainer.save_model(str(run.partial))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(run.partial))
+
+
+def mark_trained(run: StageRun) -> None:
+    """After the final weights and the training counts are in OUT.partial/: from here on an error keeps
+    them, and --resume does only what is left (StageRun.mark_saved). The main rank records it."""
+    if process_state().is_main_process:
+        run.mark_saved()
+    process_state().wait_for_everyone()
+
+
+def already_trained(run: StageRun) -> bool:
+    """A resumed run whose weights were saved before it stopped: training is done, the rest is not."""
+    if run.resumed and run.saved:
+        console.print(f"the trained model is in {run.partial} already (saved before the run stopped): "
+                      "skipping the training, finishing the rest")
+        return True
+    return False
+
+
+def manifest_config(cfg, args) -> dict:
+    """The manifest's `config`: the resolved recipe, and the effective TRL arguments the trainer ran with."""
+    return {**to_dict(cfg), "trl_args": effective_args(args)}
 
 
 def drop_trainer_checkpoints(run: StageRun) -> None:

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from r1cli.artifacts import (MANIFEST, check_input, check_output, fingerprint, partial_path, read_manifest,
-                             stage_output)
+from r1cli.artifacts import MANIFEST, check_input, check_output, fingerprint, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
 
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
+from datasets import Dataset, load_from_disk
 from hypothesis import given
 from hypothesis import strategies as st
-from datasets import Dataset, load_from_disk
 
 from r1cli.artifacts import MANIFEST, partial_path, read_manifest, stage_output
 from r1cli.data import load_completions, load_prompts, load_safety, load_sft, load_table, save_dataset, validate

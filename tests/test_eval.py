@@ -159,8 +159,9 @@ def test_rows_carry_the_input_columns_and_each_reward(scored):
 
 
 def test_r1zero_template_sends_plain_text_prompts(monkeypatch):
-    import r1cli.evaluation as ev
     from datasets import Dataset
+
+    import r1cli.evaluation as ev
 
     monkeypatch.setattr(ev, "reward_functions", lambda template, prefilled: stub_rewards())
     q = ROWS[0]["prompt"][0]["content"]

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import importlib.util
+from dataclasses import replace
 
 import pytest
 import torch
+from tiny_lm import save_tiny, tiny_model, tiny_tokenizer
 
-from r1cli.errors import UserError
 from r1cli.config import SamplingConfig
+from r1cli.errors import UserError
 from r1cli.generation import Completion, check_backend, load_generator
 from r1cli.generation.hf import HFGenerator, length_sorted_batches
-from tiny_lm import save_tiny, tiny_model, tiny_tokenizer
 
 torch.set_num_threads(1)
 

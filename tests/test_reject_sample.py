@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.config import JudgeConfig, ReadabilityConfig, RejectSampleConfig, SamplingConfig
-from r1cli.rejection.filters import is_trivial, compile_patterns, normalize_reply, parse, same_reply, shape_reason
+from r1cli.config import JudgeConfig, ReadabilityConfig, RejectSampleConfig
 from r1cli.errors import UserError
 from r1cli.generation import Completion
 from r1cli.generation.judge import HTTPJudge, LocalJudge, judge_prompt, parse_verdict
 from r1cli.rejection import sampling
+from r1cli.rejection.filters import compile_patterns, is_trivial, normalize_reply, parse, same_reply, shape_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import datasets
 import pytest
 
-from r1cli.stages.score import batches, parse_rewards
 from r1cli.errors import UserError
+from r1cli.options import parse_rewards
+from r1cli.stages.score import batches
 
 ROWS = [
     {"prompt": "What is 6*7?", "completion": "<think>\nFirst, 6*7=42.\n</think>\nThe answer is \\boxed{42}.",

@@ -12,10 +12,10 @@ import pytest
 
 from r1cli.config import ToyDataConfig
 from r1cli.data import load_preferences, load_prompts, load_safety, load_sft
+from r1cli.templates import extract_answer, generation_prefills_think, is_r1_format, split_completion
 from r1cli.toy import corpus as toy_corpus
 from r1cli.toy import general as toy_general
 from r1cli.toy import problems as toy
-from r1cli.templates import extract_answer, generation_prefills_think, is_r1_format, split_completion
 
 SMALL = ToyDataConfig(n_rl=300, n_coldstart=300, n_eval=120, n_general=150, n_general_eval=60, n_helpful_pairs=100,
                       n_safety=100)

@@ -34,6 +34,7 @@ def tiny_tokenizer():
 
 def tiny_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
     import torch
+
     # Llama, not Qwen2: transformers 5 reloads a qwen2 checkpoint's tokenizer as Qwen2Tokenizer, which
     # drops spaces from a character tokenizer (see r1cli/toy/base.py)
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -285,11 +285,7 @@ def _cast_text(t: pa.Table, text_cols: set[str]) -> pa.Table:
 
 def save_dataset(ds: Dataset, directory: str | os.PathLike) -> None:
     """`save_to_disk` layout, so `datasets.load_from_disk(directory)` works (and so does load_table)."""
-    from datasets.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     # a progress bar is noise for a save that takes a blink; keep it for big ones
     quiet = len(ds) < 200_000 and not are_progress_bars_disabled()

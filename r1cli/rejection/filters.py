@@ -33,8 +33,6 @@ from r1cli.errors import UserError
 from r1cli.rewards import get_reward
 from r1cli.templates import THINK_OPEN, completion_text, is_r1_format, split_completion
 
-READABILITY_REASONS = ("truncated", "format", "missing_summary", "too_short", "too_long", "code_in_cot",
-                       "long_paragraph", "mixed_language", "repetition")
 _FENCE = re.compile(r"^\s*```", re.M)
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 

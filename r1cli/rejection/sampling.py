@@ -29,13 +29,7 @@ import pyarrow as pa
 
 from r1cli.config import RejectSampleConfig
 from r1cli.generation import render_prompt
-from r1cli.rejection.filters import (
-    Parsed,
-    is_trivial,
-    parse,
-    readability_reasons,
-    same_reply,
-)
+from r1cli.rejection.filters import Parsed, is_trivial, parse, readability_reasons, same_reply
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, prompt_text
 
 RULE_VERIFIERS = ("accuracy", "code")

@@ -13,9 +13,6 @@ from typing import Any, Callable, Sequence
 
 from r1cli.templates import completion_text
 
-# kwargs TRL passes that are not dataset columns
-NOT_COLUMNS = ("trainer_state", "log_extra", "log_metric", "environments")
-
 # domains whose correctness is not a math answer: the code reward (sandbox) and the RMs judge them
 NOT_MATH = ("general", "code")
 
@@ -63,6 +60,3 @@ def group_keys(prompts: Sequence[Any] | None, n: int) -> list[str]:
         return [""] * n
     return [repr(p) for p in prompts]
 
-
-def clamp01(x: float) -> float:
-    return 0.0 if x < 0 else 1.0 if x > 1 else x

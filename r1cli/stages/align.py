@@ -38,7 +38,6 @@ from r1cli.config import AlignConfig
 from r1cli.data import load_prompts
 from r1cli.errors import UserError
 from r1cli.evaluation import before_after, evaluate, generator_of
-from r1cli.recipe import to_dict
 from r1cli.rewards import get_reward, resolve_rewards
 from r1cli.rewards.preference import check_rm_dir, start_step
 
@@ -238,8 +237,6 @@ def print_preference(before: dict, after: dict) -> None:
 
 def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
         general_eval_data: Path | None = None, force: bool = False, resume: bool = False) -> Path:
-    from transformers import AutoConfig, AutoTokenizer
-
     # --- check inputs: every check before a model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -256,6 +253,9 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     general_eval = load_prompts(general_eval_data) if general_eval_data is not None else None
     if general_eval is not None and not rm_dirs:
         raise UserError("--general-eval-data is scored with the reward models: give --helpful-rm/--harmless-rm too")
+    # --- heavy libraries: imported here, after the checks that need none of them (seconds)
+    from transformers import AutoConfig, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
@@ -270,38 +270,46 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     fraction = cfg.general_fraction if cfg.general_fraction is not None else n_general / len(ds)
     inputs = [model, *data, *rm_dirs.values()] + [p for p in (eval_data, general_eval_data) if p is not None]
 
-    with training.trainer_output(out, kind="checkpoint", stage="align", config=to_dict(cfg), inputs=inputs,
-                               force=force, resume=resume) as run_:
-        # paper: temperature 0.7 in stage 4; RM scales differ, so normalize each reward per group first
-        args = training.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards], shuffle_dataset=False,
-                                 defaults={"temperature": 0.7, "multi_objective_aggregation": "normalize_then_sum",
-                                           "save_strategy": "steps", "save_steps": 50})
-        rl.check_vllm(args)
-        rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
-        per_batch, n_batches, per_step = generation_batches(args, len(ds))
-        # when only the RMs score general rows, no reward applies to them before the RMs start: they
-        # join the prompt stream then, instead of costing generations with no learning signal
-        general_from = 0
-        if not set(cfg.general_rewards) - set(PREFERENCE):
-            general_from = math.ceil(start_step(cfg.preference_rewards_from, args.max_steps) * per_step)
-        order = mix_order(ds["domain"], per_batch, n_batches, cfg.mix, fraction, cfg.seed, general_from)
-        train_ds = ds.select(order)
-        show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
-        trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args, title="r1 align",
-                                                    samples_every=cfg.samples_every, by_domain=True, show=show)
-        training.save_checkpoint(trainer, tokenizer, run_)
-        run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
-                           steps=trainer.state.global_step,
-                           preference_rewards_from_step=start_step(cfg.preference_rewards_from, trainer.state.max_steps),
-                           completions=trainer.state.global_step * args.per_device_train_batch_size
-                           * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
-        run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
-                            general_fraction=round(fraction, 5), final=rl.grpo_metrics_row(telemetry.latest),
-                            over_run=run_summary(run_.partial / "metrics.jsonl"))
+    # paper: temperature 0.7 in stage 4; RM scales differ, so normalize each reward per group first
+    args = training.build_args(cfg, out, reward_weights=[w for _, _, w in rewards], shuffle_dataset=False,
+                               defaults={"temperature": 0.7, "multi_objective_aggregation": "normalize_then_sum",
+                                         "save_strategy": "steps", "save_steps": 50})
+    rl.check_vllm(args)
+    rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
+    per_batch, n_batches, per_step = generation_batches(args, len(ds))
+    # when only the RMs score general rows, no reward applies to them before the RMs start: they
+    # join the prompt stream then, instead of costing generations with no learning signal
+    general_from = 0
+    if not set(cfg.general_rewards) - set(PREFERENCE):
+        general_from = math.ceil(start_step(cfg.preference_rewards_from, args.max_steps) * per_step)
+    order = mix_order(ds["domain"], per_batch, n_batches, cfg.mix, fraction, cfg.seed, general_from)
+    train_ds = ds.select(order)
+
+    # --- train (a resumed run whose weights were already saved goes straight to what is left)
+    with training.trainer_output(out, kind="checkpoint", stage="align", config=training.manifest_config(cfg, args),
+                                 inputs=inputs, force=force, resume=resume) as run_:
+        if not training.already_trained(run_):
+            show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
+            trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
+                                                       title="r1 align", samples_every=cfg.samples_every,
+                                                       by_domain=True, show=show)
+            training.save_checkpoint(trainer, tokenizer, run_)
+            run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
+                               steps=trainer.state.global_step,
+                               preference_rewards_from_step=start_step(cfg.preference_rewards_from,
+                                                                       trainer.state.max_steps),
+                               completions=trainer.state.global_step * args.per_device_train_batch_size
+                               * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
+            run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
+                                general_fraction=round(fraction, 5), final=rl.grpo_metrics_row(telemetry.latest),
+                                over_run=run_summary(run_.partial / "metrics.jsonl"))
+            training.mark_trained(run_)
+
+        # --- before / after: reasoning (--eval-data) and the reward models' scores (--general-eval-data)
         if training.is_main_process():
             if eval_data is not None:
                 run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
-                                                       r1zero_text=cfg.r1zero_template)
+                                                    r1zero_text=cfg.r1zero_template)
             if general_eval is not None:
                 if cfg.eval.limit:
                     general_eval = general_eval.select(range(min(cfg.eval.limit, len(general_eval))))

@@ -21,13 +21,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
-from r1cli.artifacts import (
-    check_input,
-    check_output,
-    partial_path,
-    read_manifest,
-    stage_output,
-)
+from r1cli.artifacts import check_input, check_output, partial_path, read_manifest, stage_output
 from r1cli.data.formats import FORMATS, convert
 from r1cli.data.io import (
     concat,

@@ -22,20 +22,20 @@ from r1cli.config import GRPOStageConfig
 from r1cli.data import load_prompts
 from r1cli.errors import UserError
 from r1cli.evaluation import before_after
-from r1cli.recipe import to_dict
 from r1cli.rewards import resolve_rewards
 
 
 def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: Path | None = None,
         force: bool = False, resume: bool = False, stage: str = "grpo") -> Path:
-    from transformers import AutoConfig, AutoTokenizer
-
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
     ds = load_prompts(check_input(data, "--data"))
     if eval_data is not None:  # read now: a bad file found after training would cost the run
         load_prompts(eval_data, "--eval-data")
+    # --- heavy libraries: imported here, after the checks that need none of them (seconds)
+    from transformers import AutoConfig, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
@@ -43,24 +43,29 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
     rewards = resolve_rewards(cfg.rewards, prefilled_think=prefilled, template=cfg.template, **cfg.reward_options)
     rl.check_reward_columns(rewards, ds, str(data))
     ds = rl.prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
-    model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
+    args = training.build_args(cfg, out, reward_weights=[w for _, _, w in rewards],
+                               defaults={"save_strategy": "steps", "save_steps": 50})
+    rl.check_vllm(args)
+    rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length,
+                            getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None))
 
-    with training.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg),
-                               inputs=[model, data] + ([eval_data] if eval_data else []),
-                               force=force, resume=resume) as run_:
-        args = training.build_args(cfg, run_, reward_weights=[w for _, _, w in rewards],
-                                 defaults={"save_strategy": "steps", "save_steps": 50})
-        rl.check_vllm(args)
-        rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
-        trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
-                                                    title=f"r1 {stage}", samples_every=cfg.samples_every)
-        training.save_checkpoint(trainer, tokenizer, run_)
-        run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
-                           completions=trainer.state.global_step * args.per_device_train_batch_size
-                           * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
-        run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
-                            final=rl.grpo_metrics_row(telemetry.latest))
+    # --- train (a resumed run whose weights were already saved goes straight to what is left)
+    with training.trainer_output(out, kind="checkpoint", stage=stage, config=training.manifest_config(cfg, args),
+                                 inputs=[model, data] + ([eval_data] if eval_data else []),
+                                 force=force, resume=resume) as run_:
+        if not training.already_trained(run_):
+            trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
+                                                       title=f"r1 {stage}", samples_every=cfg.samples_every)
+            training.save_checkpoint(trainer, tokenizer, run_)
+            run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
+                               completions=trainer.state.global_step * args.per_device_train_batch_size
+                               * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
+            run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
+                                final=rl.grpo_metrics_row(telemetry.latest))
+            training.mark_trained(run_)
+
+        # --- before / after on --eval-data
         if eval_data is not None and training.is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
-                                                          r1zero_text=cfg.r1zero_template)
+                                                r1zero_text=cfg.r1zero_template)
     return out

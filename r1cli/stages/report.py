@@ -21,14 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1cli import report_render
-from r1cli.artifacts import (
-    PARTIAL,
-    check_output,
-    fingerprint,
-    partial_path,
-    read_manifest,
-    stage_output,
-)
+from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
 from r1cli.report_render import COLUMNS, CURVES, EVAL_KEYS, RL_ROLES, ROLES
 

@@ -23,9 +23,8 @@ from pathlib import Path
 from r1cli import training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import RMConfig
-from r1cli.data import load_table, validate
+from r1cli.data import load_preferences, load_safety, load_table
 from r1cli.errors import UserError
-from r1cli.recipe import to_dict
 from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
 from r1cli.templates import completion_text
 
@@ -35,13 +34,12 @@ from r1cli.templates import completion_text
 def load_rows(path: Path, pointwise: bool):
     """The pairs (or labels), after checking the file holds the kind --pointwise says."""
 
-    table = load_table(path)
-    cols = set(table.column_names)
+    cols = set(load_table(path).column_names)
     if pointwise and {"chosen", "rejected"} <= cols and "label" not in cols:
         raise UserError(f"--data {path} holds preference pairs (chosen/rejected), not safety labels: drop --pointwise")
     if not pointwise and "label" in cols and "chosen" not in cols:
         raise UserError(f"--data {path} holds labelled completions (label), not preference pairs: add --pointwise")
-    return validate(table, "safety" if pointwise else "preferences", path=str(path))
+    return load_safety(path) if pointwise else load_preferences(path)
 
 
 def tokenize(ds, tokenizer, pointwise: bool):
@@ -140,12 +138,16 @@ def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
 
 
 def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
-    from transformers import AutoTokenizer
-
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
     ds = load_rows(check_input(data, "--data"), cfg.pointwise)
+    # --- heavy libraries: imported here, after the checks that need none of them (seconds)
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import suppress_seqcls_warning
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     fix_pad_token(tokenizer)  # the issue's "RM tokenizer without pad token": eos pads
     # right padding, as TRL's pair collator and rm_scores do: with left padding the positions of
@@ -153,41 +155,43 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
     tokenizer.padding_side = "right"
     rows = tokenize(ds, tokenizer, cfg.pointwise)
     kind = "pointwise" if cfg.pointwise else "pairwise"
-    # the trainer stack takes seconds to import: after every check, so that a mistake costs less
-    import torch
-    from transformers import AutoModelForSequenceClassification
-    from trl import RewardTrainer
-    from trl.trainer.reward_trainer import suppress_seqcls_warning
+    args = training.build_args(cfg, out, defaults={"save_strategy": "steps", "save_steps": 200})
+    rows, dropped = drop_long(rows, args.max_length, data)
+    train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
 
-    with training.trainer_output(out, kind="checkpoint", stage="rm", config=to_dict(cfg), inputs=[model, data],
-                               force=force, resume=resume) as run_:
-        args = training.build_args(cfg, run_, defaults={"save_strategy": "steps", "save_steps": 200})
-        rows, dropped = drop_long(rows, args.max_length, data)
-        train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
+    # --- train (a resumed run whose weights were already saved goes straight to what is left)
+    with training.trainer_output(out, kind="checkpoint", stage="rm", config=training.manifest_config(cfg, args),
+                                 inputs=[model, data], force=force, resume=resume) as run_:
+        if training.already_trained(run_):
+            with suppress_seqcls_warning():
+                scorer = AutoModelForSequenceClassification.from_pretrained(run_.partial, dtype=torch.float32)
+        else:
+            torch.manual_seed(cfg.seed)  # the new score head's init
+            with suppress_seqcls_warning():
+                lm = AutoModelForSequenceClassification.from_pretrained(
+                    model, num_labels=1, dtype=torch.float32 if args.use_cpu else "auto")
+            fix_pad_token(tokenizer, lm)
+            telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
+            common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry])
+            trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
+            training.drop_printer(trainer)
+            result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run_))
+            training.save_checkpoint(trainer, tokenizer, run_)
+            run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
+                               dropped_too_long=dropped, steps=trainer.state.global_step)
+            run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
+                                train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
+            training.mark_trained(run_)
+            scorer = trainer.model
 
-        torch.manual_seed(cfg.seed)  # the new score head's init
-        with suppress_seqcls_warning():
-            lm = AutoModelForSequenceClassification.from_pretrained(
-                model, num_labels=1, dtype=torch.float32 if args.use_cpu else "auto")
-        fix_pad_token(tokenizer, lm)
-        telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
-        common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry])
-        trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
-        training.drop_printer(trainer)
-        result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run_))
-        training.save_checkpoint(trainer, tokenizer, run_)
-
-        run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
-                           dropped_too_long=dropped, steps=trainer.state.global_step)
-        run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
-                            train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
+        # --- held-out accuracy and the score statistics r1 align normalizes with
         if training.is_main_process():
             # without a held-out split, the score statistics still come from (some) training rows
             measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
-            m = heldout_metrics(trainer.model, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
+            m = heldout_metrics(scorer, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
             run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
             acc = m.get("label_accuracy", m.get("pair_accuracy"))
             training.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
-                                 f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
-                                 f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
+                                   f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
+                                   f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
     return out

@@ -26,7 +26,6 @@ from r1cli.config import SFTStageConfig
 from r1cli.data import load_prompts, load_sft
 from r1cli.errors import UserError
 from r1cli.evaluation import before_after
-from r1cli.recipe import to_dict
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, is_r1_format
 
 console = Console(stderr=True)
@@ -137,8 +136,6 @@ def check_batch(args, n_rows: int) -> None:
 
 def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
         force: bool = False, resume: bool = False) -> Path:
-    from transformers import AutoTokenizer
-
     require_reasoning = stage == "coldstart"
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -151,6 +148,11 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         sets.append(ds)
     if eval_data is not None:  # read now: a bad file found after training would cost the run
         load_prompts(eval_data, "--eval-data")
+    # --- heavy libraries: imported here, after the checks that need none of them (seconds)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
     tokenizer = AutoTokenizer.from_pretrained(model)
     if cfg.chat_template:
         tokenizer.chat_template = cfg.chat_template
@@ -159,33 +161,35 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         tokenizer.pad_token = tokenizer.eos_token
     train = mix(sets, cfg.data_weights, cfg.seed)
     inputs = [model, *data] + ([eval_data] if eval_data else [])
-    # the trainer stack takes seconds to import: after every check, so that a mistake costs less
-    import torch
-    from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
+    args = training.build_args(cfg, out, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
+                               completion_only_loss=True, dataset_kwargs=None)
+    check_batch(args, len(train))
+    tokenized, dropped = tokenize(train, tokenizer, args.max_length)
+    check_batch(args, len(tokenized))
 
-    with training.trainer_output(out, kind="checkpoint", stage=stage, config=to_dict(cfg), inputs=inputs,
-                               force=force, resume=resume) as run_:
-        args = training.build_args(cfg, run_, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
-                                 completion_only_loss=True, dataset_kwargs=None)
-        check_batch(args, len(train))
-        tokenized, dropped = tokenize(train, tokenizer, args.max_length)
-        check_batch(args, len(tokenized))
-        torch.manual_seed(cfg.seed)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if args.use_cpu else "auto")
-        telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
-        trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
-                             callbacks=[telemetry])
-        training.drop_printer(trainer)
-        checkpoint = training.resume_checkpoint(run_)
-        training.restore_token_count(trainer, checkpoint)
-        result = trainer.train(resume_from_checkpoint=checkpoint)
-        training.save_checkpoint(trainer, tokenizer, run_)
-        n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
-        run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
-                           steps=trainer.state.global_step, tokens_seen=n_tokens)
-        run_.metrics.update(train_loss=round(result.training_loss, 5), train_runtime_s=round(result.metrics["train_runtime"], 2),
-                            final_loss=telemetry.latest.get("loss"))
+    # --- train (a resumed run whose weights were already saved goes straight to what is left)
+    with training.trainer_output(out, kind="checkpoint", stage=stage, config=training.manifest_config(cfg, args),
+                                 inputs=inputs, force=force, resume=resume) as run_:
+        if not training.already_trained(run_):
+            torch.manual_seed(cfg.seed)
+            lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if args.use_cpu else "auto")
+            telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
+            trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
+                                 callbacks=[telemetry])
+            training.drop_printer(trainer)
+            checkpoint = training.resume_checkpoint(run_)
+            training.restore_token_count(trainer, checkpoint)
+            result = trainer.train(resume_from_checkpoint=checkpoint)
+            training.save_checkpoint(trainer, tokenizer, run_)
+            n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
+            run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
+                               steps=trainer.state.global_step, tokens_seen=n_tokens)
+            run_.metrics.update(train_loss=round(result.training_loss, 5),
+                                train_runtime_s=round(result.metrics["train_runtime"], 2),
+                                final_loss=telemetry.latest.get("loss"))
+            training.mark_trained(run_)
+
+        # --- before / after on --eval-data
         if eval_data is not None and training.is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval)
     return out
