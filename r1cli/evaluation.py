@@ -53,7 +53,7 @@ ADDED = ("sample_index", "completion", "extracted_answer", "num_tokens", "finish
 
 def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = None, template: str = "r1", seed: int = 0,
              language_threshold: float = 0.95, prefilled_think: bool | None = None, progress=True,
-             r1zero_text: str | None = None) -> tuple[list[dict], dict]:
+             r1zero_template: str | None = None) -> tuple[list[dict], dict]:
     """Sample k completions for each row of `ds` (canonical prompt columns) and score them.
 
     Returns (rows, metrics): one row per sample (the input row's columns plus those in ADDED)
@@ -73,7 +73,7 @@ def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = Non
     scorers = reward_functions(template, prefilled_think)
 
     inputs = ds.to_list()
-    prompts = [apply_template(r["prompt"], template, r1zero_text or R1ZERO_TEMPLATE) for r in inputs]
+    prompts = [apply_template(r["prompt"], template, r1zero_template or R1ZERO_TEMPLATE) for r in inputs]
     outs = generator.generate(prompts, sampling, n=k, seed=seed, progress=progress)
     rows = score(inputs, outs, scorers, prefilled_think, language_threshold)
     return rows, summarize(rows, k)
@@ -251,7 +251,7 @@ def generator_of(path, backend: str = "transformers"):
 
 
 def before_after(base: Path, trained: Path, eval_data: Path, settings: EvalSettings, template: str = "r1",
-                 r1zero_text: str | None = None) -> dict:
+                 r1zero_template: str | None = None) -> dict:
     """Evaluate the input model and the trained one on the same prompts (the one evaluation path),
     with the stage's template; print both side by side; return {"before": ..., "after": ...}."""
     ds = load_prompts(eval_data)
@@ -261,7 +261,7 @@ def before_after(base: Path, trained: Path, eval_data: Path, settings: EvalSetti
     for name, path in (("before", base), ("after", trained)):
         _, metrics = evaluate(generator_of(path, settings.backend), ds, k=settings.k, sampling=settings.sampling,
                               template=template, seed=settings.seed, language_threshold=settings.language_threshold,
-                              r1zero_text=r1zero_text)
+                              r1zero_template=r1zero_template)
         res[name] = metrics
     print_comparison(res["before"], res["after"])
     return res

@@ -294,25 +294,18 @@ def changed_settings(cfg) -> list[tuple[str, Any, str]]:
 
 
 def show_settings(rows: list[tuple[str, Any, str]], title: str) -> None:
-    """Print (setting, value, source) rows: the handoff a stage starts with (rank 0 only). On stdout,
-    with the stage's results: stderr keeps progress and errors (one line each)."""
+    """Print (setting, value, source) rows, one per line: the handoff a stage starts with (rank 0
+    only). On stdout, with the stage's results: stderr keeps progress and errors."""
     import os
-
-    from rich.console import Console
-    from rich.table import Table
 
     if os.environ.get("RANK", "0") != "0":
         return
-    console = Console()
     if not rows:
-        console.print(f"{title}: none")
+        print(f"{title}: none", flush=True)
         return
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("setting", "value", "from"):
-        table.add_column(col, overflow="fold")
-    for key, value, source in rows:
-        table.add_row(key, str(value), source)
-    console.print(table)
+    width = max(len(f"{k} = {v}") for k, v, _ in rows)
+    lines = [f"  {f'{k} = {v}':<{width}}  ({source})" for k, v, source in rows]
+    print("\n".join([f"{title}:", *lines]), flush=True)
 
 
 def show_changed_settings(cfg, command: str) -> None:

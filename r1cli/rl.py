@@ -17,9 +17,9 @@ from r1cli.training import Callback
 # --- prompts ------------------------------------------------------------------------------
 
 
-def prepare_prompts(ds, template: str, r1zero_text: str | None = None, system: str | None = None):
+def prepare_prompts(ds, template: str, r1zero_template: str | None = None, system: str | None = None):
     """The `prompt` column as the model will see it: chat messages (r1) or the r1zero string."""
-    text = r1zero_text or R1ZERO_TEMPLATE
+    text = r1zero_template or R1ZERO_TEMPLATE
 
     def one(row):
         return {"prompt": apply_template(row["prompt"], template, text, system)}

@@ -61,10 +61,10 @@ def prompt_text(prompt: Any) -> str:
     return str(prompt)
 
 
-def apply_template(question: Any, template: str = "r1", r1zero_text: str = R1ZERO_TEMPLATE, system: str | None = None):
+def apply_template(question: Any, template: str = "r1", r1zero_template: str = R1ZERO_TEMPLATE, system: str | None = None):
     """The prompt a stage feeds the model: chat messages (r1) or a plain string (r1zero)."""
     if template == "r1zero":
-        return r1zero_text.format(prompt=prompt_text(question))
+        return r1zero_template.format(prompt=prompt_text(question))
     if isinstance(question, str):
         msgs = [{"role": "user", "content": question}]
     else:

@@ -80,6 +80,7 @@ def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
         value = getattr(args, key, None)
         if value == _trl_default(type(args), key):
             continue
+        value = getattr(value, "value", value)  # TRL turns some strings into enums: show the string
         source = (sources.get(f"trl.{key}", "recipe") if key in cfg.trl else "stage" if key in fixed or key in stage
                   else "device default" if key in device else "r1cli default")
         rows.append((f"trl.{key}", value, source))

@@ -75,7 +75,7 @@ def test_an_error_after_training_keeps_the_weights_and_resume_finishes_the_rest(
     assert code == 0, err
     m = json.loads((out / "r1.json").read_text())
     assert m["status"] == "finished" and m["counts"]["steps"] == kept["counts"]["steps"]
-    assert m["metrics"]["eval"]["before"]["n_samples"] == 4 and "after" in m["metrics"]["eval"]
+    assert m["metrics"]["eval"]["before"]["n_prompts"] == 4 and m["metrics"]["eval"]["after"]["n_prompts"] == 4
     assert (out / "model.safetensors").read_bytes() == weights
     assert "trl_args" in m["config"] and m["config"]["trl_args"]["max_steps"] == kept["config"]["trl_args"]["max_steps"]
 

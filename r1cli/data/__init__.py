@@ -6,8 +6,8 @@
 
 io.py loads (JSONL/JSON, Parquet, Arrow, HF and r1 dataset dirs, dirs of files), schema.py
 holds the canonical columns (DESIGN.md) and `validate`, formats.py maps public datasets
-(GSM8K, MATH) onto them, commands.py is `r1 data inspect|export|import|merge`, toy.py and
-toy_base.py build the toy world.
+(GSM8K, MATH) onto them. The commands that use them (`r1 data inspect|export|import|merge`) are
+in r1cli/stages/data.py; the toy world is r1cli/toy/.
 
 Datasets from saved dirs are memory-mapped from the input dir, and `datasets` would write the
 cache files of every later `.map()`/`.filter()` next to them, into the user's input dir. Inputs

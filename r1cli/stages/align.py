@@ -309,7 +309,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
         if training.is_main_process():
             if eval_data is not None:
                 run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
-                                                    r1zero_text=cfg.r1zero_template)
+                                                    r1zero_template=cfg.r1zero_template)
             if general_eval is not None:
                 if cfg.eval.limit:
                     general_eval = general_eval.select(range(min(cfg.eval.limit, len(general_eval))))

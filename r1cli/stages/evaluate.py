@@ -39,7 +39,7 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
     with stage_output(out, kind="eval", stage="eval", config=to_dict(cfg), inputs=[model, data], force=force) as run_:
         generator = load_generator(model, backend=cfg.backend)
         rows, metrics = evaluate(generator, ds, k=cfg.k, sampling=cfg.sampling, template=cfg.template, seed=cfg.seed,
-                                 language_threshold=cfg.language_threshold, r1zero_text=cfg.r1zero_template)
+                                 language_threshold=cfg.language_threshold, r1zero_template=cfg.r1zero_template)
         from datasets import Dataset
 
         save_dataset(Dataset.from_list(rows), run_.partial)

@@ -67,5 +67,5 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
         # --- before / after on --eval-data
         if eval_data is not None and training.is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
-                                                r1zero_text=cfg.r1zero_template)
+                                                r1zero_template=cfg.r1zero_template)
     return out

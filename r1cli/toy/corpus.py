@@ -9,7 +9,7 @@ base starts where DeepSeek-V3-Base did relative to its tasks: in chat it mostly 
 often reasons and is right about a third of the time at T 0.6: something for R1-Zero's RL to
 reinforce, and the pieces a cold start assembles in a few minutes.
 
-Only train-side problems and prompts appear (toy.problems(False), toy_general's train pool):
+Only train-side problems and prompts appear (problems.problems(False), general.py's train pool):
 the eval sets stay held out whatever seeds `r1 toy data` and `r1 toy base` are given.
 """
 
