@@ -37,7 +37,7 @@ _PROBE = "r1cli-probe-reasoning"
 
 def check_rows(ds, path, require_reasoning: bool) -> None:
     """Every row ends in an assistant turn in the R1 format (`sft` also takes no-CoT replies)."""
-    bad, first, why = 0, None, ""
+    bad, first = 0, None
     for i, messages in enumerate(ds["messages"]):
         last = messages[-1] if messages else {}
         if last.get("role") != "assistant":
