@@ -19,15 +19,7 @@ from typer import _click as click
 
 from r1cli import __version__, stages
 from r1cli.cli_data import data_app, toy_app
-from r1cli.config import (
-    AlignConfig,
-    EvalConfig,
-    GRPOStageConfig,
-    RejectSampleConfig,
-    RMConfig,
-    ScoreConfig,
-    SFTStageConfig,
-)
+from r1cli.config import AlignConfig, EvalConfig, GRPOStageConfig, RejectSampleConfig, RMConfig, ScoreConfig, SFTStageConfig
 from r1cli.errors import DiskFull, UserError
 from r1cli.locking import unlock_output
 from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt, parse_rewards

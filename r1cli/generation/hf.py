@@ -158,14 +158,7 @@ def _progress(progress, total: int):
     if not progress:
         yield lambda samples, tokens: None
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     own = not hasattr(progress, "add_task")
     from rich.console import Console

@@ -247,14 +247,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
 
 def sample_chunks(run_, ctx, table, chunks: list[int], chunk_dir: Path) -> None:
     """Process the chunks not written yet, with a rich progress bar."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     cfg = ctx.cfg
     size = lambda c: min(cfg.chunk_size, table.num_rows - c * cfg.chunk_size)  # noqa: E731

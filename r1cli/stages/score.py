@@ -159,14 +159,7 @@ class _progress:
     """A rich progress bar with samples/s; `with _progress(console, total) as advance: advance(k)`."""
 
     def __init__(self, console, total: int):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
         from rich.text import Text
 
         class Rate(ProgressColumn):

@@ -120,14 +120,7 @@ def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
     """Next-token loss over the packed corpus, one pass, in a fixed order; returns the final
     loss (mean of the last 10 steps)."""
     import torch
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
