@@ -8,8 +8,11 @@ A RUN_DIR holds stage outputs (checkpoints, datasets) and eval/<name> dirs. Each
 by its manifest's kind and stage (grpo: by its template and language reward); the dir name only
 labels a row and pairs eval/<name> with checkpoint <name> (else the eval's model fingerprint does).
 Writes REPORT_DIR/report.md, report.json (the same numbers; rates as fractions) and one PNG per
-training curve (rendering: r1cli/report_render.py). --check exits 1 when a stage is unfinished or an input a
-manifest records inside a run is missing or no longer has the recorded fingerprint.
+training curve (rendering: r1cli/report_render.py). Each pass@1 has a 95% bootstrap CI over the eval's
+prompts, and each of the README's stage claims (r1cli/claims.py) a status: holds (beyond the CI of
+the difference), unclear, fails or not measured.
+--check exits 1 when a stage is unfinished or an input a manifest records inside a run is missing or
+no longer has the recorded fingerprint; --claims exits 1 when a claim does not hold (`make demo-check`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1cli import report_render
+from r1cli.claims import check as check_claims
+from r1cli.claims import failures as claim_failures
 from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
+from r1cli.stats import bootstrap_ci
 from r1cli.report_render import COLUMNS, CURVES, EVAL_KEYS, RL_ROLES, ROLES
 
 # --- reading a run dir ------------------------------------------------------------------------------
@@ -127,6 +133,7 @@ def stage_rows(run: Run) -> list[dict]:
             if target in rows and rows[target]["helpfulness"] is None:
                 rows[target]["helpfulness"] = general[side].get("helpfulness_score_mean")
                 rows[target]["safe_rate"] = general[side].get("safe_rate")
+                rows[target]["general_eval"] = {"dir": rel, "side": side}
                 rows[target]["notes"].append(f"helpful RM and safe rate: {rel}'s {side} measurement "
                                              f"({general[side].get('n_prompts')} general prompts)")
     for row in rows.values():
@@ -138,7 +145,8 @@ def stage_rows(run: Run) -> list[dict]:
 
 def _row(role_: str, rel: str | None, m: dict | None) -> dict:
     return {"row": role_, "label": dict(ROLES).get(role_, role_), "dir": rel, "stage": (m or {}).get("stage"),
-            "eval_dir": None, **{k: None for k in COLUMNS}, "wall_time_s": (m or {}).get("wall_time_s"), "notes": []}
+            "eval_dir": None, **{k: None for k in COLUMNS}, "pass@1_ci": None, "general_eval": None,
+            "wall_time_s": (m or {}).get("wall_time_s"), "notes": []}
 
 
 def across_runs(tables: list[list[dict]]) -> list[dict]:
@@ -156,6 +164,86 @@ def across_runs(tables: list[list[dict]]) -> list[dict]:
                       if vals else None)
         out.append(agg)
     return out
+
+
+# --- per-prompt numbers: confidence intervals and the claims -------------------------------------------
+
+Numbers = dict[str, dict[tuple, tuple[float, float]]]  # metric -> {(prompt id, occurrence): (numerator, denominator)}
+
+
+def eval_numbers(path: Path) -> Numbers:
+    """Per prompt of an eval dir's rows: pass@1 (its mean accuracy reward, over 1) and language consistency
+    (consistent samples, over its samples with a verdict). {} when the rows cannot be read (not an r1 eval)."""
+    from datasets import load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+        cols = ds.select_columns(["id", "sample_index", "reward_accuracy", "language_consistent"]).to_dict()
+    except (FileNotFoundError, ValueError, KeyError):
+        return {}
+    out: Numbers = {"pass@1": {}, "language_consistency_rate": {}}
+    seen: dict[str, int] = {}
+    groups: list[list[int]] = []
+    for i, j in enumerate(cols["sample_index"]):
+        if j == 0 or not groups:
+            groups.append([])
+        groups[-1].append(i)
+    for g in groups:
+        pid = str(cols["id"][g[0]])
+        key = (pid, seen.get(pid, 0))  # the same id twice: its occurrences are different prompts
+        seen[pid] = key[1] + 1
+        acc = [cols["reward_accuracy"][i] for i in g if cols["reward_accuracy"][i] is not None]
+        if acc:
+            out["pass@1"][key] = (sum(acc) / len(acc), 1.0)
+        lang = [cols["language_consistent"][i] for i in g if cols["language_consistent"][i] is not None]
+        if lang:
+            out["language_consistency_rate"][key] = (float(sum(lang)), float(len(lang)))
+    return out
+
+
+def general_numbers(m: dict, side: str) -> Numbers:
+    """Per general prompt of align's before/after measurement: helpfulness (RM score sum over its
+    samples, over its samples) and safe rate (safe samples, over its samples); {} for an align
+    manifest made before they were recorded."""
+    pp = (((m.get("metrics") or {}).get("general_eval") or {}).get(side) or {}).get("per_prompt")
+    if not pp:
+        return {}
+    out: Numbers = {"helpfulness": {}, "safe_rate": {}}
+    seen: dict[str, int] = {}
+    for i, pid in enumerate(map(str, pp["id"])):
+        key = (pid, seen.get(pid, 0))
+        seen[pid] = key[1] + 1
+        n = float(pp["n"][i])
+        if pp.get("helpfulness_score_sum"):
+            out["helpfulness"][key] = (pp["helpfulness_score_sum"][i], n)
+        if pp.get("safe_count"):
+            out["safe_rate"][key] = (float(pp["safe_count"][i]), n)
+    return out
+
+
+def row_numbers(run: Run, rows: list[dict]) -> list[Numbers]:
+    """The per-prompt numbers of each stage-table row, and each row's pass@1 95% CI (set on the row)."""
+    cache: dict[str, Numbers] = {}
+    out = []
+    for r in rows:
+        nums: Numbers = {}
+        if r["eval_dir"]:
+            nums.update(cache.setdefault(r["eval_dir"], eval_numbers(run.path / r["eval_dir"])))
+        if r["general_eval"]:
+            nums.update(general_numbers(run.dirs[r["general_eval"]["dir"]], r["general_eval"]["side"]))
+        if nums.get("pass@1"):
+            r["pass@1_ci"] = list(bootstrap_ci(list(nums["pass@1"].values())))
+        out.append(nums)
+    return out
+
+
+def claim_rows(rows: list[dict], numbers: list[Numbers]) -> tuple[dict[str, dict], dict[str, Numbers]]:
+    """{role: row} and {role: per-prompt numbers} for the claims: per role, the row whose dir is named
+    after it (as `make demo` names them), else the first."""
+    by_role: dict[str, tuple[dict, Numbers]] = {}
+    for r, n in sorted(zip(rows, numbers), key=lambda x: (x[0]["dir"] or "") != x[0]["row"]):
+        by_role.setdefault(r["row"], (r, n))
+    return {k: v[0] for k, v in by_role.items()}, {k: v[1] for k, v in by_role.items()}
 
 
 # --- curves and lineage --------------------------------------------------------------------------------
@@ -220,10 +308,10 @@ def problems(run: Run, links: dict[str, list[dict]]) -> list[str]:
 # --- the command ------------------------------------------------------------------------------------------
 
 
-def run(run_dirs: list[Path], *, out: Path, check: bool = False, force: bool = False) -> list[str]:
-    """Write the report; return the --check problems (unfinished stages, changed or missing inputs)."""
+def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = False, force: bool = False) -> list[str]:
+    """Write the report; return what the guards asked for found: --check problems (unfinished stages,
+    changed or missing inputs) and --claims failures (a claim of the README that does not hold)."""
     from rich.console import Console
-
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
@@ -235,33 +323,47 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, force: bool = F
                         "r1.json) in it or one level below; give run dirs such as runs/demo")
     data = {"runs": []}
     found = []
+    failed = []
     for r in runs:
         links = lineage(r)
         found += problems(r, links)
-        data["runs"].append({"name": r.name, "path": str(r.path), "stage_table": stage_rows(r), "curves": curves(r),
-                             "unfinished": r.unfinished, "lineage": links, "other": others(r)})
+        table = stage_rows(r)
+        results = check_claims(*claim_rows(table, row_numbers(r, table)))
+        failed += claim_failures(results, r.name)
+        data["runs"].append({"name": r.name, "path": str(r.path), "stage_table": table, "claims": results,
+                             "curves": curves(r), "unfinished": r.unfinished, "lineage": links, "other": others(r)})
     if len(runs) > 1:
         data["across_runs"] = across_runs([x["stage_table"] for x in data["runs"]])
     data["problems"] = found
+    data["claims_failed"] = failed
     console = Console()
     inputs = [r.path / rel for r in runs for rel in r.dirs]
-    with stage_output(out, kind="report", stage="report", config={"runs": list(map(str, run_dirs)), "check": check},
+    with stage_output(out, kind="report", stage="report", config={"runs": list(map(str, run_dirs)), "check": check,
+                                                                   "claims": claims},
                       inputs=inputs, force=force) as run_:
         data["plots"], data["not_plotted"] = report_render.plot_curves(data["runs"], run_.partial)
         (run_.partial / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         (run_.partial / "report.md").write_text(report_render.markdown(data))
         run_.counts.update(runs=len(runs), rows=sum(len(x["stage_table"]) for x in data["runs"]),
                            plots=len(data["plots"]))
-        run_.metrics.update(problems=len(found))
+        run_.metrics.update(problems=len(found), claims_failed=len(failed))
     for x in data["runs"]:
         console.print(report_render.rich_table(x["stage_table"], f"r1 report: {x['name']}"))
+        for c in x["claims"]:
+            console.print(report_render.claim_line(c), highlight=False)
     if "across_runs" in data:
         title = f"across {len(runs)} runs: mean ± half the min–max spread"
         console.print(report_render.rich_table(data["across_runs"], title))
     for p in found:
         console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {p}")
+    if claims and failed:
+        for x in data["runs"]:
+            bad = [f"{c['name']} {c['status']}" for c in x["claims"] if c["status"] != "holds"]
+            if bad:
+                console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
+                              f"not hold ({', '.join(bad)})", highlight=False)
     console.print(f"wrote {out}: report.md, report.json, {len(data['plots'])} plots")
-    return found
+    return (found if check else []) + (failed if claims else [])
 
 
 def others(run: Run) -> list[dict]:
