@@ -3,9 +3,9 @@
     r1 report runs/demo --out runs/demo/report --claims     # exits 1 when a claim does not hold
     make demo-check                                          # the same on $(RUN)
 
-Each claim is one or more tests on the report's rows (roles: base_r1zero, r1zero, coldstart, grpo,
-grpo_nolang, sft, align). A test compares one metric of two rows, `a - b` (or of one row, `a`)
-with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). Its status:
+Each claim is one or more comparisons on the report's rows (roles: base_r1zero, r1zero, coldstart, grpo,
+grpo_nolang, sft, align). A comparison is one metric of two rows, `a - b` (or of one row, `a`)
+with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). A comparison's status:
 
 - holds: the point estimate meets the margin and so does the whole 95% confidence interval (a
   paired bootstrap over the prompts both rows were measured on, r1cli/stats.py; for one row, its
@@ -15,7 +15,7 @@ with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). Its status:
 - fails: the point estimate does not meet the margin;
 - not measured: a row or its number is missing (a stage or its eval was not run).
 
-A claim holds when all its tests hold; otherwise it takes the status of its worst test (fails,
+A claim holds when all its comparisons hold; otherwise it takes the status of its worst comparison (fails,
 then not measured, then unclear). `--claims` fails on anything but "holds": a claim nobody
 measured, or one the data cannot tell from noise, is not a claim the run supports.
 """
@@ -30,7 +30,7 @@ POINTS = {"pass@1", "language_consistency_rate", "safe_rate"}  # rates, shown in
 
 
 @dataclass(frozen=True)
-class Test:
+class Comparison:
     metric: str
     a: str              # row role
     b: str | None       # row role to subtract, or None: a's own value
@@ -42,25 +42,25 @@ class Test:
 class Claim:
     name: str           # a short id, e.g. for a test or a grep
     text: str           # as the README says it
-    tests: tuple[Test, ...]
+    comparisons: tuple[Comparison, ...]
 
 
 CLAIMS = (
     Claim("r1zero", "R1-Zero > base (pass@1; the base under the r1zero template)",
-          (Test("pass@1", "r1zero", "base_r1zero", ">"),)),
+          (Comparison("pass@1", "r1zero", "base_r1zero", ">"),)),
     Claim("stage2", "stage 2 >= cold start + 10 points (pass@1)",
-          (Test("pass@1", "grpo", "coldstart", ">=", 0.10),)),
+          (Comparison("pass@1", "grpo", "coldstart", ">=", 0.10),)),
     Claim("language", "language consistency >= 95% with the language reward, and lower without it",
-          (Test("language_consistency_rate", "grpo", None, ">=", 0.95),
-           Test("language_consistency_rate", "grpo", "grpo_nolang", ">"))),
+          (Comparison("language_consistency_rate", "grpo", None, ">=", 0.95),
+           Comparison("language_consistency_rate", "grpo", "grpo_nolang", ">"))),
     Claim("sft", "stage-3 SFT from the base >= cold start (pass@1)",
-          (Test("pass@1", "sft", "coldstart", ">="),)),
+          (Comparison("pass@1", "sft", "coldstart", ">="),)),
     Claim("align", "stage 4 keeps reasoning (pass@1 at most 2 points below stage 3) while raising helpfulness "
           "(RM score) and safety (safe rate)",
-          (Test("pass@1", "align", "sft", ">=", -0.02), Test("helpfulness", "align", "sft", ">"),
-           Test("safe_rate", "align", "sft", ">"))),
+          (Comparison("pass@1", "align", "sft", ">=", -0.02), Comparison("helpfulness", "align", "sft", ">"),
+           Comparison("safe_rate", "align", "sft", ">"))),
 )
-WORST = ("fails", "not measured", "unclear")  # a claim's status: its first test status in this order
+WORST = ("fails", "not measured", "unclear")  # a claim's status: the first of these a comparison has
 
 
 def _meets(x: float, op: str, margin: float) -> bool:
@@ -76,8 +76,8 @@ def fmt(metric: str, v: float | None, sign: bool = False) -> str:
     return f"{v:+.3f}" if sign else f"{v:.3f}"
 
 
-def check_test(t: Test, rows: dict[str, dict], per_prompt: dict[str, dict]) -> dict:
-    """One test on the rows ({role: report row}) and their per-prompt numbers ({role: {metric: {prompt: (num, den)}}})."""
+def check_comparison(t: Comparison, rows: dict[str, dict], per_prompt: dict[str, dict]) -> dict:
+    """One comparison on the rows ({role: report row}) and their per-prompt numbers ({role: {metric: {prompt: (num, den)}}})."""
     unit = ("%" if t.b is None else " points") if t.metric in POINTS else ""
     out = {"metric": t.metric, "a": t.a, "b": t.b, "op": t.op, "margin": t.margin, "value": None, "ci": None,
            "n_prompts": None}
@@ -115,17 +115,17 @@ def check_test(t: Test, rows: dict[str, dict], per_prompt: dict[str, dict]) -> d
 
 
 def check(rows: dict[str, dict], per_prompt: dict[str, dict]) -> list[dict]:
-    """Every claim's status and its tests, in the README's order."""
+    """Every claim's status and its comparisons, in the README's order."""
     out = []
     for c in CLAIMS:
-        tests = [check_test(t, rows, per_prompt) for t in c.tests]
+        tests = [check_comparison(t, rows, per_prompt) for t in c.comparisons]
         status = next((s for s in WORST if any(t["status"] == s for t in tests)), "holds")
-        out.append({"name": c.name, "claim": c.text, "status": status, "tests": tests})
+        out.append({"name": c.name, "claim": c.text, "status": status, "comparisons": tests})
     return out
 
 
 def failures(results: list[dict], run: str) -> list[str]:
     """One line per claim that does not hold, naming it and its numbers."""
     return [f"{run}: claim {c['status']}: {c['claim']}: "
-            + "; ".join(f"{t['status']}: {t['why']}" for t in c["tests"] if t["status"] != "holds")
+            + "; ".join(f"{t['status']}: {t['why']}" for t in c["comparisons"] if t["status"] != "holds")
             for c in results if c["status"] != "holds"]

@@ -180,13 +180,13 @@ def voted_accuracy(scored: list[dict]) -> float:
 def metrics_of(groups: list[list[dict]]) -> dict:
     samples = [s for g in groups for s in g]
     per_prompt = [p for p in map(prompt_scores, groups) if p is not None]
-    # every j up to the fewest scored samples a prompt has (all prompts have k of them)
-    ks = range(1, min((sum(key.startswith("maj@") for key in p) for p in per_prompt), default=0) + 1)
+    # every j up to the fewest samples a prompt has (all prompts have k of them); None where accuracy does not apply
+    ks = range(1, min(map(len, groups), default=0) + 1)
     return {
         "pass@1": _mean(p["pass@1"] for p in per_prompt),
         "cons@k": _mean(p["cons@k"] for p in per_prompt),
-        **{f"pass@{j}": _mean(p[f"pass@{j}"] for p in per_prompt) for j in ks if j > 1},
-        **{f"maj@{j}": _mean(p[f"maj@{j}"] for p in per_prompt) for j in ks},
+        **{f"pass@{j}": _mean(p.get(f"pass@{j}") for p in per_prompt) for j in ks if j > 1},
+        **{f"maj@{j}": _mean(p.get(f"maj@{j}") for p in per_prompt) for j in ks},
         "format_rate": _mean(s.get("reward_format") for s in samples),
         "language_consistency_rate": _mean(s.get("language_consistent") for s in samples),
         "mean_completion_tokens": _mean(s["num_tokens"] for s in samples),

@@ -135,9 +135,9 @@ def rich_table(rows: list[dict], title: str):
 
 
 def claim_line(c: dict) -> str:
-    """One claim's status for the terminal (rich markup): its text, then each test that does not hold."""
+    """One claim's status for the terminal (rich markup): its text, then each comparison that does not hold."""
     color = {"holds": "green", "unclear": "yellow", "fails": "red", "not measured": "yellow"}[c["status"]]
-    why = "; ".join(t["why"] for t in c["tests"] if t["status"] != "holds")
+    why = "; ".join(t["why"] for t in c["comparisons"] if t["status"] != "holds")
     return f"[{color}]claim {c['status']}:[/] {c['claim']}" + (f" [dim]({why})[/]" if why else "")
 
 
@@ -162,7 +162,7 @@ def claims_md(results: list[dict]) -> list[str]:
     lines = []
     for c in results:
         lines += [[c["claim"], c["status"], "", ""]]
-        lines += [["", t["status"], t["metric"], t["why"]] for t in c["tests"]]
+        lines += [["", t["status"], t["metric"], t["why"]] for t in c["comparisons"]]
     return _table(["claim", "status", "metric", "numbers"], lines)
 
 

@@ -30,19 +30,19 @@ STAGES = {"base": ("toy-base", {}, None), "r1zero": ("grpo", {"template": "r1zer
           "sft": ("sft", {}, "base"), "align": ("align", {"template": "r1"}, "sft")}
 
 
-def eval_rows(pass1: float, language: float, n_prompts: int, k: int, seed: int) -> list[dict]:
+def eval_rows(pass1: float, language: float, n_prompts: int, k: int, seed: int, tokens: int = 20) -> list[dict]:
     """k samples per prompt; a prompt's samples are right with a chance drawn around `pass1`, so prompts
-    differ in difficulty as real ones do, and each is consistent with chance `language`."""
+    differ in difficulty as real ones do (0 and 1: every prompt), and each is consistent with chance `language`."""
     rng = random.Random(seed)
     rows = []
     for i in range(n_prompts):
-        p = min(1.0, max(0.0, pass1 + rng.uniform(-0.3, 0.3)))
+        p = pass1 if pass1 in (0.0, 1.0) else min(1.0, max(0.0, pass1 + rng.uniform(-0.3, 0.3)))
         for j in range(k):
             right = rng.random() < p
             rows.append({"id": f"p{i}", "prompt": f"What is {i}+1?", "answer": str(i + 1), "domain": "math",
                          "language": "en" if i % 2 else "zh", "sample_index": j,
                          "completion": f"<think>\nsum\n</think>\n\\boxed{{{i + 1 if right else i}}}",
-                         "extracted_answer": str(i + 1 if right else i), "num_tokens": 20 + j,
+                         "extracted_answer": str(i + 1 if right else i), "num_tokens": tokens + j,
                          "finish_reason": "stop", "reward_accuracy": float(right), "reward_format": 1.0,
                          "reward_language": 1.0, "language_consistent": rng.random() < language})
     return rows
@@ -58,7 +58,8 @@ def general(helpful: list[float], safe: list[int], n: int) -> dict:
 
 
 def fake_run(run: Path, *, pass1: dict | None = None, language: dict | None = None, skip=(), n_prompts: int = 200,
-             k: int = 4, helpful=(0.3, 0.5), safe=(0.8, 1.0), wall_time: float = 963.0, seed: int = 0) -> Path:
+             k: int = 4, helpful=(0.3, 0.5), safe=(0.8, 1.0), wall_time: float = 963.0, tokens: int = 20,
+             seed: int = 0) -> Path:
     """Checkpoints, evals and align's general eval; `skip` leaves those dirs (checkpoints or eval/<name>) out."""
     pass1, language = {**PASS1, **(pass1 or {})}, {**LANGUAGE, **(language or {})}
     run.mkdir(parents=True, exist_ok=True)
@@ -83,7 +84,7 @@ def fake_run(run: Path, *, pass1: dict | None = None, language: dict | None = No
             continue
         model = run / ("base" if name == "base_r1zero" else name)
         template = "r1zero" if name in ("base_r1zero", "r1zero") else "r1"
-        rows = eval_rows(pass1[name], language[name], n_prompts, k, seed * 100 + i)
+        rows = eval_rows(pass1[name], language[name], n_prompts, k, seed * 100 + i, tokens)
         with stage_output(run / "eval" / name, kind="eval", stage="eval",
                           config={"template": template, "sampling": {"temperature": 0.6}},
                           inputs=[model, run / "data" / "eval"]) as r:
