@@ -18,11 +18,15 @@ with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). A comparison's st
 A claim holds when all its comparisons hold; otherwise it takes the status of its worst comparison (fails,
 then not measured, then unclear). `--claims` fails on anything but "holds": a claim nobody
 measured, or one the data cannot tell from noise, is not a claim the run supports.
+
+The per-prompt numbers come from the eval dirs' rows (`eval_numbers`) and from align's general_eval
+before/after (`general_numbers`); r1cli/stages/report.py matches them to the stage table's rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from r1cli.stats import bootstrap_ci, paired_bootstrap_ci, ratio
 
@@ -129,3 +133,61 @@ def failures(results: list[dict], run: str) -> list[str]:
     return [f"{run}: claim {c['status']}: {c['claim']}: "
             + "; ".join(f"{t['status']}: {t['why']}" for t in c["comparisons"] if t["status"] != "holds")
             for c in results if c["status"] != "holds"]
+
+
+# --- the per-prompt numbers the comparisons bootstrap over ------------------------------------------------
+
+Numbers = dict[str, dict[tuple, tuple[float, float]]]  # metric -> {(prompt id, occurrence): (numerator, denominator)}
+
+
+def eval_numbers(path: Path) -> Numbers:
+    """Per prompt of an eval dir's rows: pass@1 (its mean accuracy reward, over 1) and language consistency
+    (consistent samples, over its samples with a verdict). {} when the rows cannot be read (not an r1 eval)."""
+    from datasets import load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError):
+        return {}
+    if not {"id", "sample_index"} <= set(ds.column_names):
+        return {}
+    cols = {c: [None] * len(ds) for c in ("reward_accuracy", "language_consistent")}
+    cols.update(ds.select_columns([c for c in ("id", "sample_index", *cols) if c in ds.column_names]).to_dict())
+    out: Numbers = {"pass@1": {}, "language_consistency_rate": {}}
+    seen: dict[str, int] = {}
+    groups: list[list[int]] = []
+    for i, j in enumerate(cols["sample_index"]):
+        if j == 0 or not groups:
+            groups.append([])
+        groups[-1].append(i)
+    for g in groups:
+        pid = str(cols["id"][g[0]])
+        key = (pid, seen.get(pid, 0))  # the same id twice: its occurrences are different prompts
+        seen[pid] = key[1] + 1
+        acc = [cols["reward_accuracy"][i] for i in g if cols["reward_accuracy"][i] is not None]
+        if acc:
+            out["pass@1"][key] = (sum(acc) / len(acc), 1.0)
+        lang = [cols["language_consistent"][i] for i in g if cols["language_consistent"][i] is not None]
+        if lang:
+            out["language_consistency_rate"][key] = (float(sum(lang)), float(len(lang)))
+    return out
+
+
+def general_numbers(m: dict, side: str) -> Numbers:
+    """Per general prompt of align's before/after measurement: helpfulness (RM score sum over its
+    samples, over its samples) and safe rate (safe samples, over its samples); {} for an align
+    manifest made before they were recorded."""
+    pp = (((m.get("metrics") or {}).get("general_eval") or {}).get(side) or {}).get("per_prompt")
+    if not pp:
+        return {}
+    out: Numbers = {"helpfulness": {}, "safe_rate": {}}
+    seen: dict[str, int] = {}
+    for i, pid in enumerate(map(str, pp["id"])):
+        key = (pid, seen.get(pid, 0))
+        seen[pid] = key[1] + 1
+        n = float(pp["n"][i])
+        if pp.get("helpfulness_score_sum"):
+            out["helpfulness"][key] = (pp["helpfulness_score_sum"][i], n)
+        if pp.get("safe_count"):
+            out["safe_rate"][key] = (float(pp["safe_count"][i]), n)
+    return out

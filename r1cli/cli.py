@@ -155,7 +155,7 @@ def eval_(
     set_: Optional[List[str]] = SetOpt,
     force: bool = ForceOpt,
 ):
-    """pass@1 over k samples, cons@k, format and language-consistency rates of a checkpoint."""
+    """pass@1 over k samples, pass@j and maj@j for j <= k, cons@k, format and language-consistency rates of a checkpoint."""
 
     flags = {"k": k, "sampling.temperature": temperature, "sampling.top_p": top_p,
              "sampling.max_new_tokens": max_new_tokens, "template": template, "limit": limit, "backend": backend,

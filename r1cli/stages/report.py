@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1cli import report_render
+from r1cli.claims import Numbers, eval_numbers, general_numbers
 from r1cli.claims import check as check_claims
 from r1cli.claims import failures as claim_failures
 from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
@@ -167,59 +168,6 @@ def across_runs(tables: list[list[dict]]) -> list[dict]:
 
 
 # --- per-prompt numbers: confidence intervals and the claims -------------------------------------------
-
-Numbers = dict[str, dict[tuple, tuple[float, float]]]  # metric -> {(prompt id, occurrence): (numerator, denominator)}
-
-
-def eval_numbers(path: Path) -> Numbers:
-    """Per prompt of an eval dir's rows: pass@1 (its mean accuracy reward, over 1) and language consistency
-    (consistent samples, over its samples with a verdict). {} when the rows cannot be read (not an r1 eval)."""
-    from datasets import load_from_disk
-
-    try:
-        ds = load_from_disk(str(path))
-        cols = ds.select_columns(["id", "sample_index", "reward_accuracy", "language_consistent"]).to_dict()
-    except (FileNotFoundError, ValueError, KeyError):
-        return {}
-    out: Numbers = {"pass@1": {}, "language_consistency_rate": {}}
-    seen: dict[str, int] = {}
-    groups: list[list[int]] = []
-    for i, j in enumerate(cols["sample_index"]):
-        if j == 0 or not groups:
-            groups.append([])
-        groups[-1].append(i)
-    for g in groups:
-        pid = str(cols["id"][g[0]])
-        key = (pid, seen.get(pid, 0))  # the same id twice: its occurrences are different prompts
-        seen[pid] = key[1] + 1
-        acc = [cols["reward_accuracy"][i] for i in g if cols["reward_accuracy"][i] is not None]
-        if acc:
-            out["pass@1"][key] = (sum(acc) / len(acc), 1.0)
-        lang = [cols["language_consistent"][i] for i in g if cols["language_consistent"][i] is not None]
-        if lang:
-            out["language_consistency_rate"][key] = (float(sum(lang)), float(len(lang)))
-    return out
-
-
-def general_numbers(m: dict, side: str) -> Numbers:
-    """Per general prompt of align's before/after measurement: helpfulness (RM score sum over its
-    samples, over its samples) and safe rate (safe samples, over its samples); {} for an align
-    manifest made before they were recorded."""
-    pp = (((m.get("metrics") or {}).get("general_eval") or {}).get(side) or {}).get("per_prompt")
-    if not pp:
-        return {}
-    out: Numbers = {"helpfulness": {}, "safe_rate": {}}
-    seen: dict[str, int] = {}
-    for i, pid in enumerate(map(str, pp["id"])):
-        key = (pid, seen.get(pid, 0))
-        seen[pid] = key[1] + 1
-        n = float(pp["n"][i])
-        if pp.get("helpfulness_score_sum"):
-            out["helpfulness"][key] = (pp["helpfulness_score_sum"][i], n)
-        if pp.get("safe_count"):
-            out["safe_rate"][key] = (float(pp["safe_count"][i]), n)
-    return out
-
 
 def row_numbers(run: Run, rows: list[dict]) -> list[Numbers]:
     """The per-prompt numbers of each stage-table row, and each row's pass@1 95% CI (set on the row)."""
