@@ -243,16 +243,16 @@ def shown_ks(k: int) -> list[int]:
 
 
 def at_k_table(metrics: dict, title: str = "eval"):
-    """pass@j (unbiased) and maj@j (vote of the first j samples) over the whole set, for the shown j."""
+    """pass@j (unbiased) and maj@j (vote of the first j samples) over the whole set, a column per shown j."""
     from rich.table import Table
 
     ks = [j for j in shown_ks(metrics.get("k") or 0) if f"maj@{j}" in metrics]
-    t = Table(title=f"{title}: pass@j and maj@j over j samples (%; every j is in r1.json)")
-    t.add_column("j", justify="right", no_wrap=True)
-    for col in ("pass@j", "maj@j"):
-        t.add_column(col, justify="right", no_wrap=True)
+    t = Table(title=f"{title}: pass@j and maj@j (%)", caption="every j <= k is in r1.json")
+    t.add_column("j", no_wrap=True)
     for j in ks:
-        t.add_row(str(j), _fmt(metrics.get(f"pass@{j}")), _fmt(metrics.get(f"maj@{j}")))
+        t.add_column(str(j), justify="right", no_wrap=True)
+    for name in ("pass", "maj"):
+        t.add_row(f"{name}@j", *(_fmt(metrics.get(f"{name}@{j}")) for j in ks))
     return t
 
 

@@ -258,7 +258,7 @@ def test_r1_eval_writes_an_eval_dir(tiny_world, tmp_path):
     assert set(m["metrics"]["by_domain"]) == {"math", "general"} and set(m["metrics"]["by_language"]) == {"en", "zh"}
     rows = load_from_disk(str(out))
     assert len(rows) == 6 and {"id", "prompt", "answer", "completion", "reward_accuracy", "num_tokens"} <= set(rows.column_names)
-    assert "pass@1" in stdout  # the rich table
+    assert "pass@1" in stdout and "maj@j" in stdout  # the rich tables
 
 
 def test_r1_eval_limit_and_recipe(tiny_world, tmp_path):
