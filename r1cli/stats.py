@@ -21,8 +21,8 @@ dependency, and the ratio statistic with a paired resample is a few lines here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import comb
-from typing import Sequence
 
 RESAMPLES = 1000
 SEED = 0

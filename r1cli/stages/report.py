@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1cli import report_render
+from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
 from r1cli.claims import Numbers, eval_numbers, general_numbers
 from r1cli.claims import check as check_claims
 from r1cli.claims import failures as claim_failures
-from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
-from r1cli.stats import bootstrap_ci
 from r1cli.report_render import COLUMNS, CURVES, EVAL_KEYS, RL_ROLES, ROLES
+from r1cli.stats import bootstrap_ci
 
 # --- reading a run dir ------------------------------------------------------------------------------
 
