@@ -122,9 +122,9 @@ def check(rows: dict[str, dict], per_prompt: dict[str, dict]) -> list[dict]:
     """Every claim's status and its comparisons, in the README's order."""
     out = []
     for c in CLAIMS:
-        tests = [check_comparison(t, rows, per_prompt) for t in c.comparisons]
-        status = next((s for s in WORST if any(t["status"] == s for t in tests)), "holds")
-        out.append({"name": c.name, "claim": c.text, "status": status, "comparisons": tests})
+        comps = [check_comparison(t, rows, per_prompt) for t in c.comparisons]
+        status = next((s for s in WORST if any(t["status"] == s for t in comps)), "holds")
+        out.append({"name": c.name, "claim": c.text, "status": status, "comparisons": comps})
     return out
 
 
