@@ -9,14 +9,20 @@ training stage that prints before/after numbers calls it too:
 What each number means (DeepSeek-R1 §3's protocol):
 - pass@1: per prompt, the share of its k samples whose answer the `accuracy` reward verifies,
   averaged over prompts (sampling at T=0.6, top-p 0.95, never greedy).
-- cons@k: majority vote over the k extracted answers (ties: the first seen; answers written
-  differently only in form vote together); the prompt counts when the voted answer is right,
-  i.e. when the `accuracy` reward verified a sample giving it.
+- pass@j for every j = 2..k: Chen et al. (2021)'s unbiased estimator, per prompt
+  1 - C(k-c, j) / C(k, j) with c the samples the `accuracy` reward scores 1, averaged over prompts
+  (r1cli/stats.py); pass@1 is the mean accuracy reward, the same number when rewards are 0/1.
+- maj@j for every j = 1..k: majority vote over the extracted answers of the prompt's first j
+  samples (sample_index 0..j-1; samples are drawn independently, so the first j are a random
+  j-subset; ties: the first seen; answers written differently only in form vote together); the
+  prompt counts when the voted answer is right, i.e. when the `accuracy` reward verified a sample
+  giving it. maj@1 is the first sample's accuracy.
+- cons@k: maj@k at j = k, all samples (the paper's cons@64 is maj@64); kept under this name.
 - format_rate: share of samples the template-aware `format` reward accepts.
 - language_consistency_rate: share of samples whose CoT is at least `language_threshold`
   target-language words (the `language` reward); a sample with no CoT is inconsistent.
 - mean_completion_tokens, truncated_rate (share that hit max_new_tokens).
-Rows whose accuracy reward is None (general prompts) are left out of pass@1 and cons@k only.
+Rows whose accuracy reward is None (general prompts) are left out of pass@j, maj@j and cons@k only.
 Each number is also given per domain and per language (`by_domain`, `by_language`).
 """
 
@@ -32,6 +38,7 @@ from r1cli.errors import UserError
 from r1cli.generation import load_generator
 from r1cli.rewards import get_reward
 from r1cli.rewards.math import normalize
+from r1cli.stats import pass_at_k
 from r1cli.templates import (
     R1ZERO_TEMPLATE,
     TEMPLATES,
@@ -145,32 +152,47 @@ def group_by_prompt(rows: list[dict]) -> list[list[dict]]:
     return groups
 
 
-def prompt_scores(samples: list[dict]) -> tuple[float | None, float | None]:
-    """(pass@1, cons@k) of one prompt; (None, None) when accuracy does not apply to it."""
-    scored = [s for s in samples if s.get("reward_accuracy") is not None]
+def prompt_scores(samples: list[dict]) -> dict[str, float] | None:
+    """{"pass@j": ..., "maj@j": ..., "cons@k": ...} of one prompt for j = 1..its scored samples, in
+    sample_index order; None when accuracy does not apply to it."""
+    scored = sorted((s for s in samples if s.get("reward_accuracy") is not None), key=lambda s: s["sample_index"])
     if not scored:
-        return None, None
-    pass1 = sum(s["reward_accuracy"] for s in scored) / len(scored)
+        return None
+    n = len(scored)
+    correct = sum(s["reward_accuracy"] >= 1 for s in scored)
+    out = {"pass@1": sum(s["reward_accuracy"] for s in scored) / n}
+    out.update({f"pass@{j}": pass_at_k(n, correct, j) for j in range(2, n + 1)})
+    for j in range(1, n + 1):
+        out[f"maj@{j}"] = voted_accuracy(scored[:j])
+    return {**out, "cons@k": out[f"maj@{n}"]}
+
+
+def voted_accuracy(scored: list[dict]) -> float:
+    """The accuracy of the majority-voted answer of these samples (0 when none gave an answer)."""
     voted = majority([s["extracted_answer"] for s in scored])
     if voted is None:
-        return pass1, 0.0
+        return 0.0
     # the voted answer is checked by the accuracy reward already run on a sample that gave it
     first = next(s for s in scored if vote_key(s["extracted_answer"]) == voted)
-    return pass1, float(first["reward_accuracy"])
+    return float(first["reward_accuracy"])
 
 
 def metrics_of(groups: list[list[dict]]) -> dict:
     samples = [s for g in groups for s in g]
-    per_prompt = [prompt_scores(g) for g in groups]
+    per_prompt = [p for p in map(prompt_scores, groups) if p is not None]
+    # every j up to the fewest samples a prompt has (all prompts have k of them); None where accuracy does not apply
+    ks = range(1, min(map(len, groups), default=0) + 1)
     return {
-        "pass@1": _mean(p for p, _ in per_prompt),
-        "cons@k": _mean(c for _, c in per_prompt),
+        "pass@1": _mean(p["pass@1"] for p in per_prompt),
+        "cons@k": _mean(p["cons@k"] for p in per_prompt),
+        **{f"pass@{j}": _mean(p.get(f"pass@{j}") for p in per_prompt) for j in ks if j > 1},
+        **{f"maj@{j}": _mean(p.get(f"maj@{j}") for p in per_prompt) for j in ks},
         "format_rate": _mean(s.get("reward_format") for s in samples),
         "language_consistency_rate": _mean(s.get("language_consistent") for s in samples),
         "mean_completion_tokens": _mean(s["num_tokens"] for s in samples),
         "truncated_rate": _mean(s["finish_reason"] == "length" for s in samples),
         "n_prompts": len(groups),
-        "n_scored_prompts": sum(p is not None for p, _ in per_prompt),
+        "n_scored_prompts": len(per_prompt),
         "n_samples": len(samples),
     }
 
@@ -212,6 +234,25 @@ def metrics_table(metrics: dict, title: str = "eval"):
         groups = list(metrics.get(key, {}).items())
         for i, (v, m) in enumerate(groups):
             add(f"{label}{v}", m, end_section=i == len(groups) - 1)
+    return t
+
+
+def shown_ks(k: int) -> list[int]:
+    """1, 2, 4, 8, ... and k itself: the j of pass@j and maj@j a printed table shows (r1.json has every j)."""
+    return sorted({*(2 ** i for i in range(k.bit_length()) if 2 ** i <= k), k}) if k >= 1 else []
+
+
+def at_k_table(metrics: dict, title: str = "eval"):
+    """pass@j (unbiased) and maj@j (vote of the first j samples) over the whole set, a column per shown j."""
+    from rich.table import Table
+
+    ks = [j for j in shown_ks(metrics.get("k") or 0) if f"maj@{j}" in metrics]
+    t = Table(title=f"{title}: pass@j and maj@j (%)", caption="every j <= k is in r1.json")
+    t.add_column("j", no_wrap=True)
+    for j in ks:
+        t.add_column(str(j), justify="right", no_wrap=True)
+    for name in ("pass", "maj"):
+        t.add_row(f"{name}@j", *(_fmt(metrics.get(f"{name}@{j}")) for j in ks))
     return t
 
 

@@ -27,6 +27,8 @@ CURVES = (("reward", "reward", "training reward (weighted sum)"),
 # the terminal table fits 80 columns: short stage names and headers (report.md has the long ones)
 SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
                 "grpo_nolang": "stage 2 -lang", "sft": "stage 3 SFT", "align": "stage 4"}
+# a row's dir when `make demo` made it: other dirs are named after the label
+CANONICAL_DIR = {"base_r1zero": "base"}
 SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
                  "mean_completion_tokens": "tokens", "helpfulness": "helpful", "safe_rate": "safe",
                  "wall_time_s": "time"}
@@ -45,6 +47,8 @@ def fmt(key: str, v, compact: bool = False) -> str:
     if key in PERCENT:
         return f"{100 * v:.1f}"
     if key == "wall_time_s":
+        if v >= 3600:
+            return f"{int(v // 3600)}h{int(v % 3600 // 60):02d}m"
         return f"{int(v // 60)}m{int(v % 60):02d}s" if v >= 60 else f"{v:.0f}s"
     return f"{v:.3f}" if key == "helpfulness" else f"{v:.1f}"
 
@@ -103,21 +107,38 @@ def plot_curves(runs: list[dict], out: Path) -> tuple[list[str], list[str]]:
 # --- terminal --------------------------------------------------------------------------------------------
 
 
+def ci(v) -> str:
+    """A 95% CI of a rate as `low–high` in %; – when there is none."""
+    return "–" if not v else f"{fmt('pass@1', v[0])}–{fmt('pass@1', v[1])}"
+
+
 def rich_table(rows: list[dict], title: str):
-    """The stage table for the terminal (rates in %; the dir is in report.md)."""
+    """The stage table for the terminal (rates in %; the dir is in report.md). It fits 80 columns
+    without cutting a number: one space between columns, no edges, and only the stage label may
+    wrap (the numbers' columns never shrink)."""
     from rich import box
     from rich.table import Table
 
     multi = bool(rows) and "runs" in rows[0]
-    t = Table(title=f"{title} (rates in %)", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
-    for col in ("stage", *(["n"] if multi else []), *(SHORT_HEADERS[k] for k in COLUMNS)):
-        t.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True)
+    t = Table(title=f"{title} (rates in %)", box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    t.add_column("stage", justify="left", overflow="fold")
+    for col in (*(["n"] if multi else []), "pass@1", *([] if multi else ["95% CI"]),
+                *(SHORT_HEADERS[k] for k in COLUMNS[1:])):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         label = SHORT_LABELS.get(r["row"], r["label"])
-        if r["dir"] and r["dir"] != r["row"]:
+        if r["dir"] and r["dir"] != CANONICAL_DIR.get(r["row"], r["row"]):
             label += f" ({r['dir']})"
-        t.add_row(label, *([str(r["runs"])] if multi else []), *(fmt(k, r[k], compact=True) for k in COLUMNS))
+        t.add_row(label, *([str(r["runs"])] if multi else []), fmt("pass@1", r["pass@1"], compact=True),
+                  *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r[k], compact=True) for k in COLUMNS[1:]))
     return t
+
+
+def claim_line(c: dict) -> str:
+    """One claim's status for the terminal (rich markup): its text, then each comparison that does not hold."""
+    color = {"holds": "green", "unclear": "yellow", "fails": "red", "not measured": "yellow"}[c["status"]]
+    why = "; ".join(t["why"] for t in c["comparisons"] if t["status"] != "holds")
+    return f"[{color}]claim {c['status']}:[/] {c['claim']}" + (f" [dim]({why})[/]" if why else "")
 
 
 # --- markdown --------------------------------------------------------------------------------------------
@@ -130,9 +151,19 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
 
 def stage_table_md(rows: list[dict]) -> list[str]:
     multi = bool(rows) and "runs" in rows[0]
-    header = ["stage", "dir", *(["runs"] if multi else []), *(HEADERS[k] for k in COLUMNS)]
+    header = ["stage", "dir", *(["runs"] if multi else []), HEADERS["pass@1"], *([] if multi else ["pass@1 95% CI"]),
+              *(HEADERS[k] for k in COLUMNS[1:])]
     return _table(header, [[r["label"], r["dir"] or r.get("eval_dir") or "–", *([str(r["runs"])] if multi else []),
-                            *(fmt(k, r[k]) for k in COLUMNS)] for r in rows])
+                            fmt("pass@1", r["pass@1"]), *([] if multi else [ci(r.get("pass@1_ci"))]),
+                            *(fmt(k, r[k]) for k in COLUMNS[1:])] for r in rows])
+
+
+def claims_md(results: list[dict]) -> list[str]:
+    lines = []
+    for c in results:
+        lines += [[c["claim"], c["status"], "", ""]]
+        lines += [["", t["status"], t["metric"], t["why"]] for t in c["comparisons"]]
+    return _table(["claim", "status", "metric", "numbers"], lines)
 
 
 def markdown(data: dict) -> str:
@@ -141,12 +172,21 @@ def markdown(data: dict) -> str:
           f"Runs: {names}. Every number is read from the runs' manifests (`r1.json`), `metrics.jsonl` and the eval "
           "dirs of `r1 eval`.", "",
           "pass@1: share of the k samples per prompt whose answer is verified, averaged over prompts; cons@k: the "
-          "majority-voted answer is right; format and language: share of samples in the R1 format / with a CoT in the "
+          "majority-voted answer of all k samples is right (maj@k; eval dirs' r1.json also have pass@j, unbiased, "
+          "and maj@j for every j <= k); 95% CI: of pass@1, a percentile bootstrap over the eval's prompts (1000 "
+          "resamples, seed 0); format and language: share of samples in the R1 format / with a CoT in the "
           "prompt's language; tokens: mean completion tokens; helpful RM: the helpfulness reward model's mean raw "
           "score; safe: share the harmlessness RM scores safe; wall time: of the stage that made the checkpoint. "
           "– = not measured.", ""]
     for run in data["runs"]:
         md += [f"## Stage table: {run['name']}", "", *stage_table_md(run["stage_table"]), ""]
+        if run.get("claims"):
+            md += [f"### The README's stage claims on {run['name']}", "",
+                   "holds: the point estimate meets the claim and so does the whole 95% CI of the difference (a paired "
+                   "bootstrap over the prompts both rows were measured on); unclear: only the point estimate does; "
+                   "fails: the point estimate does not; not measured: a stage or its eval is missing. "
+                   "`r1 report --claims` exits 1 unless every claim holds.", "",
+                   *claims_md(run["claims"]), ""]
         settings: dict[str, list[str]] = {}
         for r in run["stage_table"]:
             if r.get("eval"):

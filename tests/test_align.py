@@ -221,6 +221,11 @@ def test_align_routes_and_logs_per_domain(toy_data, toy_base, toy_rms, tmp_path)
     for side in ("before", "after"):
         g = m["metrics"]["general_eval"][side]
         assert g["n_samples"] == 4 and 0 <= g["safe_rate"] <= 1 and "helpfulness_score_mean" in g
+        # per prompt, for the report's paired bootstrap: the sums give back the means
+        pp = g["per_prompt"]
+        assert len(pp["id"]) == 4 and sum(pp["n"]) == 4 and len(set(pp["id"])) == 4
+        assert sum(pp["helpfulness_score_sum"]) / 4 == pytest.approx(g["helpfulness_score_mean"], abs=1e-4)
+        assert sum(pp["safe_count"]) / 4 == pytest.approx(g["safe_rate"])
     assert m["stage"] == "align" and m["counts"]["steps"] == 2 and m["counts"]["preference_rewards_from_step"] == 1
     assert m["config"]["mix"] == "mixed" and m["metrics"]["general_fraction"] == 0.5
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -125,6 +125,18 @@ def test_cons_at_k_is_majority_vote_ties_to_first_seen(scored):
     assert majority([None, None]) is None
 
 
+def test_pass_at_j_is_the_unbiased_estimator_and_maj_at_j_votes_the_first_j(scored):
+    _, _, m = scored
+    # en: 2 of 4 right (answers 7 8 7 8); zh: 1 of 4 (12 5 5 5). pass@j = 1 - C(4-c, j) / C(4, j)
+    assert m["pass@2"] == pytest.approx((1 - 1 / 6 + 1 - 3 / 6) / 2)
+    assert m["pass@3"] == pytest.approx((1 + 1 - 1 / 4) / 2) and m["pass@4"] == 1.0
+    assert m["by_language"]["zh"]["pass@3"] == pytest.approx(0.75)
+    # maj@j: first j samples; en 7 | 7,8 tie -> 7 | 7 | 7 ; zh 12 | 12,5 tie -> 12 | 5 | 5
+    assert [m[f"maj@{j}"] for j in range(1, 5)] == [1.0, 1.0, 0.5, 0.5]
+    assert m["maj@4"] == m["cons@k"]  # cons@k is maj@k over all k samples
+    assert "pass@5" not in m and "maj@5" not in m and m["by_domain"]["general"]["maj@1"] is None
+
+
 def test_format_and_language_rates(scored):
     _, rows, m = scored
     # R1 format: en 3 of 4, zh 4 of 4, general 2 of 4
@@ -241,11 +253,12 @@ def test_r1_eval_writes_an_eval_dir(tiny_world, tmp_path):
                 "by_domain", "by_language"):
         assert key in m["metrics"]
     assert m["metrics"]["n_prompts"] == 3 and m["counts"]["samples"] == 6
+    assert {"pass@2", "maj@1", "maj@2"} <= set(m["metrics"]) and m["metrics"]["maj@2"] == m["metrics"]["cons@k"]
     assert m["config"]["k"] == 2 and m["config"]["sampling"]["max_new_tokens"] == 8
     assert set(m["metrics"]["by_domain"]) == {"math", "general"} and set(m["metrics"]["by_language"]) == {"en", "zh"}
     rows = load_from_disk(str(out))
     assert len(rows) == 6 and {"id", "prompt", "answer", "completion", "reward_accuracy", "num_tokens"} <= set(rows.column_names)
-    assert "pass@1" in stdout  # the rich table
+    assert "pass@1" in stdout and "maj@j" in stdout  # the rich tables
 
 
 def test_r1_eval_limit_and_recipe(tiny_world, tmp_path):

@@ -142,3 +142,35 @@ def test_bad_run_dirs_exit_2(case, tmp_path, run_r1, toy_data):
     assert proc.returncode == 2 and want in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not Path(f"{out}.partial").exists() and (case == "out exists" or not out.exists())
+
+
+def test_terminal_table_fits_80_columns_without_cutting_a_number(tmp_path, run_r1, monkeypatch):
+    """`r1 report RUN | cat` (no terminal, COLUMNS unset: rich's 80 columns) with wide numbers: a 2-hour
+    stage, 100.0% with a 100.0–100.0 CI, four-digit token counts, negative RM scores; one run and two."""
+    from fake_run import fake_run
+
+    from r1cli.report_render import SHORT_LABELS, ci, fmt
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+    runs = [fake_run(tmp_path / f"seed{s}", pass1={"r1zero": 1.0}, language={"grpo": 1.0}, wall_time=7505.0,
+                     tokens=1234, helpful=(-0.512, -0.3), n_prompts=40, seed=s) for s in (0, 1)]
+    for args in ([runs[0]], runs):
+        out = tmp_path / f"report{len(args)}"
+        proc = run_r1("report", *args, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert max(map(len, lines)) <= 80 and "…" not in proc.stdout, proc.stdout
+        data = json.loads((out / "report.json").read_text())
+        keys = ("cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens", "helpfulness",
+                "safe_rate", "wall_time_s")
+        for r in data["runs"][0]["stage_table"]:
+            want = [fmt("pass@1", r["pass@1"]), ci(r["pass@1_ci"]), *(fmt(k, r[k]) for k in keys)]
+            assert any(line.split()[-len(want):] == want and line.startswith(SHORT_LABELS[r["row"]])
+                       for line in lines), (want, proc.stdout)
+        assert "2h05m" in proc.stdout and "100.0–100.0" in proc.stdout and " -0." in proc.stdout
+        if len(args) == 2:  # the across-runs table: mean, then ± half the spread on the next line
+            assert "across 2 runs" in proc.stdout
+            for r in data["across_runs"]:
+                mean = [fmt(k, r[k]["mean"]) if r[k] else "–" for k in ("pass@1", *keys)]
+                assert any(line.split()[-len(mean):] == mean for line in lines), (mean, proc.stdout)

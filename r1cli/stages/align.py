@@ -30,6 +30,7 @@ import json
 import math
 import random
 import statistics
+from itertools import pairwise
 from pathlib import Path
 
 from r1cli import rl, training
@@ -207,8 +208,14 @@ def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> di
                        seed=cfg.eval.seed, language_threshold=cfg.eval.language_threshold)
     prompts, completions = [r["prompt"] for r in rows], [r["completion"] for r in rows]
     out = {"n_prompts": len(ds), "n_samples": len(rows)}
+    # per prompt (rows come prompt by prompt): what `r1 report` bootstraps the before/after difference over
+    starts = [i for i, r in enumerate(rows) if r["sample_index"] == 0] + [len(rows)]
+    per_prompt = {"id": [str(rows[i].get("id")) for i in starts[:-1]], "n": [b - a for a, b in pairwise(starts)]}
     for name, fn in scorers.items():
         raw = fn(prompts, completions)
+        key = "safe_count" if name == "harmlessness" else f"{name}_score_sum"
+        per_prompt[key] = [round(sum(x > 0 for x in raw[a:b]) if name == "harmlessness" else sum(raw[a:b]), 5)
+                           for a, b in pairwise(starts)]
         out[f"{name}_score_mean"] = round(statistics.fmean(raw), 5)
         out[f"{name}_positive_rate"] = round(sum(x > 0 for x in raw) / len(raw), 5)
         if name == "harmlessness":
@@ -216,6 +223,7 @@ def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> di
             kinds = sorted({str(r["kind"]) for r in rows if r.get("kind")})
             out["safe_rate_by_kind"] = {k: round(statistics.fmean(x > 0 for x, r in zip(raw, rows) if r.get("kind") == k), 5)
                                         for k in kinds}
+    out["per_prompt"] = per_prompt
     return out
 
 

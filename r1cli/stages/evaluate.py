@@ -1,4 +1,4 @@
-"""`r1 eval`: pass@1 over k samples, cons@k, format and language-consistency rates of a checkpoint.
+"""`r1 eval`: pass@1 over k samples, pass@j and maj@j for j <= k, cons@k, format and language-consistency rates of a checkpoint.
 
     r1 eval --model runs/demo/coldstart --data runs/demo/data/eval --out runs/demo/eval_coldstart \\
         [--k 4] [--temperature 0.6] [--top-p 0.95] [--max-new-tokens 256] [--template r1|r1zero] [--limit N]
@@ -17,7 +17,7 @@ from pathlib import Path
 from r1cli.artifacts import check_input, check_model_dir, check_output, stage_output
 from r1cli.config import EvalConfig
 from r1cli.data import load_prompts, save_dataset
-from r1cli.evaluation import evaluate, metrics_table
+from r1cli.evaluation import at_k_table, evaluate, metrics_table
 from r1cli.generation import check_backend, load_generator
 from r1cli.recipe import to_dict
 
@@ -46,5 +46,7 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
         run_.counts.update(prompts=metrics["n_prompts"], samples=metrics["n_samples"], k=cfg.k)
         run_.metrics.update(metrics)
     console.print(metrics_table(metrics, title=f"r1 eval {model}"))
+    if metrics["n_scored_prompts"]:
+        console.print(at_k_table(metrics, title=f"r1 eval {model}"))
     console.print(f"wrote {out}: {metrics['n_samples']} scored samples (datasets.load_from_disk), metrics in {out}/r1.json")
     return out

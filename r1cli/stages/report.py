@@ -8,8 +8,11 @@ A RUN_DIR holds stage outputs (checkpoints, datasets) and eval/<name> dirs. Each
 by its manifest's kind and stage (grpo: by its template and language reward); the dir name only
 labels a row and pairs eval/<name> with checkpoint <name> (else the eval's model fingerprint does).
 Writes REPORT_DIR/report.md, report.json (the same numbers; rates as fractions) and one PNG per
-training curve (rendering: r1cli/report_render.py). --check exits 1 when a stage is unfinished or an input a
-manifest records inside a run is missing or no longer has the recorded fingerprint.
+training curve (rendering: r1cli/report_render.py). Each pass@1 has a 95% bootstrap CI over the eval's
+prompts, and each of the README's stage claims (r1cli/claims.py) a status: holds (beyond the CI of
+the difference), unclear, fails or not measured.
+--check exits 1 when a stage is unfinished or an input a manifest records inside a run is missing or
+no longer has the recorded fingerprint; --claims exits 1 when a claim does not hold (`make demo-check`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ from pathlib import Path
 
 from r1cli import report_render
 from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
+from r1cli.claims import Numbers, eval_numbers, general_numbers
+from r1cli.claims import check as check_claims
+from r1cli.claims import failures as claim_failures
 from r1cli.errors import UserError
 from r1cli.report_render import COLUMNS, CURVES, EVAL_KEYS, RL_ROLES, ROLES
+from r1cli.stats import bootstrap_ci
 
 # --- reading a run dir ------------------------------------------------------------------------------
 
@@ -127,6 +134,7 @@ def stage_rows(run: Run) -> list[dict]:
             if target in rows and rows[target]["helpfulness"] is None:
                 rows[target]["helpfulness"] = general[side].get("helpfulness_score_mean")
                 rows[target]["safe_rate"] = general[side].get("safe_rate")
+                rows[target]["general_eval"] = {"dir": rel, "side": side}
                 rows[target]["notes"].append(f"helpful RM and safe rate: {rel}'s {side} measurement "
                                              f"({general[side].get('n_prompts')} general prompts)")
     for row in rows.values():
@@ -138,7 +146,8 @@ def stage_rows(run: Run) -> list[dict]:
 
 def _row(role_: str, rel: str | None, m: dict | None) -> dict:
     return {"row": role_, "label": dict(ROLES).get(role_, role_), "dir": rel, "stage": (m or {}).get("stage"),
-            "eval_dir": None, **{k: None for k in COLUMNS}, "wall_time_s": (m or {}).get("wall_time_s"), "notes": []}
+            "eval_dir": None, **{k: None for k in COLUMNS}, "pass@1_ci": None, "general_eval": None,
+            "wall_time_s": (m or {}).get("wall_time_s"), "notes": []}
 
 
 def across_runs(tables: list[list[dict]]) -> list[dict]:
@@ -156,6 +165,33 @@ def across_runs(tables: list[list[dict]]) -> list[dict]:
                       if vals else None)
         out.append(agg)
     return out
+
+
+# --- per-prompt numbers: confidence intervals and the claims -------------------------------------------
+
+def row_numbers(run: Run, rows: list[dict]) -> list[Numbers]:
+    """The per-prompt numbers of each stage-table row, and each row's pass@1 95% CI (set on the row)."""
+    cache: dict[str, Numbers] = {}
+    out = []
+    for r in rows:
+        nums: Numbers = {}
+        if r["eval_dir"]:
+            nums.update(cache.setdefault(r["eval_dir"], eval_numbers(run.path / r["eval_dir"])))
+        if r["general_eval"]:
+            nums.update(general_numbers(run.dirs[r["general_eval"]["dir"]], r["general_eval"]["side"]))
+        if nums.get("pass@1"):
+            r["pass@1_ci"] = list(bootstrap_ci(list(nums["pass@1"].values())))
+        out.append(nums)
+    return out
+
+
+def claim_rows(rows: list[dict], numbers: list[Numbers]) -> tuple[dict[str, dict], dict[str, Numbers]]:
+    """{role: row} and {role: per-prompt numbers} for the claims: per role, the row whose dir is named
+    after it (as `make demo` names them), else the first."""
+    by_role: dict[str, tuple[dict, Numbers]] = {}
+    for r, n in sorted(zip(rows, numbers), key=lambda x: (x[0]["dir"] or "") != x[0]["row"]):
+        by_role.setdefault(r["row"], (r, n))
+    return {k: v[0] for k, v in by_role.items()}, {k: v[1] for k, v in by_role.items()}
 
 
 # --- curves and lineage --------------------------------------------------------------------------------
@@ -220,10 +256,10 @@ def problems(run: Run, links: dict[str, list[dict]]) -> list[str]:
 # --- the command ------------------------------------------------------------------------------------------
 
 
-def run(run_dirs: list[Path], *, out: Path, check: bool = False, force: bool = False) -> list[str]:
-    """Write the report; return the --check problems (unfinished stages, changed or missing inputs)."""
+def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = False, force: bool = False) -> list[str]:
+    """Write the report; return what the guards asked for found: --check problems (unfinished stages,
+    changed or missing inputs) and --claims failures (a claim of the README that does not hold)."""
     from rich.console import Console
-
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
@@ -235,33 +271,47 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, force: bool = F
                         "r1.json) in it or one level below; give run dirs such as runs/demo")
     data = {"runs": []}
     found = []
+    failed = []
     for r in runs:
         links = lineage(r)
         found += problems(r, links)
-        data["runs"].append({"name": r.name, "path": str(r.path), "stage_table": stage_rows(r), "curves": curves(r),
-                             "unfinished": r.unfinished, "lineage": links, "other": others(r)})
+        table = stage_rows(r)
+        results = check_claims(*claim_rows(table, row_numbers(r, table)))
+        failed += claim_failures(results, r.name)
+        data["runs"].append({"name": r.name, "path": str(r.path), "stage_table": table, "claims": results,
+                             "curves": curves(r), "unfinished": r.unfinished, "lineage": links, "other": others(r)})
     if len(runs) > 1:
         data["across_runs"] = across_runs([x["stage_table"] for x in data["runs"]])
     data["problems"] = found
+    data["claims_failed"] = failed
     console = Console()
     inputs = [r.path / rel for r in runs for rel in r.dirs]
-    with stage_output(out, kind="report", stage="report", config={"runs": list(map(str, run_dirs)), "check": check},
+    with stage_output(out, kind="report", stage="report", config={"runs": list(map(str, run_dirs)), "check": check,
+                                                                   "claims": claims},
                       inputs=inputs, force=force) as run_:
         data["plots"], data["not_plotted"] = report_render.plot_curves(data["runs"], run_.partial)
         (run_.partial / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         (run_.partial / "report.md").write_text(report_render.markdown(data))
         run_.counts.update(runs=len(runs), rows=sum(len(x["stage_table"]) for x in data["runs"]),
                            plots=len(data["plots"]))
-        run_.metrics.update(problems=len(found))
+        run_.metrics.update(problems=len(found), claims_failed=len(failed))
     for x in data["runs"]:
         console.print(report_render.rich_table(x["stage_table"], f"r1 report: {x['name']}"))
+        for c in x["claims"]:
+            console.print(report_render.claim_line(c), highlight=False)
     if "across_runs" in data:
         title = f"across {len(runs)} runs: mean ± half the min–max spread"
         console.print(report_render.rich_table(data["across_runs"], title))
     for p in found:
         console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {p}")
+    if claims and failed:
+        for x in data["runs"]:
+            bad = [f"{c['name']} {c['status']}" for c in x["claims"] if c["status"] != "holds"]
+            if bad:
+                console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
+                              f"not hold ({', '.join(bad)})", highlight=False)
     console.print(f"wrote {out}: report.md, report.json, {len(data['plots'])} plots")
-    return found
+    return (found if check else []) + (failed if claims else [])
 
 
 def others(run: Run) -> list[dict]:

@@ -1,0 +1,119 @@
+"""The README's stage claims (r1cli/claims.py) checked by `r1 report`, and `--claims` as a guard:
+on made-up run dirs (tests/fake_run.py: real manifests and eval rows, no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_run import fake_run
+
+from r1cli.claims import CLAIMS, Comparison, check, check_comparison
+from r1cli.report_render import fmt
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """good: every claim holds. bad: the SFT below the cold start, no eval of the base under the r1zero
+    template, and align leaves the safe rate where it was (100%)."""
+    d = tmp_path_factory.mktemp("claims")
+    return {"good": fake_run(d / "good"),
+            "bad": fake_run(d / "bad", pass1={"sft": 0.55}, skip=("eval/base_r1zero",), safe=(1.0, 1.0))}
+
+
+def report(run_r1, run, out, *flags):
+    proc = run_r1("report", run, "--out", out, *flags)
+    data = json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
+    return proc, data
+
+
+def statuses(data) -> dict:
+    return {c["name"]: c["status"] for c in data["runs"][0]["claims"]}
+
+
+def test_claims_hold_on_a_run_that_meets_them(runs, run_r1, tmp_path):
+    proc, data = report(run_r1, runs["good"], tmp_path / "r", "--claims")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert statuses(data) == {c.name: "holds" for c in CLAIMS} and data["claims_failed"] == []
+    assert "claims check failed" not in proc.stdout and proc.stdout.count("claim holds:") == len(CLAIMS)
+    # each pass@1 has its CI, around it
+    for r in data["runs"][0]["stage_table"]:
+        lo, hi = r["pass@1_ci"]
+        assert lo <= r["pass@1"] <= hi
+
+
+def test_claims_guard_names_the_claim_and_its_numbers(runs, run_r1, tmp_path):
+    run = runs["bad"]
+    proc, data = report(run_r1, run, tmp_path / "r", "--claims")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert statuses(data) == {"r1zero": "not measured", "stage2": "holds", "language": "holds", "sft": "fails",
+                              "align": "fails"}
+    out = " ".join(proc.stdout.split())  # rich wraps long lines
+    sft, cold = (json.loads((run / "eval" / n / "r1.json").read_text())["metrics"]["pass@1"] for n in ("sft", "coldstart"))
+    assert "claim fails: stage-3 SFT from the base >= cold start" in out
+    assert f"pass@1 sft {fmt('pass@1', sft)} - coldstart {fmt('pass@1', cold)}" in out
+    assert "claim not measured: R1-Zero > base" in out and "no pass@1 for base_r1zero" in out
+    assert "safe_rate align 100.0 - sft 100.0 = +0.0 points" in out  # safety did not rise
+    assert "claims check failed:" in out and "3 of 5 claims do not hold (r1zero not measured, sft fails, align fails)" in out
+    sft_cmp = next(c for c in data["runs"][0]["claims"] if c["name"] == "sft")["comparisons"][0]
+    assert sft_cmp["value"] == pytest.approx(sft - cold, abs=1e-4) and sft_cmp["ci"][1] < 0
+    # without --claims the report is written and says the same, and exits 0 (`make smoke` does not check claims)
+    proc, data2 = report(run_r1, run, tmp_path / "r2")
+    assert proc.returncode == 0 and statuses(data2) == statuses(data)
+    assert "claim fails: stage-3 SFT" in " ".join(proc.stdout.split()) and "claims check failed" not in proc.stdout
+    md = (tmp_path / "r2" / "report.md").read_text()
+    assert "| stage-3 SFT from the base >= cold start (pass@1) | fails |" in md
+
+
+def rows_and_numbers(a: list[float], b: list[float], metric: str = "pass@1"):
+    rows = {"grpo": {metric: sum(a) / len(a)}, "coldstart": {metric: sum(b) / len(b)}}
+    nums = {"grpo": {metric: {(str(i), 0): (x, 1.0) for i, x in enumerate(a)}},
+            "coldstart": {metric: {(str(i), 0): (x, 1.0) for i, x in enumerate(b)}}}
+    return rows, nums
+
+
+def test_a_difference_within_its_interval_is_unclear_and_identical_evals_meet_a_zero_margin():
+    t = Comparison("pass@1", "grpo", "coldstart", ">=", 0.10)
+    # +12.5 points on 8 prompts: meets the margin, but 8 prompts cannot tell it from +0
+    a, b = [1, 1, 0.5, 1, 0.75, 1, 1, 0.5], [1, 0.75, 0.5, 0.75, 0.5, 1, 0.75, 0.5]
+    res = check_comparison(t, *rows_and_numbers(a, b))
+    assert res["status"] == "unclear" and res["value"] == pytest.approx(0.125) and res["ci"][0] < 0.10
+    assert "needs >= +10.0 points" in res["why"] and "8 prompts" in res["why"]
+    # the same gap on 200 prompts is beyond the interval
+    assert check_comparison(t, *rows_and_numbers(a * 25, b * 25))["status"] == "holds"
+    # identical evals: ">=" 0 holds (the CI of the difference is [0, 0]), ">" 0 fails
+    same = rows_and_numbers(a, a)
+    assert check_comparison(Comparison("pass@1", "grpo", "coldstart", ">="), *same)["status"] == "holds"
+    assert check_comparison(Comparison("pass@1", "grpo", "coldstart", ">"), *same)["status"] == "fails"
+
+
+def test_numbers_without_per_prompt_scores_are_unclear_and_missing_rows_not_measured():
+    # an align manifest made before per-prompt RM scores were recorded: a point estimate, no CI
+    rows = {"sft": {"pass@1": 0.9, "helpfulness": 0.3, "safe_rate": 0.5},
+            "align": {"pass@1": 0.9, "helpfulness": 0.5, "safe_rate": 0.9}}
+    res = {c["name"]: c for c in check(rows, {})}
+    align = res["align"]
+    assert align["status"] == "unclear" and all(t["status"] == "unclear" for t in align["comparisons"])
+    assert "no per-prompt numbers for a CI" in align["comparisons"][1]["why"]
+    assert res["r1zero"]["status"] == res["stage2"]["status"] == "not measured"
+    # the worst comparison decides: a failing one outranks a missing one
+    rows["align"]["safe_rate"] = 0.4
+    del rows["align"]["helpfulness"]
+    assert {c["name"]: c for c in check(rows, {})}["align"]["status"] == "fails"
+
+
+def test_make_demo_check_is_the_guard(runs):
+    """`make demo-check RUN=...` builds nothing and fails on the run whose claims do not hold."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    for name, code in (("good", 0), ("bad", 2)):  # make exits 2 when a recipe fails
+        proc = subprocess.run(["make", "-C", str(root), "demo-check", f"RUN={runs[name]}", f"VENV={sys.prefix}"],
+                              check=False, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == code, proc.stdout + proc.stderr
+        assert ("claims check failed" in proc.stdout) == (name == "bad")
+        assert json.loads((runs[name] / "report" / "r1.json").read_text())["metrics"]["claims_failed"] == 3 * (name == "bad")
