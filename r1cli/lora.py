@@ -26,6 +26,11 @@ from r1cli.errors import UserError
 ADAPTER = "adapter"  # the adapter's dir inside OUT
 # keys of the `peft:` section that are r1cli's, not LoraConfig's (recipe.py checks the rest against LoraConfig)
 OWN_KEYS = {"load_in_4bit": bool}
+# LoraConfig's bookkeeping, which the stage or PEFT sets (task_type: causal LM, or sequence classification for r1 rm)
+NOT_SETTABLE = ("task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+                "inference_mode")
+# ranges LoraConfig does not check itself (a rank of 0 would fail only after the model loads)
+BOUNDS = {"r": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1}}
 
 
 # --- checks (before anything loads) -------------------------------------------------------------

@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
+from r1cli import lora
 from r1cli.errors import UserError
-from r1cli.lora import OWN_KEYS as PEFT_OWN_KEYS
-from r1cli.settings import ConfigError
+from r1cli.settings import ConfigError, in_range, range_text
 
 TRL_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
               "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
@@ -154,13 +154,19 @@ def _check_peft(section: Any, prefix: str) -> dict:
         from peft import LoraConfig
     except ImportError:
         raise UserError(f"{prefix} (LoRA) needs the peft package: pip install 'r1cli[peft]'") from None
-    hints = {**_hints(LoraConfig), **PEFT_OWN_KEYS}
-    names = [f.name for f in dataclasses.fields(LoraConfig) if f.init and f.name != "task_type"] + list(PEFT_OWN_KEYS)
+    hints = {**_hints(LoraConfig), **lora.OWN_KEYS}
+    names = [f.name for f in dataclasses.fields(LoraConfig) if f.init and f.name not in lora.NOT_SETTABLE]
+    names += list(lora.OWN_KEYS)
     out = {}
     for k, v in section.items():
+        if k in lora.NOT_SETTABLE:
+            raise UserError(f"{prefix}.{k} is set by r1cli or PEFT, not by a recipe: remove it")
         if k not in names:
             raise UserError(f"unknown key {prefix}.{k} for LoraConfig{_closest(k, names)}")
         out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
+        bounds = lora.BOUNDS.get(k)
+        if bounds and isinstance(out[k], (int, float)) and not in_range(out[k], bounds):
+            raise ConfigError(f"{prefix}.{k}", range_text(bounds), out[k])
     return out
 
 
