@@ -164,15 +164,27 @@ def test_lora_grpo_kill_and_resume(procs, toy_base, toy_data, tmp_path):
 # --- settings: one line, exit 2, before anything loads ---------------------------------------------------
 
 
+@pytest.mark.parametrize("sets,msg", [
+    (["peft.lora_alhpa=8"], r"unknown key peft.lora_alhpa for LoraConfig \(did you mean 'lora_alpha'\?\)"),
+    (["peft.r=0"], r"peft.r must be >= 1, got 0"),
+    (["peft.r=eight"], r"peft.r must be an integer"),
+    (["peft.lora_dropout=1.5"], r"peft.lora_dropout must be in \[0, 1\)"),
+    (["peft.task_type=SEQ_CLS"], r"peft.task_type is set by r1cli or PEFT"),
+    (["peft=[8]"], r"peft must be a mapping of LoraConfig fields"),
+])
+def test_bad_peft_settings_refused_when_resolved(sets, msg):
+    from r1cli.config import SFTStageConfig
+    from r1cli.errors import UserError
+    from r1cli.recipe import resolve
+
+    with pytest.raises(UserError, match=msg):
+        resolve(SFTStageConfig, None, sets)
+
+
 @pytest.mark.parametrize("stage,extra,msg", [
-    ("coldstart", ["--set", "peft.lora_alhpa=8"], r"unknown key peft.lora_alhpa for LoraConfig \(did you mean 'lora_alpha'\?\)"),
-    ("coldstart", ["--set", "peft.r=0"], r"peft.r must be >= 1, got 0"),
-    ("coldstart", ["--set", "peft.lora_dropout=1.5"], r"peft.lora_dropout must be in \[0, 1\)"),
-    ("coldstart", ["--set", "peft.task_type=SEQ_CLS"], r"peft.task_type is set by r1cli or PEFT"),
-    ("coldstart", ["--set", "peft=[8]"], r"peft must be a mapping of LoraConfig fields"),
+    ("coldstart", ["--set", "peft.lora_alhpa=8"], r"unknown key peft.lora_alhpa for LoraConfig"),
     ("coldstart", ["--set", "peft.target_modules=all-linear", "--set", "peft.layers_to_transform=[0]"],
      r"the peft settings do not fit together: .*layers_to_transform"),
-    ("coldstart", ["--set", "peft.load_in_4bit=true"], r"peft.load_in_4bit \(QLoRA\) needs a CUDA GPU"),
     ("grpo", ["--set", "peft.load_in_4bit=true"], r"peft.load_in_4bit \(QLoRA\) needs a CUDA GPU"),
     ("rm", ["--set", "peft.lora_alpha=0"], r"peft.lora_alpha must be > 0"),
 ])
