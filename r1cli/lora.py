@@ -49,10 +49,15 @@ def lora_config(section: dict, task_type: str = "CAUSAL_LM"):
         raise UserError(f"the peft settings do not fit together: {str(e).splitlines()[0]}") from None
 
 
-def check(section: dict, task_type: str = "CAUSAL_LM"):
-    """Everything a `peft:` section needs, checked before a model loads: LoraConfig accepts it, and
-    QLoRA has bitsandbytes and a GPU. Returns the LoraConfig (None = full fine-tuning)."""
+def check(section: dict, args=None, task_type: str = "CAUSAL_LM"):
+    """Everything a `peft:` section needs, checked before a model loads: LoraConfig accepts it, the TRL
+    settings allow it, and QLoRA has bitsandbytes and a GPU. Returns the LoraConfig (None = full fine-tuning)."""
     config = lora_config(section, task_type)
+    if config is not None and getattr(args, "sync_ref_model", False):
+        # GRPOTrainer refuses it at init (after the model loaded): with LoRA its reference is the input
+        # model (the adapter disabled), which there is no second copy of to sync
+        raise UserError("trl.sync_ref_model does not work with LoRA (TRL's reference is the input model, the "
+                        "adapter disabled): set trl.sync_ref_model: false, or drop the peft section")
     if section.get("load_in_4bit"):
         import importlib.util
 

@@ -74,7 +74,7 @@ def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
     except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
         raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
     trackers.check(args.report_to)
-    lora.check(getattr(cfg, "peft", {}))
+    lora.check(getattr(cfg, "peft", {}), args)
     sources = getattr(cfg, "_sources", {})
     rows = []
     for key in {**ours, **device, **stage, **cfg.trl, **fixed}:

@@ -213,3 +213,18 @@ def test_peft_section_resolves_and_is_shown_with_its_source(tmp_path):
     rows = {k: (v, s) for k, v, s in changed_settings(cfg)}
     assert rows["peft.r"] == (8, "--set") and rows["peft.lora_alpha"] == (64, "recipe r.yaml")
     assert resolve(GRPOStageConfig).peft == {}  # no section: full fine-tuning
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("recipes/*/*_lora.yaml")),
+                         ids=lambda p: p.name)
+def test_lora_recipes_build_their_lora_config(path):
+    """Beyond test_recipe's check of every recipe: PEFT accepts the section, and the TRL settings allow LoRA."""
+    from r1cli import lora
+    from r1cli.config import STAGES
+    from r1cli.recipe import load_yaml, resolve
+
+    stage = load_yaml(path)["stage"]
+    cfg = resolve(STAGES[stage], path, stage=stage)
+    config = lora.lora_config(cfg.peft)
+    assert config is not None and config.r == cfg.peft["r"] and config.target_modules == "all-linear"
+    assert not cfg.trl.get("sync_ref_model", False)
