@@ -100,7 +100,9 @@ def describe(model) -> dict:
     targets = cfg.target_modules
     return {"method": "qlora" if quantized else "lora", "r": cfg.r, "lora_alpha": cfg.lora_alpha,
             "lora_dropout": cfg.lora_dropout,
-            "target_modules": sorted(targets) if isinstance(targets, (set, list, tuple)) else targets,
+            # "all-linear" comes back as every module's full name: keep the kinds (q_proj, down_proj, ...)
+            "target_modules": sorted({t.rsplit(".", 1)[-1] for t in targets})
+            if isinstance(targets, (set, list, tuple)) else targets,
             "modules_to_save": sorted(cfg.modules_to_save or []),
             "trainable_params": int(trainable), "total_params": int(total), "adapter": ADAPTER}
 

@@ -137,6 +137,19 @@ def test_lora_rm_trains_the_score_head_and_merges(toy_base, toy_data, tmp_path):
     AutoModelForSequenceClassification.from_pretrained(out, dtype=torch.float32)
 
 
+def test_lora_align_with_reward_models(toy_base, toy_data, tmp_path):
+    from test_align import FAST_ALIGN, save_tiny_rm
+
+    rms = save_tiny_rm(tmp_path / "rm_helpful", seed=0), save_tiny_rm(tmp_path / "rm_safety", seed=1)
+    out = tmp_path / "align"
+    main([str(a) for a in ("align", "--model", toy_base, "--data", toy_data / "rl", "--data", toy_data / "general",
+                           "--helpful-rm", rms[0], "--harmless-rm", rms[1], "--out", out, *FAST_ALIGN, *LORA,
+                           "--set", "trl.learning_rate=5e-3")])
+    assert json.loads((out / "r1.json").read_text())["peft"]["target_modules"] == [
+        "down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
+    assert only_lora_changed(toy_base, out) == 14
+
+
 # --- a killed LoRA run resumes --------------------------------------------------------------------------
 
 
