@@ -31,8 +31,7 @@ def requested(report_to) -> list[str]:
 
 def check(report_to) -> None:
     """One line, before any model loads, for a tracker transformers does not know or whose package is missing."""
-    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
-                                                             get_available_reporting_integrations)
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK, get_available_reporting_integrations
 
     available = get_available_reporting_integrations()
     for name in requested(report_to):

@@ -153,7 +153,7 @@ def test_lora_align_with_reward_models(toy_base, toy_data, tmp_path):
 # --- a killed LoRA run resumes --------------------------------------------------------------------------
 
 
-def test_lora_kill_and_resume(procs, toy_base, toy_data, tmp_path):
+def test_lora_kill_and_resume(procs, toy_base, toy_data, tmp_path):  # noqa: F811 (the fixture)
     cmd = r1_cmd("coldstart", "--model", toy_base, "--data", toy_data / "coldstart", *LORA, *SFT,
                  "--set", "trl.save_strategy=steps", "--set", "trl.save_steps=2", "--set", "trl.max_steps=12")
     m = kill_and_resume(procs, cmd, tmp_path / "killed")
@@ -164,7 +164,7 @@ def test_lora_kill_and_resume(procs, toy_base, toy_data, tmp_path):
     only_lora_changed(toy_base, tmp_path / "killed")
 
 
-def test_lora_grpo_kill_and_resume(procs, toy_base, toy_data, tmp_path):
+def test_lora_grpo_kill_and_resume(procs, toy_base, toy_data, tmp_path):  # noqa: F811 (the fixture)
     cmd = r1_cmd("grpo", "--model", toy_base, "--data", toy_data / "rl", *LORA, *GRPO, "--set", "samples_every=1",
                  "--set", "trl.save_strategy=steps", "--set", "trl.save_steps=2", "--set", "trl.max_steps=8")
     m = kill_and_resume(procs, cmd, tmp_path / "killed")
