@@ -79,11 +79,14 @@ def load_kwargs(section: dict) -> dict:
     if not section.get("load_in_4bit"):
         return {}
     import torch
+    from accelerate import PartialState
     from transformers import BitsAndBytesConfig
 
+    # a 4-bit model is quantized as it loads onto its GPU: each process's copy goes onto its own
     return {"quantization_config": BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16), "dtype": torch.bfloat16}
+        bnb_4bit_compute_dtype=torch.bfloat16), "dtype": torch.bfloat16,
+        "device_map": {"": PartialState().local_process_index}}
 
 
 def is_peft(model) -> bool:

@@ -241,3 +241,16 @@ def test_lora_recipes_build_their_lora_config(path):
     config = lora.lora_config(cfg.peft)
     assert config is not None and config.r == cfg.peft["r"] and config.target_modules == "all-linear"
     assert not cfg.trl.get("sync_ref_model", False)
+
+
+def test_qlora_load_settings_are_the_qlora_papers():
+    """What a GPU run would load with (the refusal above keeps it from running here): NF4, double
+    quantization, bf16 compute (Dettmers et al. 2023); full fine-tuning and LoRA load as before."""
+    import torch
+
+    from r1cli import lora
+
+    assert lora.load_kwargs({}) == {} and lora.load_kwargs({"r": 8}) == {}
+    q = lora.load_kwargs({"r": 8, "load_in_4bit": True})["quantization_config"]
+    assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
+    assert q.bnb_4bit_compute_dtype == torch.bfloat16
