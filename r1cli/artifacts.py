@@ -250,6 +250,8 @@ class StageRun:
     saved: bool = False
     counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # a LoRA run: the method, rank, trainable parameters and the adapter's dir (r1cli/lora.py)
+    peft: dict | None = None
     started: float = field(default_factory=time.time)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
@@ -276,6 +278,7 @@ class StageRun:
             "fingerprint": None,
             "counts": self.counts,
             "metrics": self.metrics,
+            **({"peft": self.peft} if self.peft else {}),
             "wall_time_s": round(time.time() - self.started, 2),
             **({"saved": True} if self.saved and status != "finished" else {}),
         }
@@ -360,6 +363,7 @@ def stage_output(
         run.created = prev.get("created", run.created)
         if prev.get("saved"):  # the weights were written before the run stopped: keep what it measured
             run.saved, run.counts, run.metrics = True, prev.get("counts", {}), prev.get("metrics", {})
+            run.peft = prev.get("peft")
     write_json_atomic(part / MANIFEST, run.manifest("running"))
     lock_output(out)  # again: OUT's parent may have been made just now
     try:

@@ -153,6 +153,8 @@ class SFTStageConfig(Section):
     # with --eval-data: how the input and the trained model are evaluated (before/after)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=1, limit=200))
     trl: dict = field(default_factory=dict)
+    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)
+    peft: dict = field(default_factory=dict)
 
     def check(self) -> None:
         if self.data_weights is not None and not any(w > 0 for w in self.data_weights):
@@ -179,6 +181,8 @@ class GRPOStageConfig(Section):
     samples_every: int = setting(10, ge=0)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
+    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)
+    peft: dict = field(default_factory=dict)
 
     def check(self) -> None:
         needs("r1zero_template", self.r1zero_template, "{prompt}")
@@ -201,6 +205,8 @@ class RMConfig(Section):
     # share of rows held out for the accuracy in the manifest (0 = none)
     eval_fraction: float = setting(0.1, ge=0, lt=1)
     trl: dict = field(default_factory=dict)
+    # LoRA on the LM + a fully trained score head (PEFT's SEQ_CLS task); empty = full fine-tuning
+    peft: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Order of precedence (later wins): the config dataclass defaults, `--recipe FILE.yaml`,
 `--set dotted.key=value` (values parsed as YAML, then checked against the field's type),
 explicit CLI flags. A `trl:` section passes through to the TRL config object
-(`SFTConfig`, `GRPOConfig`, ...) and is checked against that class's fields. An unknown
-key anywhere is a UserError naming the key and the closest valid one.
+(`SFTConfig`, `GRPOConfig`, ...) and is checked against that class's fields; a `peft:` section
+likewise against PEFT's `LoraConfig` (r1cli/lora.py). An unknown key anywhere is a UserError
+naming the key and the closest valid one.
 
 The config classes of every stage live in `r1cli/config.py`; `STAGES` there maps a stage
 name to its class, and a recipe may say `stage: NAME` to be checked against it.
@@ -21,8 +22,9 @@ from typing import Any
 
 import yaml
 
+from r1cli import lora
 from r1cli.errors import UserError
-from r1cli.settings import ConfigError
+from r1cli.settings import ConfigError, in_range, range_text
 
 TRL_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
               "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
@@ -142,6 +144,32 @@ def _check_trl(section: Any, trl_name: str | None, prefix: str) -> dict:
     return out
 
 
+def _check_peft(section: Any, prefix: str) -> dict:
+    """A `peft:` section: LoraConfig's fields (task_type is the stage's) plus r1cli's own keys."""
+    if not isinstance(section, dict):
+        raise UserError(f"{prefix} must be a mapping of LoraConfig fields (e.g. {{r: 16, lora_alpha: 32}}), got {section!r}")
+    if not section:
+        return {}
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise UserError(f"{prefix} (LoRA) needs the peft package: pip install 'r1cli[peft]'") from None
+    hints = {**_hints(LoraConfig), **lora.OWN_KEYS}
+    names = [f.name for f in dataclasses.fields(LoraConfig) if f.init and f.name not in lora.NOT_SETTABLE]
+    names += list(lora.OWN_KEYS)
+    out = {}
+    for k, v in section.items():
+        if k in lora.NOT_SETTABLE:
+            raise UserError(f"{prefix}.{k} is set by r1cli or PEFT, not by a recipe: remove it")
+        if k not in names:
+            raise UserError(f"unknown key {prefix}.{k} for LoraConfig{_closest(k, names)}")
+        out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
+        bounds = lora.BOUNDS.get(k)
+        if bounds and isinstance(out[k], (int, float)) and not in_range(out[k], bounds):
+            raise ConfigError(f"{prefix}.{k}", range_text(bounds), out[k])
+    return out
+
+
 def _merge(cls, base: dict, update: dict, prefix: str = "") -> dict:
     """Merge `update` into `base` (both plain dicts) following the dataclass `cls`."""
     hints = _hints(cls)
@@ -154,6 +182,8 @@ def _merge(cls, base: dict, update: dict, prefix: str = "") -> dict:
         t = hints.get(k, Any)
         if k == "trl":
             base[k] = {**base.get(k, {}), **_check_trl(v, trl_name, key)}
+        elif k == "peft":
+            base[k] = {**base.get(k, {}), **_check_peft(v, key)}
         elif dataclasses.is_dataclass(t):
             if not isinstance(v, dict):
                 raise UserError(f"{key} must be a mapping, got {v!r}")
@@ -281,6 +311,9 @@ def changed_settings(cfg) -> list[tuple[str, Any, str]]:
     def walk(obj, default, prefix):
         for f in dataclasses.fields(obj):
             if f.name == "trl":
+                continue
+            if f.name == "peft":  # one row per LoRA setting
+                out.extend((f"peft.{k}", v, sources.get(f"peft.{k}", "?")) for k, v in obj.peft.items())
                 continue
             v, d = getattr(obj, f.name), getattr(default, f.name, None)
             key = prefix + f.name

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from r1cli import training
+from r1cli import lora, training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
@@ -178,8 +178,10 @@ def grpo_metrics_row(rec: dict) -> dict:
 
 def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
                samples_every: int, callbacks: list = (), by_domain: bool = False,
-               show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean")):
-    """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked)."""
+               show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean"),
+               peft: dict | None = None):
+    """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked).
+    `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
@@ -187,11 +189,13 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     samples = SampleLog(run, samples_every, by_domain=by_domain)
     funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
     torch.manual_seed(args.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if args.use_cpu else "auto")
+    model = AutoModelForCausalLM.from_pretrained(model_path, **{"dtype": torch.float32 if args.use_cpu else "auto",
+                                                                **lora.load_kwargs(peft or {})})
     telemetry = training.Telemetry(run, title, show=show, warn=degenerate_warnings)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
-                          processing_class=tokenizer, callbacks=[telemetry, samples.callback(), *callbacks])
-    training.drop_printer(trainer)
+                          processing_class=tokenizer, callbacks=[telemetry, samples.callback(), *callbacks],
+                          peft_config=lora.lora_config(peft or {}))
+    training.set_callbacks(trainer)
     result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run))
     samples.flush()
     return trainer, result, telemetry

@@ -40,6 +40,10 @@ _RULES = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b),
           "le": ("<=", lambda v, b: v <= b), "lt": ("<", lambda v, b: v < b)}
 
 
+def in_range(value, bounds: dict) -> bool:
+    return all(_RULES[k][1](value, b) for k, b in bounds.items())
+
+
 def range_text(bounds: dict) -> str:
     if set(bounds) >= {"ge", "le"} or set(bounds) >= {"gt", "le"} or set(bounds) >= {"ge", "lt"}:
         lo, hi = ("[" if "ge" in bounds else "("), ("]" if "le" in bounds else ")")
@@ -58,7 +62,7 @@ class Section:
             if not bounds or value is None or isinstance(value, bool):
                 continue
             for v in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(v, (int, float)) and not all(_RULES[k][1](v, b) for k, b in bounds.items()):
+                if isinstance(v, (int, float)) and not in_range(v, bounds):
                     raise ConfigError(f.name, range_text(bounds), v)
         self.check()
 

@@ -21,6 +21,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from r1cli import lora, trackers
 from r1cli.artifacts import StageRun, check_output, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
 from r1cli.recipe import show_settings, to_dict, trl_args
@@ -72,6 +73,8 @@ def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
         args = trl_args(cfg, {**ours, **device, **stage}, output_dir=str(partial_path(out) / CHECKPOINTS), **fixed)
     except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
         raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
+    trackers.check(args.report_to)
+    lora.check(getattr(cfg, "peft", {}), args)
     sources = getattr(cfg, "_sources", {})
     rows = []
     for key in {**ours, **device, **stage, **cfg.trl, **fixed}:
@@ -308,19 +311,28 @@ def is_main_process() -> bool:
     return process_state().is_main_process
 
 
-def drop_printer(trainer) -> None:
-    """With tqdm off, transformers prints every log dict; Telemetry already shows and records them."""
+def set_callbacks(trainer) -> None:
+    """With tqdm off, transformers prints every log dict; Telemetry already shows and records them.
+    The trackers of trl.report_to write into OUT.partial/ (r1cli/trackers.py)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trackers.point_into(trainer, Path(trainer.args.output_dir).parent)  # output_dir is OUT.partial/trainer
 
 
-def save_checkpoint(trainer, tokenizer, run: StageRun) -> None:
-    """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM)."""
-    trainer.save_model(str(run.partial))
-    if trainer.accelerator.is_main_process:
+def save_checkpoint(trainer, tokenizer, run: StageRun):
+    """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM); a LoRA run's
+    merged model, with its adapter in OUT.partial/adapter/ (r1cli/lora.py). Returns the model saved."""
+    main = trainer.accelerator.is_main_process
+    if lora.is_peft(trainer.model):
+        model, run.peft = lora.save_merged(trainer, run.partial, main)
+    else:
+        trainer.save_model(str(run.partial))
+        model = trainer.model
+    if main:
         tokenizer.save_pretrained(str(run.partial))
+    return model
 
 
 def mark_trained(run: StageRun) -> None:

@@ -300,7 +300,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
             show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
                                                        title="r1 align", samples_every=cfg.samples_every,
-                                                       by_domain=True, show=show)
+                                                       by_domain=True, show=show, peft=cfg.peft)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,

@@ -55,7 +55,8 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
                                  force=force, resume=resume) as run_:
         if not training.already_trained(run_):
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
-                                                       title=f"r1 {stage}", samples_every=cfg.samples_every)
+                                                       title=f"r1 {stage}", samples_every=cfg.samples_every,
+                                                       peft=cfg.peft)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size

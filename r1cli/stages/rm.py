@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from r1cli import training
+from r1cli import lora, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import RMConfig
 from r1cli.data import load_preferences, load_safety, load_table
@@ -82,9 +82,14 @@ def split(ds, eval_fraction: float, seed: int):
 # --- pointwise trainer --------------------------------------------------------------------------------
 
 
-def pointwise_trainer(**kw):
+def pointwise_trainer(peft_config=None, **kw):
     import torch
     from transformers import DataCollatorWithPadding, Trainer
+
+    if peft_config is not None:  # a plain Trainer takes no peft_config: wrap the model as TRL's trainers do
+        from peft import get_peft_model
+
+        kw["model"] = get_peft_model(kw["model"], peft_config)
 
     class PointwiseTrainer(Trainer):
         """BCE of the one logit against the safe/unsafe label; logs label accuracy like RewardTrainer."""
@@ -169,20 +174,21 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
             torch.manual_seed(cfg.seed)  # the new score head's init
             with suppress_seqcls_warning():
                 lm = AutoModelForSequenceClassification.from_pretrained(
-                    model, num_labels=1, dtype=torch.float32 if args.use_cpu else "auto")
+                    model, num_labels=1, **{"dtype": torch.float32 if args.use_cpu else "auto",
+                                            **lora.load_kwargs(cfg.peft)})
             fix_pad_token(tokenizer, lm)
             telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
-            common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry])
+            common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry],
+                          peft_config=lora.lora_config(cfg.peft, task_type="SEQ_CLS"))  # LoRA + a trained score head
             trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
-            training.drop_printer(trainer)
+            training.set_callbacks(trainer)
             result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run_))
-            training.save_checkpoint(trainer, tokenizer, run_)
+            scorer = training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
                                dropped_too_long=dropped, steps=trainer.state.global_step)
             run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
                                 train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
             training.mark_trained(run_)
-            scorer = trainer.model
 
         # --- held-out accuracy and the score statistics r1 align normalizes with
         if training.is_main_process():

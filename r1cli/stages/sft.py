@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from r1cli import training
+from r1cli import lora, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import SFTStageConfig
 from r1cli.data import load_prompts, load_sft
@@ -172,11 +172,12 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
                                  inputs=inputs, force=force, resume=resume) as run_:
         if not training.already_trained(run_):
             torch.manual_seed(cfg.seed)
-            lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32 if args.use_cpu else "auto")
+            lm = AutoModelForCausalLM.from_pretrained(model, **{"dtype": torch.float32 if args.use_cpu else "auto",
+                                                                **lora.load_kwargs(cfg.peft)})
             telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
             trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
-                                 callbacks=[telemetry])
-            training.drop_printer(trainer)
+                                 callbacks=[telemetry], peft_config=lora.lora_config(cfg.peft))
+            training.set_callbacks(trainer)
             checkpoint = training.resume_checkpoint(run_)
             training.restore_token_count(trainer, checkpoint)
             result = trainer.train(resume_from_checkpoint=checkpoint)
