@@ -66,6 +66,14 @@ def device_defaults() -> dict:
     return cpu
 
 
+def model_dtype(args):
+    """The dtype to load a trained model in: float32 on CPU (DeepSpeed runs there without use_cpu, see
+    device_defaults), else the checkpoint's own."""
+    import torch
+
+    return torch.float32 if args.use_cpu or not torch.cuda.is_available() else "auto"
+
+
 def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
     """The stage's TRL config, built (and so checked by TRL's own __post_init__) before anything loads:
     r1cli's defaults < the device's < the stage's `defaults` < the recipe's `trl:` section < what the
@@ -307,7 +315,9 @@ def trainer_output(out, **kw) -> Iterator[StageRun]:
 def process_state():
     """accelerate's PartialState for this run. Without a GPU it must be made with cpu=True, and
     before anything else makes it (it is a singleton): otherwise the ranks of a 2-process launch
-    each see a world of one and train alone (accelerate only joins CPU ranks over gloo for cpu)."""
+    each see a world of one and train alone (accelerate only joins CPU ranks over gloo for cpu).
+    An FSDP or DeepSpeed launch on CPU needs a state made its own way (below), kept by TRL's
+    args (device_defaults): otherwise accelerate trains it as plain DDP without saying so."""
     import torch
     from accelerate import PartialState
     from accelerate.utils import DistributedType
