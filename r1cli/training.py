@@ -58,6 +58,11 @@ def device_defaults() -> dict:
     cpu = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
            "ddp_find_unused_parameters": False}
     engine = cpu_engine()
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if engine == "deepspeed" and precision != "no":
+        # transformers would refuse it after the model loads (`ds bf16.enabled=True vs hf bf16=False`)
+        raise UserError(f"the accelerate config asks DeepSpeed for {precision} (mixed_precision), but without a GPU r1 "
+                        f"trains in float32: launch with recipes/accelerate/zero2_cpu.yaml or zero3_cpu.yaml")
     if engine:  # keep the state process_state() makes: TRL's args would otherwise rebuild it as plain DDP
         process_state()
         cpu["accelerator_config"] = {"use_configured_state": True}

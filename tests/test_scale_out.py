@@ -58,6 +58,26 @@ def test_cpu_variant_differs_only_where_it_must(engine):
     assert cpu["distributed_type"] == gpu["distributed_type"]  # the same engine, not a fallback to DDP
 
 
+@pytest.mark.parametrize("config", ["zero2.yaml", "zero3.yaml"])
+def test_gpu_deepspeed_config_is_refused_on_cpu(run_r1, toy_base, toy_data, tmp_path, monkeypatch, config):
+    """What the launcher tells each rank for zero2.yaml / zero3.yaml (bf16), without a GPU: one line, exit 2,
+    before the model loads (transformers would refuse it later, after the load, with a traceback)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the refusal is for machines without a GPU")
+    cfg = yaml.safe_load((ACCEL / config).read_text())
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as a rank of `accelerate launch --config_file ...` sees it
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", cfg["mixed_precision"])
+    p = run_r1("sft", "--model", toy_base, "--data", toy_data / "coldstart", "--out", tmp_path / "o")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "error: the accelerate config asks DeepSpeed for bf16 (mixed_precision), but without a GPU r1 trains in "
+        "float32: launch with recipes/accelerate/zero2_cpu.yaml or zero3_cpu.yaml"]
+    assert not list(tmp_path.iterdir())
+
+
 # --- 2 processes on CPU, through each config ------------------------------------------------------
 
 
