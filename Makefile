@@ -1,6 +1,7 @@
 # r1cli: set-up, tests and the toy R1 pipeline as file targets.
 #   make demo   install, run the whole toy pipeline, print its report
 #   make test   install, run the test suite
+#   make test-multiproc  install r1cli[deepspeed], run the 2-process launches (every accelerate config on CPU)
 #   make demo-check  after make demo: exit 1 when a stage claim of the README does not hold on the run
 #   make smoke  the same chain with a couple of steps per stage (about 3 minutes), then checks it
 # GPU users: make install TORCH_SPEC="torch==2.13.0" (or any CUDA build you prefer)
@@ -15,7 +16,7 @@ SEED       ?= 0
 THREADS    ?= 2
 BASE_THREADS ?= 2
 
-.PHONY: install test demo demo-check smoke clean-demo
+.PHONY: install test test-multiproc demo demo-check smoke clean-demo
 
 install: $(VENV)/.installed
 
@@ -29,6 +30,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 test: install
 	$(PY) -m pytest
+
+# The tests marked multiproc (`make test` leaves them out): `accelerate launch --num_processes 2` through
+# ddp_cpu, fsdp_cpu, zero2_cpu and zero3_cpu, each a run of the toy model and a SIGKILL + --resume.
+test-multiproc: $(VENV)/.deepspeed
+	$(PY) -m pytest -m multiproc tests/test_resume.py tests/test_scale_out.py
+
+# DeepSpeed's CPU accelerator compiles its shared-memory comm op (C++) the first time a run starts:
+# built here once (cached under ~/.cache/torch_extensions), so no test waits for a compiler
+$(VENV)/.deepspeed: $(VENV)/.installed
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,deepspeed]"
+	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.accelerator import get_accelerator; \
+	    get_accelerator().create_op_builder('ShareMemCommBuilder').load()"
+	touch $@
 
 # --- the toy pipeline (each target is a stage's output dir) ------------------------------
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/

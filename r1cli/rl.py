@@ -189,7 +189,7 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     samples = SampleLog(run, samples_every, by_domain=by_domain)
     funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
     torch.manual_seed(args.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, **{"dtype": torch.float32 if args.use_cpu else "auto",
+    model = AutoModelForCausalLM.from_pretrained(model_path, **{"dtype": training.model_dtype(args),
                                                                 **lora.load_kwargs(peft or {})})
     telemetry = training.Telemetry(run, title, show=show, warn=degenerate_warnings)
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,

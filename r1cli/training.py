@@ -55,8 +55,28 @@ def device_defaults() -> dict:
         return {}
     # without gradient checkpointing transformers asks DDP to search for unused parameters on every
     # step (and warns that it found none); with it, as on GPU, it does not
-    return {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
-            "ddp_find_unused_parameters": False}
+    cpu = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
+           "ddp_find_unused_parameters": False}
+    engine = cpu_engine()
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    if engine == "deepspeed" and precision != "no":
+        # transformers would refuse it after the model loads (`ds bf16.enabled=True vs hf bf16=False`)
+        raise UserError(f"the accelerate config asks DeepSpeed for {precision} (mixed_precision), but without a GPU r1 "
+                        f"trains in float32: launch with recipes/accelerate/zero2_cpu.yaml or zero3_cpu.yaml")
+    if engine:  # keep the state process_state() makes: TRL's args would otherwise rebuild it as plain DDP
+        process_state()
+        cpu["accelerator_config"] = {"use_configured_state": True}
+    if engine == "deepspeed":  # accelerate builds its DeepSpeed plugin only for a state made without cpu=True
+        cpu["use_cpu"] = False
+    return cpu
+
+
+def model_dtype(args):
+    """The dtype to load a trained model in: float32 on CPU (DeepSpeed runs there without use_cpu, see
+    device_defaults), else the checkpoint's own."""
+    import torch
+
+    return torch.float32 if args.use_cpu or not torch.cuda.is_available() else "auto"
 
 
 def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
@@ -300,11 +320,40 @@ def trainer_output(out, **kw) -> Iterator[StageRun]:
 def process_state():
     """accelerate's PartialState for this run. Without a GPU it must be made with cpu=True, and
     before anything else makes it (it is a singleton): otherwise the ranks of a 2-process launch
-    each see a world of one and train alone (accelerate only joins CPU ranks over gloo for cpu)."""
+    each see a world of one and train alone (accelerate only joins CPU ranks over gloo for cpu).
+    An FSDP or DeepSpeed launch on CPU needs a state made its own way (below), kept by TRL's
+    args (device_defaults): otherwise accelerate trains it as plain DDP without saying so."""
     import torch
     from accelerate import PartialState
+    from accelerate.utils import DistributedType
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    if torch.cuda.is_available():
+        return PartialState()
+    engine = cpu_engine()
+    if engine == "deepspeed":
+        # accelerate starts DeepSpeed only for a state made without cpu=True; DeepSpeed's CPU
+        # accelerator then joins the ranks over gloo (oneCCL only when its bindings are installed)
+        return PartialState(backend="gloo")
+    state = PartialState(cpu=True)
+    if engine == "fsdp" and state.distributed_type == DistributedType.MULTI_CPU:
+        # accelerate (1.15) turns FSDP on only for GPU-like distributed types: MULTI_CPU ranks would
+        # silently train as plain DDP. The device stays the CPU; the Accelerator then makes it FSDP.
+        PartialState._shared_state["distributed_type"] = DistributedType.MULTI_GPU
+    return state
+
+
+def cpu_engine() -> str | None:
+    """"fsdp" or "deepspeed" when `accelerate launch` was given such a config on a machine without a
+    GPU (the launcher says so in the environment), else None."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return "deepspeed"
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "fsdp"
+    return None
 
 
 def is_main_process() -> bool:
@@ -332,6 +381,11 @@ def save_checkpoint(trainer, tokenizer, run: StageRun):
         model = trainer.model
     if main:
         tokenizer.save_pretrained(str(run.partial))
+    acc = trainer.accelerator
+    if acc.num_processes > 1:  # how the run was spread (MULTI_CPU/MULTI_GPU = DDP, FSDP, DEEPSPEED + ZeRO stage)
+        run.counts.update(processes=acc.num_processes, distributed=str(acc.distributed_type.value))
+        if acc.state.deepspeed_plugin is not None:
+            run.counts["zero_stage"] = acc.state.deepspeed_plugin.zero_stage
     return model
 
 

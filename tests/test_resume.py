@@ -48,9 +48,27 @@ def procs():
     started: list[subprocess.Popen] = []
     yield started
     for p in started:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
+        kill_tree(p)
         p.wait()
+
+
+def kill_tree(p: subprocess.Popen) -> None:
+    """SIGKILL a started process, its group and every descendant: torchrun (accelerate launch) starts its
+    ranks in sessions of their own, which a signal to the launcher's group does not reach."""
+    import psutil
+
+    try:
+        kids = psutil.Process(p.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    for k in kids:
+        try:
+            k.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(kids, timeout=30)
 
 
 def start(procs, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) -> subprocess.Popen:
@@ -119,7 +137,7 @@ def kill_and_resume(procs, cmd: list[str], out: Path) -> dict:
         return ckpt > 0 and max(logged_steps(partial / "metrics.jsonl"), default=0) > ckpt
 
     wait_until(p, ready)
-    os.killpg(p.pid, signal.SIGKILL)
+    kill_tree(p)
     p.wait()
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not out.exists() and partial.is_dir()  # a killed run never leaves a (half-written) OUT
@@ -424,6 +442,7 @@ def launch(procs, *args) -> tuple[int, str]:
                        "--main_process_port", free_port(), "-m", "r1cli", *args])
 
 
+@pytest.mark.multiproc
 @pytest.mark.parametrize("stage", ["sft", "grpo"])
 def test_two_processes(procs, toy_base, toy_data, tmp_path, stage):
     out = tmp_path / "o"

@@ -174,7 +174,7 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
             torch.manual_seed(cfg.seed)  # the new score head's init
             with suppress_seqcls_warning():
                 lm = AutoModelForSequenceClassification.from_pretrained(
-                    model, num_labels=1, **{"dtype": torch.float32 if args.use_cpu else "auto",
+                    model, num_labels=1, **{"dtype": training.model_dtype(args),
                                             **lora.load_kwargs(cfg.peft)})
             fix_pad_token(tokenizer, lm)
             telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))

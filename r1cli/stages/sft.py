@@ -172,7 +172,7 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
                                  inputs=inputs, force=force, resume=resume) as run_:
         if not training.already_trained(run_):
             torch.manual_seed(cfg.seed)
-            lm = AutoModelForCausalLM.from_pretrained(model, **{"dtype": torch.float32 if args.use_cpu else "auto",
+            lm = AutoModelForCausalLM.from_pretrained(model, **{"dtype": training.model_dtype(args),
                                                                 **lora.load_kwargs(cfg.peft)})
             telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
             trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
