@@ -63,7 +63,7 @@ $(VLLM_VENV)/.installed: pyproject.toml constraints-vllm.txt
 
 # fails (does not skip) when vllm cannot be imported in that venv: see tests/vllm/conftest.py
 test-vllm: install-vllm
-	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm -p no:cacheprovider
+	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm
 
 # --- the toy pipeline (each target is a stage's output dir) ------------------------------
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/

@@ -44,7 +44,7 @@ WORLD_SET = ["n_rl=400", "n_coldstart=1500", "n_eval=500", "n_general=120", "n_g
 # a base that has seen the arithmetic (300 steps), then a short cold start: pass@1 well above 0
 SOLVER_BASE_SET = ["num_layers=2", "batch_size=8", "max_length=128", "eval_prompts=0"]
 SOLVER_BASE_STEPS = 300
-SOLVER_SET = ["trl.num_train_epochs=2", "trl.per_device_train_batch_size=32", "trl.save_strategy=no"]
+SOLVER_SET = ["trl.num_train_epochs=2", "trl.per_device_train_batch_size=32", "trl.save_strategy='no'"]
 
 
 @pytest.fixture(scope="session", autouse=True)
