@@ -8,6 +8,9 @@ Fixtures (one toy world and one trained checkpoint per session, shared by every 
     world     toy data with the whole held-out set (500 eval prompts) and a bigger cold-start set
     solver    a cold-started toy checkpoint that solves part of the eval set (pass@1 well above 0)
     vllm_env  the environment for a subprocess that starts vLLM on the CPU
+
+To rerun a test against a world and checkpoint built before (what the fixtures below build), set
+R1_VLLM_WORLD=DATA_DIR and R1_VLLM_SOLVER=CHECKPOINT_DIR (its toy base beside it, in ../base).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def _sets(values):
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
+    if os.environ.get("R1_VLLM_WORLD"):
+        return Path(os.environ["R1_VLLM_WORLD"])
     out = tmp_path_factory.mktemp("vworld") / "data"
     _r1("toy", "data", out, "--seed", 0, *_sets(WORLD_SET))
     return out
@@ -68,6 +73,8 @@ def world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def solver(world, tmp_path_factory) -> Path:
     """Toy base (300 steps) + cold start: a checkpoint that solves part of the toy eval set."""
+    if os.environ.get("R1_VLLM_SOLVER"):
+        return Path(os.environ["R1_VLLM_SOLVER"])
     import torch
 
     threads = torch.get_num_threads()
