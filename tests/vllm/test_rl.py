@@ -1,4 +1,4 @@
-"""`r1 grpo` and `r1 align` with `trl.use_vllm` on the CPU: TRL's GRPOTrainer sampling with a vLLM
+"""`r1 grpo` with `trl.use_vllm` on the CPU: TRL's GRPOTrainer sampling with a vLLM
 engine in the training process (colocate), and the server mode's refusal on a machine without CUDA."""
 
 from __future__ import annotations
@@ -60,17 +60,4 @@ def test_grpo_server_mode_refused_without_cuda(solver, world, tmp_path, run_r1):
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
 
-def test_align_colocate(solver, world, rms, tmp_path, run_r1):
-    out = tmp_path / "align"
-    res = run_r1("align", "--model", solver, "--data", world / "rl", "--data", world / "general",
-                 "--helpful-rm", rms[0], "--harmless-rm", rms[1], "--out", out, "--recipe", REPO / "recipes/toy/align.yaml",
-                 *COLOCATE, "--set", "trl.max_steps=2", "--set", "trl.per_device_train_batch_size=16",
-                 "--set", "trl.num_generations=4", "--set", "trl.max_completion_length=64", timeout=1800)
-    assert res.returncode == 0, res.stderr[-3000:]
-    rows = metrics(out)
-    assert [r["step"] for r in rows] == [1, 2]
-    # both kinds of prompt were sampled by vLLM and scored by their own rewards
-    assert any(k.startswith("rewards/helpfulness/general") for k in rows[-1])
-    assert any(k.startswith("rewards/accuracy/") for k in rows[-1])
-    m = json.loads((out / "r1.json").read_text())
-    assert m["counts"]["steps"] == 2
+# r1 align with vLLM colocated: test_recipes.py runs the GPU align recipe (use_vllm, colocate) as written
