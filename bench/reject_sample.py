@@ -116,6 +116,12 @@ def main() -> None:
           "model load and worker start-up included)")
     print(f"  naive model.generate per prompt        {naive_rate:8.1f} samples/s  ({n_n} samples in {n_sec:.1f} s)")
     print(f"  ratio: {s_rate / naive_rate:.1f}x sampling path, {s_n / s_sec / naive_rate:.1f}x whole command (target >= 5x)")
+    if args.backend == "vllm":
+        print(f"  r1 reject-sample --backend vllm        {v_rate:8.1f} samples/s  (its chunks, as above)")
+        print(f"  r1 reject-sample --backend vllm, whole {v_n / v_sec:8.1f} samples/s  ({v_n} samples in {v_sec:.1f} s, "
+              "engine start-up included)")
+        print(f"  ratio vllm / r1cli's decode loop: {v_rate / s_rate:.2f}x sampling path, "
+              f"{v_n / v_sec / (s_n / s_sec):.2f}x whole command")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from datasets import load_from_disk
 
 REPO = Path(__file__).resolve().parents[2]
 # the toy context is 512 tokens of one character each: a short judge prompt, short verdicts
-JUDGE_SET = ["judge.prompt=Q: {question}\nReference: {reference}\nResponse: {response}\nVerdict as JSON:",
+JUDGE_SET = ['judge.prompt="Q: {question}\\nReference: {reference}\\nResponse: {response}\\nVerdict as JSON:"',
              "judge.max_new_tokens=32", "judge.retries=1", "judge.timeout_s=300"]
 
 
