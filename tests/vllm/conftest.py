@@ -44,9 +44,10 @@ def _r1(*args) -> None:
 # 500 eval prompts (the whole held-out set): pass@1 of two backends is compared on them
 WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_general_eval=40",
              "n_helpful_pairs=120", "n_safety=120"]
-# a base that has seen some arithmetic (300 steps), then a cold start. Measured: 1500 rows x 2 epochs gave
-# pass@1 1.1% (500 x 4, T 0.6), too little to compare backends; 4000 rows x 3 epochs (TOY-NOTES: ~6000 x 3
-# reach 40-50%) is what the fixture trains
+# a base that has seen some arithmetic (300 steps), then a cold start. NOT YET ENOUGH: measured pass@1
+# (500 x 4, T 0.6) 1.1% with 1500 rows x 2 epochs and 1.2% with 4000 x 3; the base is the limit (toy_corpus:
+# copying operands appears between 1.2M and 2.4M pretraining tokens; this base sees 0.3M). The pass@1
+# comparison in test_generation.py fails its floor until the base sees more (e.g. 2400 steps x 4 x 256).
 SOLVER_BASE_SET = ["num_layers=2", "batch_size=8", "max_length=128", "eval_prompts=0"]
 SOLVER_BASE_STEPS = 300
 SOLVER_SET = ["trl.num_train_epochs=3", "trl.per_device_train_batch_size=32", "trl.save_strategy='no'"]
