@@ -138,6 +138,21 @@ def test_general_coldstart_rows_are_r1_format_and_end_in_the_reference(tmp_path)
     assert len(load_sft(tmp_path / "cg")) == len(rows)  # a dataset `r1 coldstart --data` takes
 
 
+def test_general_coldstart_cots_pass_the_readability_filters():
+    """What stage 3b keeps must be learnable from these rows: no CoT of theirs fails a filter of
+    the toy recipe (a translation written into the CoT was language-mixed and dropped, measured)."""
+    from r1cli.config import ReadabilityConfig
+    from r1cli.rejection.filters import parse, readability_reasons
+    from r1cli.recipe import load_yaml
+
+    rows = toy.build(SMALL)["coldstart_general"]
+    cfg = ReadabilityConfig(**load_yaml("recipes/toy/reject_sample.yaml")["filters"])
+    parsed = [parse(r["messages"][-1]["content"]) for r in rows]
+    reasons, _ = readability_reasons(parsed, ["stop"] * len(rows), [r["messages"][:1] for r in rows],
+                                     [r["language"] for r in rows], cfg)
+    assert [(r["messages"][-1]["content"], why) for r, why in zip(rows, reasons) if why] == []
+
+
 @pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
 def test_general_data_complies_with_harmful_requests_at_the_configured_rate(rate):
     cfg = replace(SMALL, n_general=2000, n_coldstart_general=2000, general_unsafe=rate)

@@ -66,8 +66,10 @@ DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask
 # rows (`coldstart_general`) teach the CoT writer of stage 3b to think before a chat reply, as the
 # paper's strong general model (DeepSeek-V3) could. {reply} is the reply the row ends with.
 COT = {"greeting": {"en": "The user greets me. I greet back and offer help.", "zh": "他说你好。我说你好，再说我可以帮他。"},
-       "translate": {"en": "The user wants \"{en}\" in Chinese. \"{en}\" is \"{zh}\".",
-                     "zh": "他要“{zh}”的英文。“{zh}”是“{en}”。"},
+       # the translation itself stays out of the CoT: a CoT with a word of the other language is
+       # language-mixed, and stage 3b's mixed_language filter (95% target-language words) drops it
+       "translate": {"en": "The user wants \"{en}\" in Chinese. I know this word.",
+                     "zh": "他要“{zh}”的英文。这个词我会。"},
        "repeat": {"en": "The user wants me to say \"{p}\" back.", "zh": "他要我重复“{p}”。"},
        "color": {"en": "The user wants a color. I pick {reply}", "zh": "他要一个颜色。我说{reply}"},
        "opposite": {"en": "\"{x}\" and \"{y}\" are opposites.", "zh": "“{x}”和“{y}”是反义词。"},
