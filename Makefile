@@ -88,7 +88,7 @@ SFT_DATA  ?= --data $(RUN)/rs --data $(RUN)/rs_general
 ifeq ($(SMOKE),1)
 # a couple of steps per stage, a few prompts per eval; one thread per process (`make -j2` runs two)
 THREADS   = 1
-DATA_SET  = --set n_rl=32 --set n_coldstart=64 --set n_eval=8 --set n_general=32 --set n_general_eval=8 \
+DATA_SET  = --set n_rl=32 --set n_coldstart=64 --set n_coldstart_general=16 --set n_eval=8 --set n_general=32 --set n_general_eval=8 \
             --set n_helpful_pairs=40 --set n_safety=40
 BASE_SET  = --steps 30 --set num_layers=2 --set batch_size=4 --set max_length=128 --set eval_prompts=4
 SFT_SET   = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.logging_steps=1
@@ -121,7 +121,7 @@ $(RUN)/r1zero: | $(RUN)/base
 
 # stage 1: cold start
 $(RUN)/coldstart: | $(RUN)/base
-	$(R1RUN) coldstart --model $(RUN)/base --data $(D)/coldstart --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
+	$(R1RUN) coldstart --model $(RUN)/base --data $(D)/coldstart --data $(D)/coldstart_general --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
 
 # stage 2: reasoning RL with the language-consistency reward, and the ablation without it
 $(RUN)/grpo: | $(RUN)/coldstart
@@ -148,7 +148,9 @@ $(RUN)/align: | $(RUN)/sft $(RUN)/rm_helpful $(RUN)/rm_safety
 	    $(ALIGN_SET) --force
 
 # evaluation of every checkpoint on the held-out set (one evaluation path: r1 eval)
-CKPTS := base coldstart grpo grpo_nolang sft align
+# the longest chain first (base -> cold start -> stage 2 -> rs -> SFT -> align -> its eval): make -j2 starts
+# prerequisites in this order, so that chain never waits for a free job while a side branch runs
+CKPTS := align sft grpo coldstart grpo_nolang base
 $(RUN)/eval/%: | $(RUN)/%
 	$(R1RUN) eval --model $(RUN)/$* --data $(D)/eval --out $@ --recipe recipes/toy/eval.yaml $(EVAL_SET) --force
 $(RUN)/eval/r1zero: | $(RUN)/r1zero
@@ -157,7 +159,24 @@ $(RUN)/eval/r1zero: | $(RUN)/r1zero
 $(RUN)/eval/base_r1zero: | $(RUN)/base
 	$(R1RUN) eval --model $(RUN)/base --data $(D)/eval --out $@ --recipe recipes/toy/eval_r1zero.yaml $(EVAL_SET) --force
 
-EVALS := $(RUN)/eval/r1zero $(RUN)/eval/base_r1zero $(addprefix $(RUN)/eval/,$(CKPTS))
+EVALS := $(addprefix $(RUN)/eval/,$(CKPTS)) $(RUN)/eval/r1zero $(RUN)/eval/base_r1zero
+
+# --- ablation of stage 3b (outside the run dir, so the stage table keeps one SFT row): the stage-3 SFT
+# without rs_general, and both SFT models on the held-out general prompts: the share of replies with a CoT
+# (r1 eval's format rate) and the helpfulness / harmlessness RM scores (r1 score, raw logits as align reports)
+ABL ?= $(RUN)-ablation
+$(ABL)/sft_nogeneral: | $(RUN)/rs
+	$(R1RUN) sft --model $(RUN)/base --data $(RUN)/rs --out $@ --recipe recipes/toy/sft.yaml $(SFT_SET) --force
+$(ABL)/general_sft: | $(RUN)/sft
+	$(R1RUN) eval --model $(RUN)/sft --data $(D)/general_eval --out $@ --recipe recipes/toy/eval_general.yaml $(EVAL_SET) --force
+$(ABL)/general_sft_nogeneral: | $(ABL)/sft_nogeneral
+	$(R1RUN) eval --model $(ABL)/sft_nogeneral --data $(D)/general_eval --out $@ --recipe recipes/toy/eval_general.yaml $(EVAL_SET) --force
+$(ABL)/rm_%: | $(ABL)/general_% $(RUN)/rm_helpful $(RUN)/rm_safety
+	$(R1RUN) score $(ABL)/general_$* --rewards helpfulness,harmlessness --helpful-rm $(RUN)/rm_helpful \
+	    --harmless-rm $(RUN)/rm_safety --set reward_options.rm_normalization=none --out $@ --force
+.PHONY: $(ABL)/summary
+$(ABL)/summary: $(ABL)/rm_sft $(ABL)/rm_sft_nogeneral
+	$(PY) -m r1cli.toy.ablation $(ABL)
 
 # the report reads the whole run and takes seconds: rebuilt on every `make demo` (it prints the stage table)
 .PHONY: $(RUN)/report
@@ -168,7 +187,7 @@ $(RUN)/report: $(EVALS)
 # evals) run beside the main chain; a 1M-parameter model gains little from a second thread (measured)
 JOBS ?= 2
 demo: install
-	$(MAKE) -j$(JOBS) THREADS=1 INSTALL= $(RUN)/report
+	$(MAKE) -j$(JOBS) THREADS=1 INSTALL= $(RUN)/report $(ABL)/summary
 
 # the guard: exit 1 when a stage claim of the README (R1-Zero > base, stage 2 >= cold start + 10, ...)
 # does not hold beyond its 95% CI on $(RUN), or was not measured; it names the claim and its numbers.

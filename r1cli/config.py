@@ -61,6 +61,12 @@ class ToyDataConfig(Section):
     # prompts; stage-2 RL with the language reward takes that to 99.9%, without it down to 56.8% (RL
     # drifts to English, pass@1 88.7% vs 87.8%: the paper's trade-off). At 0.1 both ended >= 99.5%.
     coldstart_language_mix: float = setting(0.3, ge=0, le=1)
+    # general-chat cold-start rows (R1 format: a short CoT, then the reply): what lets the stage-2 model
+    # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
+    n_coldstart_general: int = setting(500, ge=1)
+    # share of harmful requests that the general data (`general`, `coldstart_general`) answers by
+    # complying: real SFT data is not clean on safety, so stage 4 has something to fix
+    general_unsafe: float = setting(0.3, ge=0, le=1)
 
 
 @dataclass

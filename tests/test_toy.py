@@ -118,9 +118,60 @@ def test_coldstart_is_r1_format_and_imperfect():
         assert extract_answer(r["messages"][-1]["content"]) == str((a + b) * c)
 
 
+def test_general_coldstart_rows_are_r1_format_and_end_in_the_reference(tmp_path):
+    """General-chat cold-start rows: R1 format, a CoT then a reply the general data would give
+    (what stage 3b's rule verifier accepts), train-side prompts, no trivial (greeting) prompts."""
+    rows = toy.build(SMALL)["coldstart_general"]
+    assert len(rows) == SMALL.n_coldstart_general
+    by_prompt = {it.prompt: it for it in toy_general.ITEMS}
+    kinds = set()
+    for r in rows:
+        user, reply = r["messages"][0]["content"], r["messages"][-1]["content"]
+        assert r["domain"] == "general" and r["messages"][-1]["role"] == "assistant" and is_r1_format(reply)
+        reasoning, summary = split_completion(reply)
+        it = by_prompt[user]
+        assert reasoning and (summary in it.replies or (it.harmful and summary == it.wrong)), (user, reply)
+        assert not toy_general.eval_side(user) and it.kind != "greeting"
+        kinds.add(it.kind)
+    assert kinds == set(toy_general.KIND_WEIGHTS) - {"greeting"}
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "cg"))
+    assert len(load_sft(tmp_path / "cg")) == len(rows)  # a dataset `r1 coldstart --data` takes
+
+
+def test_general_coldstart_cots_pass_the_readability_filters():
+    """What stage 3b keeps must be learnable from these rows: no CoT of theirs fails a filter of
+    the toy recipe (a translation written into the CoT was language-mixed and dropped, measured)."""
+    from r1cli.config import ReadabilityConfig
+    from r1cli.rejection.filters import parse, readability_reasons
+    from r1cli.recipe import load_yaml
+
+    rows = toy.build(SMALL)["coldstart_general"]
+    cfg = ReadabilityConfig(**load_yaml("recipes/toy/reject_sample.yaml")["filters"])
+    parsed = [parse(r["messages"][-1]["content"]) for r in rows]
+    reasons, _ = readability_reasons(parsed, ["stop"] * len(rows), [r["messages"][:1] for r in rows],
+                                     [r["language"] for r in rows], cfg)
+    assert [(r["messages"][-1]["content"], why) for r, why in zip(rows, reasons) if why] == []
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
+def test_general_data_complies_with_harmful_requests_at_the_configured_rate(rate):
+    cfg = replace(SMALL, n_general=2000, n_coldstart_general=2000, general_unsafe=rate)
+    data = toy.build(cfg)
+    by_prompt = {it.prompt: it for it in toy_general.ITEMS}
+    for name, reply_of in (("general", lambda r: r["answer"]),
+                           ("coldstart_general", lambda r: split_completion(r["messages"][-1]["content"])[1])):
+        harmful = [r for r in data[name] if r["kind"] == "harmful"]
+        unsafe = [r for r in harmful if reply_of(r) == by_prompt[(r.get("prompt") or r["messages"])[0]["content"]].wrong]
+        assert abs(len(unsafe) / len(harmful) - rate) < 0.06, (name, len(unsafe), len(harmful))
+        benign = [r for r in data[name] if r["kind"] != "harmful"]
+        assert all(reply_of(r) in by_prompt[(r.get("prompt") or r["messages"])[0]["content"]].replies for r in benign)
+    # the held-out general prompts are the clean side: their references are never compliance
+    assert all(r["answer"] in by_prompt[r["prompt"][0]["content"]].replies for r in data["general_eval"])
+
+
 def test_both_languages_and_language_mix():
     rows = toy.build(replace(SMALL, coldstart_language_mix=0.5))
-    for name in ("rl", "eval", "coldstart", "general", "general_eval", "helpful_pairs", "safety"):
+    for name in ("rl", "eval", "coldstart", "coldstart_general", "general", "general_eval", "helpful_pairs", "safety"):
         langs = [r["language"] for r in rows[name]]
         assert 0.25 < langs.count("zh") / len(langs) < 0.75, name
         for r in rows[name]:

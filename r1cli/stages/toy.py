@@ -1,6 +1,6 @@
 """`r1 toy data OUT` and `r1 toy base OUT`: build the toy world every test and the demo run on.
 
-    r1 toy data runs/demo/data --seed 0      # rl, coldstart, eval, general, general_eval, helpful_pairs, safety
+    r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, safety
     r1 toy base runs/demo/base --seed 0      # a character tokenizer + a tiny Llama pretrained from scratch
 
 What the world holds is in r1cli/toy/ (problems.py: the arithmetic task and its held-out split;
@@ -30,7 +30,7 @@ def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> P
     from rich.table import Table
 
     splits = toy.build(cfg)  # every check runs before OUT.partial/ is made
-    kinds = {"rl": "prompts", "coldstart": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
+    kinds = {"rl": "prompts", "coldstart": "sft", "coldstart_general": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
              "helpful_pairs": "preferences", "safety": "safety"}
     table = Table(title=f"r1 toy data -> {out}")
     for col in ("split", "kind", "rows", "zh", "example"):

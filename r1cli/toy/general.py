@@ -62,6 +62,23 @@ COMPLY = {"en": "Sure! To {x}, first get ready, then do it when nobody is lookin
 DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask?", "No."],
               "zh": ["我不知道。", "你自己想吧。", "不告诉你。", "不。"]}
 
+# Short chains of thought towards each kind's helpful reply: the toy world's general-chat cold-start
+# rows (`coldstart_general`) teach the CoT writer of stage 3b to think before a chat reply, as the
+# paper's strong general model (DeepSeek-V3) could. {reply} is the reply the row ends with.
+COT = {"greeting": {"en": "The user greets me. I greet back and offer help.", "zh": "他说你好。我说你好，再说我可以帮他。"},
+       # the translation itself stays out of the CoT: a CoT with a word of the other language is
+       # language-mixed, and stage 3b's mixed_language filter (95% target-language words) drops it
+       "translate": {"en": "The user wants \"{en}\" in Chinese. I know this word.",
+                     "zh": "他要“{zh}”的英文。这个词我会。"},
+       "repeat": {"en": "The user wants me to say \"{p}\" back.", "zh": "他要我重复“{p}”。"},
+       "color": {"en": "The user wants a color. I pick {reply}", "zh": "他要一个颜色。我说{reply}"},
+       "opposite": {"en": "\"{x}\" and \"{y}\" are opposites.", "zh": "“{x}”和“{y}”是反义词。"},
+       "next": {"en": "{n}+1={m}.", "zh": "{n}加1等于{m}。"},
+       "harmful": {"en": "The user wants to {x}. That can hurt people, so I say no.",
+                   "zh": "他想{x}。这会伤害别人，我不能帮。"}}
+# ... and the one a flawed data source writes before complying with a harmful request
+COMPLY_COT = {"en": "The user wants to {x}. I will tell how.", "zh": "他想{x}。我说怎么做。"}
+
 # share of general prompts that are on the eval side of the fixed split
 EVAL_SHARE = 0.25
 KIND_WEIGHTS = {"greeting": 1, "translate": 3, "repeat": 2, "color": 1, "opposite": 2, "next": 1, "harmful": 2}
@@ -77,6 +94,7 @@ class Item:
     replies: tuple[str, ...]  # helpful references (one is picked per row)
     wrong: str  # a wrong answer to the same request
     other_language: str  # a helpful reply in the other language (wrong language)
+    thought: str = ""  # a short chain of thought towards the helpful reply ({reply}: the reply picked)
 
     @property
     def harmful(self) -> bool:
@@ -96,46 +114,58 @@ def _items() -> list[Item]:
     out = []
     ge, gz = GREETINGS["en"], GREETINGS["zh"]
     for i, (p, r) in enumerate(ge):
-        out.append(Item("greeting", "en", p, (r,), "Go away.", gz[i % len(gz)][1]))
+        out.append(Item("greeting", "en", p, (r,), "Go away.", gz[i % len(gz)][1], COT["greeting"]["en"]))
     for i, (p, r) in enumerate(gz):
-        out.append(Item("greeting", "zh", p, (r,), "走开。", ge[i % len(ge)][1]))
+        out.append(Item("greeting", "zh", p, (r,), "走开。", ge[i % len(ge)][1], COT["greeting"]["zh"]))
     for i, (en, zh) in enumerate(WORDS):
         wen, wzh = WORDS[(i + 7) % len(WORDS)]
         for t in TRANSLATE["en"]:
             out.append(Item("translate", "en", t.format(en=en), (f"\"{en}\" in Chinese is \"{zh}\".",),
-                            f"\"{en}\" in Chinese is \"{wzh}\".", f"“{en}”的中文是“{zh}”。"))
+                            f"\"{en}\" in Chinese is \"{wzh}\".", f"“{en}”的中文是“{zh}”。",
+                            COT["translate"]["en"].format(en=en, zh=zh)))
         for t in TRANSLATE["zh"]:
             out.append(Item("translate", "zh", t.format(zh=zh), (f"“{zh}”的英文是“{en}”。",),
-                            f"“{zh}”的英文是“{wen}”。", f"\"{zh}\" in English is \"{en}\"."))
+                            f"“{zh}”的英文是“{wen}”。", f"\"{zh}\" in English is \"{en}\".",
+                            COT["translate"]["zh"].format(en=en, zh=zh)))
     for ci, (cen, czh) in enumerate(COLORS):
         for wi, (en, zh) in enumerate(WORDS):
             oen, ozh = COLORS[(ci + 1) % len(COLORS)][0], WORDS[(wi + 3) % len(WORDS)][1]
             for t in REPEAT["en"]:
-                out.append(Item("repeat", "en", t.format(p=f"{cen} {en}"), (f"{cen} {en}",), f"{oen} {en}", f"{czh}的{zh}"))
+                out.append(Item("repeat", "en", t.format(p=f"{cen} {en}"), (f"{cen} {en}",), f"{oen} {en}", f"{czh}的{zh}",
+                                COT["repeat"]["en"].format(p=f"{cen} {en}")))
             for t in REPEAT["zh"]:
-                out.append(Item("repeat", "zh", t.format(p=f"{czh}的{zh}"), (f"{czh}的{zh}",), f"{czh}的{ozh}", f"{cen} {en}"))
+                out.append(Item("repeat", "zh", t.format(p=f"{czh}的{zh}"), (f"{czh}的{zh}",), f"{czh}的{ozh}", f"{cen} {en}",
+                                COT["repeat"]["zh"].format(p=f"{czh}的{zh}")))
     for t in NAME_COLOR["en"]:
-        out.append(Item("color", "en", t, tuple(f"{c.capitalize()}." for c, _ in COLORS), "Seven.", "红色。"))
+        out.append(Item("color", "en", t, tuple(f"{c.capitalize()}." for c, _ in COLORS), "Seven.", "红色。",
+                        COT["color"]["en"]))
     for t in NAME_COLOR["zh"]:
-        out.append(Item("color", "zh", t, tuple(f"{z}。" for _, z in COLORS), "七。", "Red."))
+        out.append(Item("color", "zh", t, tuple(f"{z}。" for _, z in COLORS), "七。", "Red.",
+                        COT["color"]["zh"]))
     for xe, ye, xz, yz in OPPOSITES:
         for x, y, u, v in ((xe, ye, xz, yz), (ye, xe, yz, xz)):
             for t in OPPOSITE["en"]:
                 out.append(Item("opposite", "en", t.format(x=x), (f"The opposite of \"{x}\" is \"{y}\".",),
-                                f"The opposite of \"{x}\" is \"{x}\".", f"“{u}”的反义词是“{v}”。"))
+                                f"The opposite of \"{x}\" is \"{x}\".", f"“{u}”的反义词是“{v}”。",
+                                COT["opposite"]["en"].format(x=x, y=y)))
             for t in OPPOSITE["zh"]:
                 out.append(Item("opposite", "zh", t.format(x=u), (f"“{u}”的反义词是“{v}”。",),
-                                f"“{u}”的反义词是“{u}”。", f"The opposite of \"{x}\" is \"{y}\"."))
+                                f"“{u}”的反义词是“{u}”。", f"The opposite of \"{x}\" is \"{y}\".",
+                                COT["opposite"]["zh"].format(x=u, y=v)))
     for n in range(0, 30):
         for t in NEXT_NUMBER["en"]:
-            out.append(Item("next", "en", t.format(n=n), (f"{n + 1}.",), f"{n + 2}.", f"{n + 1}。"))
+            out.append(Item("next", "en", t.format(n=n), (f"{n + 1}.",), f"{n + 2}.", f"{n + 1}。",
+                            COT["next"]["en"].format(n=n, m=n + 1)))
         for t in NEXT_NUMBER["zh"]:
-            out.append(Item("next", "zh", t.format(n=n), (f"{n + 1}。",), f"{n - 1}。", f"{n + 1}."))
+            out.append(Item("next", "zh", t.format(n=n), (f"{n + 1}。",), f"{n - 1}。", f"{n + 1}.",
+                            COT["next"]["zh"].format(n=n, m=n + 1)))
     for xe, xz in HARMFUL:
         for t in HARM_ASK["en"]:
-            out.append(Item("harmful", "en", t.format(x=xe), tuple(REFUSALS["en"]), COMPLY["en"].format(x=xe), REFUSALS["zh"][0]))
+            out.append(Item("harmful", "en", t.format(x=xe), tuple(REFUSALS["en"]), COMPLY["en"].format(x=xe), REFUSALS["zh"][0],
+                            COT["harmful"]["en"].format(x=xe)))
         for t in HARM_ASK["zh"]:
-            out.append(Item("harmful", "zh", t.format(x=xz), tuple(REFUSALS["zh"]), COMPLY["zh"].format(x=xz), REFUSALS["en"][0]))
+            out.append(Item("harmful", "zh", t.format(x=xz), tuple(REFUSALS["zh"]), COMPLY["zh"].format(x=xz), REFUSALS["en"][0],
+                            COT["harmful"]["zh"].format(x=xz)))
     return out
 
 
@@ -207,10 +237,42 @@ def reply(text: str) -> list[dict]:
 # --- the datasets ----------------------------------------------------------------------------
 
 
-def general_rows(rng: random.Random, n: int, zh_fraction: float, eval_split: bool, prefix: str) -> list[dict]:
+def reference(item: Item, rng: random.Random, unsafe: float) -> str:
+    """The reply a general data source gives: helpful, except that a share `unsafe` of harmful
+    requests get compliance (real SFT data is not clean on safety)."""
+    if item.harmful and unsafe and rng.random() < unsafe:
+        return item.wrong
+    return helpful_reply(item, rng)
+
+
+def thought(item: Item, reply_text: str) -> str:
+    """The chain of thought a general row's reply follows (compliance has its own)."""
+    if item.harmful and reply_text == item.wrong:
+        x = item.wrong.split("要", 1)[1].split("，", 1)[0] if item.language == "zh" else item.wrong[9:].split(",", 1)[0]
+        return COMPLY_COT[item.language].format(x=x)
+    return item.thought.replace("{reply}", reply_text)
+
+
+def general_rows(rng: random.Random, n: int, zh_fraction: float, eval_split: bool, prefix: str,
+                 unsafe: float = 0.0) -> list[dict]:
     rows = []
     for i, it in enumerate(sample_items(rng, n, zh_fraction, eval_split, distinct=eval_split)):
-        rows.append({"id": f"{prefix}-{i:05d}", "prompt": chat(it.prompt), "answer": helpful_reply(it, rng),
+        rows.append({"id": f"{prefix}-{i:05d}", "prompt": chat(it.prompt), "answer": reference(it, rng, unsafe),
+                     "domain": "general", "language": it.language, "kind": it.kind})
+    return rows
+
+
+def coldstart_rows(rng: random.Random, n: int, zh_fraction: float, unsafe: float, trivial: tuple[str, ...] = ()) -> list[dict]:
+    """General-chat cold-start rows in R1 format (`<think>\n{CoT}\n</think>\n{reply}`), train-side
+    prompts only; kinds in `trivial` (greetings: stage 3b keeps their replies without a CoT) left out.
+    The replies come from the same flawed source as `general` (a share `unsafe` of harmful requests complied with)."""
+    kinds = tuple(k for k in KIND_WEIGHTS if k not in trivial)
+    rows = []
+    for i, it in enumerate(sample_items(rng, n, zh_fraction, kinds=kinds)):
+        text = reference(it, rng, unsafe)
+        rows.append({"id": f"coldstart-general-{i:05d}",
+                     "messages": [{"role": "user", "content": it.prompt},
+                                  {"role": "assistant", "content": f"<think>\n{thought(it, text)}\n</think>\n{text}"}],
                      "domain": "general", "language": it.language, "kind": it.kind})
     return rows
 
@@ -249,6 +311,6 @@ def safety_rows(rng: random.Random, n: int, zh_fraction: float) -> list[dict]:
 
 def alphabet() -> str:
     """Every character the general world writes (for the tokenizer's vocabulary)."""
-    parts = [it.prompt + "".join(it.replies) + it.wrong + it.other_language for it in ITEMS]
-    parts += ["".join(v) for v in DISMISSIVE.values()]
+    parts = [it.prompt + "".join(it.replies) + it.wrong + it.other_language + it.thought for it in ITEMS]
+    parts += ["".join(v) for v in DISMISSIVE.values()] + list(COMPLY_COT.values())
     return "".join(sorted(set("".join(parts))))

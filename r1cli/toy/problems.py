@@ -2,7 +2,7 @@
 
     r1 toy data runs/demo/data --seed 0
 
-Writes OUT/{rl, coldstart, eval, general, general_eval, helpful_pairs, safety}, each a
+Writes OUT/{rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, safety}, each a
 `datasets.save_to_disk` dir with its own manifest. The reasoning task is two-step integer
 arithmetic, `(a+b)*c` with a, b in 1..20 and c in 2..6, asked in English and Chinese in
 several phrasings (plain expressions and word problems). Writing the intermediate sum helps
@@ -160,7 +160,9 @@ def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
         "rl": prompt_rows(rng("rl"), train, cfg.n_rl, z, "rl", distinct=False),
         "coldstart": coldstart_rows(rng("coldstart"), train, cfg),
         "eval": prompt_rows(rng("eval"), held_out, cfg.n_eval, z, "eval", distinct=True),
-        "general": general.general_rows(rng("general"), cfg.n_general, z, False, "general"),
+        "coldstart_general": general.coldstart_rows(rng("coldstart_general"), cfg.n_coldstart_general, z,
+                                                    cfg.general_unsafe, trivial=("greeting",)),
+        "general": general.general_rows(rng("general"), cfg.n_general, z, False, "general", cfg.general_unsafe),
         "general_eval": general.general_rows(rng("general_eval"), cfg.n_general_eval, z, True, "general-eval"),
         "helpful_pairs": general.helpful_pair_rows(rng("helpful_pairs"), cfg.n_helpful_pairs, z),
         "safety": general.safety_rows(rng("safety"), cfg.n_safety, z),
