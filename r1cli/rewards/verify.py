@@ -51,6 +51,15 @@ def _configs():
 
 _PLAIN_UNITS = re.compile(r"([-+]?\s*[\d,]*\.?\d+)\s+([A-Za-z]{2,}(?:\s+[A-Za-z]+)*)\.?")
 _MATH_WORDS = frozenset("pi sqrt sin cos tan cot sec csc log ln lg exp mod and or".split())
+_DOLLARS = re.compile(r"^\$+|(?<!\\)\$+$")
+# math-verify's plain-number formats (its ExprExtractionConfig reader), as a whole answer:
+# 1,000 / 1 000 / 1,000.5 (thousands), 1000,99 / 1.22 (decimal point or comma), .5, 7, and a percent
+NUMBER_FORMAT = re.compile(r"-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?|\d+[.,]\d+|\.\d+|\d+)"
+                           r"(?:\s*(?:%|[Pp]ercent(?:age)?|[Pp]ct))?")
+_DIGIT_SPACE = re.compile(r"(?<=\d)(?:\\[,;: !]|~|\\thinspace\s*)(?=\d)")  # 1\,000 (LaTeX's thin space)
+
+
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word that is no LaTeX command: "The answer is 9"
 
 
 def strip_plain_units(s: str) -> str:
@@ -62,34 +71,69 @@ def strip_plain_units(s: str) -> str:
     return s
 
 
-def _parse_answer(s: str) -> list:
-    """An answer string (a reference, or a model's \\boxed{} content) as math-verify objects.
-    Wrapped in $...$ so the LaTeX extractor reads it (it also handles `12.` and `\\text{}`,
-    which a \\boxed{} wrapper does not); plain text as a fallback."""
-    from math_verify import parse
+def as_number_format(s: str) -> str | None:
+    """`s` as one of math-verify's plain-number formats (NUMBER_FORMAT), else None. LaTeX's
+    spacing between digits (1\\,000, 1{,}000) and \\% count as the plain characters."""
+    t = _DIGIT_SPACE.sub(" ", s.strip()).replace("{,}", ",").replace("\\%", "%").removeprefix("\\$").strip()
+    return t if len(t) <= 100 and NUMBER_FORMAT.fullmatch(t) else None
 
-    s = strip_plain_units(s)
-    if "\\boxed" in s or "\\fbox" in s:
-        return parse(s, parsing_timeout=None)
-    inner = s.strip("$").strip()
-    return parse(f"${inner}$", parsing_timeout=None) or parse(inner, parsing_timeout=None)
+
+def readings(answer: str) -> list:
+    """The values an answer (a box's content, a reference) can mean, as math-verify objects.
+
+    The whole text is one LaTeX formula, read by math-verify's LaTeX reader (its normalization,
+    then latex2sympy): nothing is searched for inside it, so `Answer \\( 9 \\)` is not 9. A text
+    that is a plain number in one of math-verify's formats is also read by its number reader:
+    `1 000` is 1000 (and only that: LaTeX would read 1*000), `1000,99` is 1000.99 or the pair
+    {1000, 99}, `1,000` is 1000 in both. verify() accepts a match of any reading."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify.parser import parse_latex_cached
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
+
+    s = _DOLLARS.sub("", strip_plain_units(answer).strip()).strip()
+    s = s[:-1].rstrip() if s.endswith(".") and not s.endswith("\\.") else s  # a sentence's full stop
+    if not s:
+        return []
+    out = []
+    number = as_number_format(s)
+    if number is None or " " not in re.match(r"-?[\d ,.]*", number).group().strip():
+        try:
+            out.append(parse_latex_cached(normalize_latex(s, LatexExtractionConfig().normalization_config)))
+        except Exception:  # not a formula latex2sympy reads
+            pass
+    if number is not None:
+        out += [v for v in parse(number, [ExprExtractionConfig()], fallback_mode="no_fallback", parsing_timeout=None)
+                if not any(v == o for o in out)]
+    return out
 
 
 @lru_cache(maxsize=4096)
-def _parse_gold(gold: str) -> list:
-    return _parse_answer(gold)  # G completions share one reference: parse it once
+def _gold(gold: str) -> list:
+    """A reference's readings; a reference that is no formula (prose) goes through math-verify's
+    own extraction. G completions share one reference: read it once."""
+    from math_verify import parse
+
+    return readings(gold) or parse(gold, parsing_timeout=None)
 
 
 def math_equal(gold: str, pred: str, mode: str = "expr") -> bool:
-    """math-verify's verdict on a model answer against a reference. mode "expr": `pred` is the
-    extracted answer; mode "text": `pred` is a summary with no \\boxed{} (anchored extraction)."""
+    """math-verify's verdict on a model answer against a reference (strict: variables matter,
+    sets are not tuples; an inequality equals the interval it describes, -2 <= x <= 7 = [-2, 7]).
+    mode "expr": `pred` is the answer (a box's content), one formula; "tag": an `<answer>` tag's
+    content, a formula, or words that math-verify searches for the answer; "text": a summary with
+    no answer given (anchored extraction only: "the final answer is 42")."""
     from math_verify import parse, verify
 
-    g = _parse_gold(gold)
+    g = _gold(gold)
     if not g:
         return False
-    p = _parse_answer(pred) if mode == "expr" else parse(pred, extraction_config=_configs(), parsing_timeout=None)
-    return bool(p) and verify(g, p, timeout_seconds=None)
+    if mode == "text":
+        p = parse(pred, extraction_config=_configs(), parsing_timeout=None)
+    elif mode == "tag" and _PROSE.search(pred):  # the tag is the anchor: math-verify finds the answer in it
+        p = parse(pred, parsing_timeout=None) or readings(pred)
+    else:
+        p = readings(pred) or (parse(pred, parsing_timeout=None) if mode == "tag" else [])
+    return bool(p) and verify(g, p, allow_set_relation_comp=True, timeout_seconds=None)
 
 
 def _die_with_parent(by_main_thread: bool) -> None:
