@@ -83,12 +83,13 @@ def normalize(answer: str) -> str:
     if len(s) > 1000:
         return s
     s = verify.strip_plain_units(s.strip("$").strip())
-    s = _SPACING.sub("", s)
+    s = _SPACING.sub("", verify.DIGIT_SPACE.sub(" ", s))  # 1\,000 is for math-verify to read (as 1000; 1\,5 as 6)
     s = _WRAPPER.sub(r"\1", s) if s.startswith("\\") else s
+    listed = re.search(r",\s", s) is not None  # "1, 000" is a list (verify.readings), "1,000" a thousand
     s = re.sub(r"(?<=\d)\s+(?=\d)", " ", s)  # "1 2" stays two numbers
     s = re.sub(r"(?<![\d ])\s+|\s+(?![\d ])", "", s)
     s = s.removeprefix("\\$").rstrip(".")
-    if _THOUSANDS.fullmatch(s):
+    if not listed and _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
     return s
 

@@ -56,9 +56,7 @@ _DOLLARS = re.compile(r"^\$+|(?<!\\)\$+$")
 # 1,000 / 1 000 / 1,000.5 (thousands), 1000,99 / 1.22 (decimal point or comma), .5, 7, and a percent
 NUMBER_FORMAT = re.compile(r"-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?|\d+[.,]\d+|\.\d+|\d+)"
                            r"(?:\s*(?:%|[Pp]ercent(?:age)?|[Pp]ct))?")
-_DIGIT_SPACE = re.compile(r"(?<=\d)(?:\\[,;: !]|~|\\thinspace\s*)(?=\d)")  # 1\,000 (LaTeX's thin space)
-
-
+DIGIT_SPACE = re.compile(r"(?<=\d)(?:\\[,;: !]|~|\\thinspace\s*)(?=\d)")  # 1\,000 (LaTeX's thin space)
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word that is no LaTeX command: "The answer is 9"
 
 
@@ -74,7 +72,7 @@ def strip_plain_units(s: str) -> str:
 def as_number_format(s: str) -> str | None:
     """`s` as one of math-verify's plain-number formats (NUMBER_FORMAT), else None. LaTeX's
     spacing between digits (1\\,000, 1{,}000) and \\% count as the plain characters."""
-    t = _DIGIT_SPACE.sub(" ", s.strip()).replace("{,}", ",").replace("\\%", "%").removeprefix("\\$").strip()
+    t = DIGIT_SPACE.sub(" ", s.strip()).replace("{,}", ",").replace("\\%", "%").removeprefix("\\$").strip()
     return t if len(t) <= 100 and NUMBER_FORMAT.fullmatch(t) else None
 
 
