@@ -151,9 +151,9 @@ def depth(s: str) -> int:
     x^{ level is not counted: math-verify reads 200 nested \\frac in half a second). A bare {}
     level counts BRACE_WEIGHT."""
     d = best = 0
-    stack = []
-    prev = ""
-    for i, ch in enumerate(s):
+    stack: list[int] = []  # the weight of each open group
+    prev = ""  # the last non-space character
+    for ch in s:
         if ch in "([":
             stack.append(1)
         elif ch == "{":

@@ -107,10 +107,12 @@ def readings(answer: str) -> list:
 
 @lru_cache(maxsize=4096)
 def _gold(gold: str) -> list:
-    """A reference's readings; a reference that is no formula (prose) goes through math-verify's
-    own extraction. G completions share one reference: read it once."""
+    """A reference's readings; a reference that is no formula (prose, boxes) goes through
+    math-verify's own extraction. G completions share one reference: read it once."""
     from math_verify import parse
 
+    if "\\boxed" in gold or "\\fbox" in gold:  # a reference written as a solution: math-verify's own box rule
+        return parse(gold, parsing_timeout=None)
     return readings(gold) or parse(gold, parsing_timeout=None)
 
 
