@@ -176,7 +176,8 @@ def _worker_main(conn, memory_mb: int, by_main_thread: bool = True) -> None:
     import math_verify.parser
 
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
-    math_equal("1", "\\frac{2}{2}")  # warm up the LaTeX grammar before taking real samples
+    math_equal("1", "\\frac{2}{2}")  # warm up the LaTeX grammar before taking real samples, and the
+    math_equal("x \\in [0, 1]", "0 \\le x \\le 1")  # sympy modules an inequality's set needs (seconds, once)
     conn.send("ready")
     while True:
         try:
@@ -203,7 +204,7 @@ class _Worker:
     Not multiprocessing's spawn/forkserver: both re-run the user's main script in every child
     (a training script without an `if __name__ == "__main__"` guard would start training again
     in each worker), and fork would copy torch's thread pools. A worker sends "ready" once
-    math_verify is imported and warmed up (measured here: about 0.5 s of CPU), and dies with its
+    math_verify is imported and warmed up (measured here: about 1 s of CPU), and dies with its
     parent (PR_SET_PDEATHSIG, else a watcher thread), so a kill -9 of the trainer leaves no
     worker spinning on sympy.
     """
