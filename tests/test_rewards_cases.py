@@ -86,7 +86,8 @@ def numbers(rng: random.Random, n: int) -> list[tuple[str, str]]:
 # spacing, commas and suffixes where a normalized string could say "equal" and math-verify not
 TRICKY = ["1, 000", "1,000", "1000", "1 000", "1\\,000", "1\\,5", "15", "1,5", "1.5", "1, 5", "\\{1,5\\}", "1{,}5",
           "0,5", ".5", "\\frac{1}{2}", "-1 000", "- 1000", "1000.", "1000,0", "25\\%", "25", "0.25", "25.0\\%", "5.5\\%",
-          "5.5", "\\$1 000", "1 000 dollars", "12 345", "357", "70^\\circ", "70"]
+          "5.5", "\\$1 000", "1 000 dollars", "12 345", "357", "70^\\circ", "70", "1,0001", "1000.1", "10001", "01,5", "1.50",
+          "\\text{1 000}", "1 000.", "1000,99", "1000.99", "1 000,5", "0,111", "0.111", "1,000,000", "1 000 000", "1000000"]
 
 
 def test_quick_verdict_never_decides_differently_from_math_verify():

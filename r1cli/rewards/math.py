@@ -122,7 +122,8 @@ def _exact(s: str, r: Fraction | None) -> Fraction | None:
 
 def quick_verdict(gold: str, pred: str) -> float | None:
     """1.0 / 0.0 when the answer is decided without math-verify, else None. "Different" is
-    only said of two exact rationals; decimals are left to math-verify's rounding rules."""
+    only said of two exact rationals; decimals are left to math-verify's rounding rules, and
+    numbers in its other formats (1 000, 1000,99) only ever said "equal"."""
     g, p = normalize(gold), normalize(pred)
     if g and g == p:
         return 1.0
@@ -134,6 +135,10 @@ def quick_verdict(gold: str, pred: str) -> float | None:
         return float(rg == rp)
     eg, ep = _exact(g, rg), _exact(p, rp)
     if eg is not None and eg == ep:
+        return 1.0
+    vg, vp = verify.number_value(gold), verify.number_value(pred)  # 1 000 = 1000, 1000,99 = 1000.99
+    vg, vp = eg if vg is None else vg, ep if vp is None else vp
+    if vg is not None and vg == vp:
         return 1.0
     return None
 
