@@ -157,7 +157,8 @@ def test_answers_no_reference_needs_score_zero_at_once():
     # what a reference can look like is still verified: powers, factorials, nested fractions, long sums
     ok = [("1024", "2^{10}"), ("1267650600228229401496703205376", "2^{100}"), ("120", "5!"),
           ("\\frac{1}{4}", "\\frac{\\frac{1}{2}}{2}"), ("x^2+2x+1", "(x+1)^2"), ("511", "1+" * 510 + "1")]
-    assert acc([""] * len(ok), [boxed(p) for _, p in ok], answer=[g for g, _ in ok]) == [1.0] * len(ok)
+    patient = get_reward("accuracy", timeout=60.0)  # a loaded machine must not turn a verdict into a timeout
+    assert patient([""] * len(ok), [boxed(p) for _, p in ok], answer=[g for g, _ in ok]) == [1.0] * len(ok)
     long_ref = "+".join(f"{i}x^{{{i}}}" for i in range(1, 120))  # a long reference allows a long answer
     assert hopeless(long_ref, long_ref.replace("+", " + ")) is None
 
