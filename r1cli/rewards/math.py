@@ -6,31 +6,37 @@ math, STEM and logic.)
 
 What counts as the answer (templates.find_answer; only the summary after `</think>` is read):
 
-| the summary has                    | the answer is                                           | read as        |
-|------------------------------------|---------------------------------------------------------|----------------|
-| `\\boxed{}` (r1 template)          | the last box                                            | one formula    |
-| several boxes chained by `,` `;` `and` `or` (`\\boxed{(1,2)}, \\boxed{(2,1)}`, `x = \\boxed{1} \\text{ or } x = \\boxed{2}`) | all of them, as one set: every one must be right and none missing | a set |
-| boxes with other words between     | the last box (`\\boxed{3}, no wait: \\boxed{4}` answers 4)  | one formula    |
-| `<answer>...</answer>` (r1zero)    | its box if it has one, else its content                 | a formula, else anchored text |
-| neither                            | math-verify's anchored answer in the last TEXT_TAIL characters ("the final answer is 42") | anchored text |
-| nothing                            | none: 0                                                 |                |
+| the summary has                      | the answer is                                          | read as              |
+|--------------------------------------|--------------------------------------------------------|----------------------|
+| `\\boxed{}` (r1 template)            | the last box                                           | one formula          |
+| boxes chained by separators (below)  | all of them: every one right, none missing             | one set              |
+| boxes with other words between       | the last box (`\\boxed{3}, no wait: \\boxed{4}` is 4)    | one formula          |
+| `<answer>...</answer>` (r1zero)      | its boxes if it has any, else its content              | formula, or anchored |
+| none of these                        | "the final answer is 42" in the last TEXT_TAIL chars   | anchored text        |
+| nothing                              | none: 0                                                |                      |
 
-A box holds a formula, not a sentence: `\\boxed{Answer \\( 9 \\)}` is 0 (nothing inside a box is searched
-for), `\\boxed{12 \\text{ apples}}` and `\\boxed{18 dollars}` are 12 and 18 (units are dropped).
+Separators that chain boxes: `,` `;` and, or, spaces, `$`, `\\text{ and }`, `\\quad`, one variable's
+`x =`: `\\boxed{(1, 2)}, \\boxed{(2, 1)}`, `\\boxed{k = 45} \\text{ and } \\boxed{n = 2}`,
+`$x = \\boxed{1}$ or $x = \\boxed{-2}$`.
+
+A box holds a formula, not a sentence: `\\boxed{Answer \\( 9 \\)}` is 0 (nothing inside a box is
+searched for); `\\boxed{12 \\text{ apples}}` and `\\boxed{18 dollars}` are 12 and 18 (units are dropped).
+A reference written with boxes is read by math-verify's own box rule.
 
 Equality is math-verify's (verify.math_equal): 0.5 = \\frac12 = 1/2 = 50\\%, sets in any order,
 strict (variables matter, a tuple is not a set), and an inequality equals the interval it
 describes (`-2 \\le x \\le 7` = `x \\in [-2, 7]`, verify's allow_set_relation_comp). Numbers are
-read in math-verify's formats, by both of its readers (verify.readings):
+read in math-verify's formats, by both of its readers (verify.readings), the reference's too:
 
-| written                   | read as                                   |
-|---------------------------|-------------------------------------------|
-| `1,000`  `1,000.5`        | thousands: 1000, 1000.5 (never the list 1, 000) |
-| `1 000`  `1\\,000`         | thousands: 1000 (never the product 1*000) |
-| `1000,99`  `1,22`  `0,111`| a decimal comma (1000.99, 1.22, 0.111) or a list ({1000, 99}): either reading may match the reference |
-| `1, 22` (a space after the comma) | a list only                       |
-The same goes for the reference: a reference `1,22` is matched by 1.22 and by the list {1, 22};
-`3,5` against 3.5 scores 1. A comma followed by exactly three digits is always thousands.
+| written                           | read as                                                               |
+|-----------------------------------|-----------------------------------------------------------------------|
+| `1,000`  `1,000.5`  `1,000,000`   | thousands: a comma before groups of exactly three digits, never a list |
+| `1 000`  `1\\,000`                 | thousands: 1000 (never LaTeX's product 1*000)                         |
+| `1000,99`  `1,22`  `0,111`        | a decimal comma (1000.99, 1.22, 0.111) or a list ({1000, 99}); either reading may match |
+| `1, 22` (a space after the comma) | a list only                                                           |
+
+So a reference `1,22` is matched by 1.22 and by the list {1, 22}, and `3,5` against 3.5 scores 1:
+a decimal comma and a two-number list are the same text, and math-verify reads plain `3,5` as 3.5.
 
 Verification runs in worker processes with a hard deadline per sample (verify.py); a timeout
 scores 0 and is counted in `fn.stats`. Shortcuts that never decide differently from math-verify

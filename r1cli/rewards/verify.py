@@ -110,9 +110,9 @@ def readings(answer: str) -> list:
     that is a plain number in one of math-verify's formats is also read by its number reader:
     `1 000` is 1000 (and only that: LaTeX would read 1*000), `1000,99` is 1000.99 or the pair
     {1000, 99}, `1,000` is 1000 in both. verify() accepts a match of any reading."""
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
     from math_verify.parser import parse_latex_cached
-    from latex2sympy2_extended.latex2sympy2 import normalize_latex
 
     s = _bare(answer)
     if not s:
@@ -122,7 +122,7 @@ def readings(answer: str) -> list:
     if number is None or " " not in re.match(r"-?[\d ,.]*", number).group().strip():
         try:
             out.append(parse_latex_cached(normalize_latex(s, LatexExtractionConfig().normalization_config)))
-        except Exception:  # not a formula latex2sympy reads
+        except Exception:  # noqa: BLE001, S110 (latex2sympy raises a bare Exception for what is no formula)
             pass
     if number is not None:
         out += [v for v in parse(number, [ExprExtractionConfig()], fallback_mode="no_fallback", parsing_timeout=None)
