@@ -237,8 +237,11 @@ def boxed_answers(text: str) -> list[str]:
     out: list[str] = []
     for _, o, c in chain:
         content = text[o + 1: c].strip()
-        while (inner := _box_spans(content)) and inner[0][0] == 0 and inner[0][2] == len(content) - 1:
-            content = content[inner[0][1] + 1: -1].strip()  # \boxed{\boxed{3}}
+        for _ in range(3):  # \boxed{\boxed{3}} (a few levels: each is a pass over the text)
+            inner = _box_spans(content)
+            if not (inner and inner[0][0] == 0 and inner[0][2] == len(content) - 1):
+                break
+            content = content[inner[0][1] + 1: -1].strip()
         if content and content not in out:
             out.append(content)
     return out
