@@ -249,7 +249,7 @@ def main() -> None:
     decided = list({d[:3]: d for d in decided}.values())
     results = pool.run([d[:3] for d in decided], deadline=args.deadline)
     by = Counter(d[4] for d in decided)
-    wrong = Counter(d[4] for d, (ok, status, _) in zip(decided, results) if float(ok) != d[3])
+    wrong = Counter(d[4] for d, (ok, status, _) in zip(decided, results) if status == verify.OK and float(ok) != d[3])
     timeouts = Counter(d[4] for d, (_, status, _) in zip(decided, results) if status == verify.TIMEOUT)
     print(f"shortcuts checked against math-verify (deadline {args.deadline:g} s): "
           + ", ".join(f"{k}: {m} answers, {wrong[k]} decided differently, {timeouts[k]} math-verify timeouts"
