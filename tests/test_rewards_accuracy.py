@@ -134,7 +134,8 @@ def test_normalize_and_quick_verdict():
     assert quick_verdict("-\\frac{1}{2}", "\\frac{-1}{2}") == 1.0
     assert quick_verdict("\\frac{3}{4}", "\\frac{4}{3}") == 0.0  # two exact rationals: decided here
     assert quick_verdict("18", "\\$18") == 1.0 and quick_verdict("25", "25\\%") == 1.0
-    assert quick_verdict("0.5", "0.6") is None       # decimals: math-verify's rounding decides
+    assert quick_verdict("0.5", "0.6") == 0.0        # decimals far apart: past math-verify's rounding
+    assert quick_verdict("0.5", "0.50001") is None   # close decimals: math-verify's rounding decides
     assert quick_verdict("\\sqrt{2}", "1.41") is None
     assert quick_verdict("\\frac{1}{0}", "1") is None
     assert quick_verdict("9" * 5000, "9" * 5000) == 1.0  # no int() of huge strings

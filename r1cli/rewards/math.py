@@ -127,9 +127,9 @@ def _exact(s: str, r: Fraction | None) -> Fraction | None:
 
 
 def quick_verdict(gold: str, pred: str) -> float | None:
-    """1.0 / 0.0 when the answer is decided without math-verify, else None. "Different" is
-    only said of two exact rationals; decimals are left to math-verify's rounding rules, and
-    numbers in its other formats (1 000, 1000,99) only ever said "equal"."""
+    """1.0 / 0.0 when the answer is decided without math-verify, else None. "Different" is said
+    of two exact rationals, and of two decimals far apart (1e-4, past math-verify's rounding to
+    6 places); numbers in its other formats (1 000, 1000,99) are read as it reads them."""
     g, p = normalize(gold), normalize(pred)
     if g and g == p:
         return 1.0
@@ -146,6 +146,8 @@ def quick_verdict(gold: str, pred: str) -> float | None:
     vg, vp = eg if vg is None else vg, ep if vp is None else vp
     if vg is not None and vg == vp:
         return 1.0
+    if eg is not None and ep is not None and abs(eg - ep) >= 1e-4 and max(abs(eg), abs(ep)) < 10**9:
+        return 0.0  # math-verify rounds decimals to 6 places (exactly, below 10^9): they stay different
     return None
 
 
