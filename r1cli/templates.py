@@ -189,6 +189,64 @@ def last_boxed(text: str) -> str | None:
     return text[best[0] + 1: best[1]].strip() if best is not None else None
 
 
+def _box_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start of `\\boxed`, its `{`, its matching `}`) of every box that is not inside another
+    box, left to right; one pass over the braces (unbalanced boxes are left out)."""
+    opens = {m.end() - 1: m.start() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)}
+    if not opens:
+        return []
+    stack, spans = [], []
+    for m in re.finditer(r"[{}]", text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            o = stack.pop()
+            if o in opens:
+                spans.append((opens[o], o, m.start()))
+    spans.sort()
+    outer, end = [], -1
+    for span in spans:
+        if span[0] > end:
+            outer.append(span)
+            end = span[2]
+    return outer
+
+
+# What may stand between two boxes for them to be one answer: `\boxed{(1, 2)}, \boxed{(2, 1)}`,
+# `\boxed{k = 45} \text{ and } \boxed{n = 2}`, `$x = \boxed{1}$ or $x = \boxed{2}$`: separators, spacing,
+# `$`, one variable's name and `=`. Any other word breaks the chain (`\boxed{3}, no wait: \boxed{4}`
+# answers 4).
+_BETWEEN_NOISE = re.compile(r"\\(?:text|textrm|mathrm|mbox)\s*\{|[{}$&~]|\\[()\[\]]|\\(?:q?quad|[,;: !])|\\\\|\s")
+_SEPARATORS = {",", ";", "and", "or"}
+
+
+def boxed_answers(text: str) -> list[str]:
+    """The final answer's boxes: the last `\\boxed{}` and the boxes chained to it by nothing but
+    separators (`,` `;` and or, spaces, `$`, `\\text{ and }`), in order, repeats dropped."""
+    spans = _box_spans(text)
+    if not spans:
+        return []
+    chain = [spans[-1]]
+    for span in reversed(spans[:-1]):
+        between = text[span[2] + 1: chain[0][0]]
+        words = re.findall(r"[A-Za-z]+|\S", _BETWEEN_NOISE.sub(" ", between))
+        labels = [w for w in words if w not in _SEPARATORS]  # `x = \boxed{1}` or `x = \boxed{2}`
+        if len(between) > 80 or len(words) > 6 or any(len(w) > 1 and w != "=" for w in labels) or labels.count("=") > 1:
+            break
+        chain.insert(0, span)
+    out: list[str] = []
+    for _, o, c in chain:
+        content = text[o + 1: c].strip()
+        for _ in range(3):  # \boxed{\boxed{3}} (a few levels: each is a pass over the text)
+            inner = _box_spans(content)
+            if not (inner and inner[0][0] == 0 and inner[0][2] == len(content) - 1):
+                break
+            content = content[inner[0][1] + 1: -1].strip()
+        if content and content not in out:
+            out.append(content)
+    return out
+
+
 def answer_tag(text: str) -> str | None:
     """Content of the last `<answer>...</answer>`."""
     i = text.rfind(ANSWER_OPEN)
@@ -198,11 +256,22 @@ def answer_tag(text: str) -> str | None:
     return text[i + len(ANSWER_OPEN): j if j >= 0 else len(text)].strip()
 
 
-def extract_answer(text: Any, prefilled_think: bool = False) -> str | None:
-    """The final answer a completion gives: in the summary, the last \\boxed{}, else the
-    `<answer>` tag (a \\boxed{} inside it wins). None when it gives none."""
+def find_answer(text: Any, prefilled_think: bool = False) -> tuple[str | None, str]:
+    """(answer, where it was found) for a completion; where is "boxed", "tag" or "none".
+
+    In the summary: the boxed answer (boxed_answers, several boxes joined by ", "), else the
+    `<answer>` tag's content (a box inside it wins), else none."""
     summary = summary_text(text, prefilled_think)
     tagged = answer_tag(summary)
-    if tagged is not None:
-        return last_boxed(tagged) or tagged or None
-    return last_boxed(summary)
+    scope = tagged if tagged is not None else summary
+    boxes = boxed_answers(scope)
+    if boxes:
+        return ", ".join(boxes), "boxed"
+    if tagged:
+        return tagged, "tag"
+    return None, "none"
+
+
+def extract_answer(text: Any, prefilled_think: bool = False) -> str | None:
+    """The final answer a completion gives (find_answer), None when it gives none."""
+    return find_answer(text, prefilled_think)[0]

@@ -134,30 +134,32 @@ def test_normalize_and_quick_verdict():
     assert quick_verdict("-\\frac{1}{2}", "\\frac{-1}{2}") == 1.0
     assert quick_verdict("\\frac{3}{4}", "\\frac{4}{3}") == 0.0  # two exact rationals: decided here
     assert quick_verdict("18", "\\$18") == 1.0 and quick_verdict("25", "25\\%") == 1.0
-    assert quick_verdict("0.5", "0.6") is None       # decimals: math-verify's rounding decides
+    assert quick_verdict("0.5", "0.6") == 0.0        # decimals far apart: past math-verify's rounding
+    assert quick_verdict("0.5", "0.50001") is None   # close decimals: math-verify's rounding decides
     assert quick_verdict("\\sqrt{2}", "1.41") is None
     assert quick_verdict("\\frac{1}{0}", "1") is None
     assert quick_verdict("9" * 5000, "9" * 5000) == 1.0  # no int() of huge strings
 
 
 def test_answers_no_reference_needs_score_zero_at_once():
-    """hopeless(): towers, iterated factorials, very long or deeply nested answers are 0 without
-    math-verify (each ran into the deadline there), counted by reason; ordinary ones are verified."""
+    """hopeless(): towers and iterated factorials against a number, and deeply nested bare groups,
+    are 0 without math-verify (each ran into the deadline there), counted by reason; ordinary
+    ones, and long answers math-verify decides, are verified."""
     acc = get_reward("accuracy", timeout=5.0)
     clear_memo()
     cases = [("5", "9^{9^{9^9}}", "too_large"), ("3", "10!!!!", "too_large"), ("3", "7^{9999999}", "too_large"),
-             ("3", "1+" * 600 + "1", "too_long"), ("3", "(" * 500 + "1" + ")" * 500, "too_long"),
-             ("3", "\\sqrt{" * 30 + "2" + "}" * 30, "too_deep")]
+             ("3", "(" * 500 + "1" + ")" * 500, "too_deep"), ("3", "{" * 30 + "2" + "}" * 30, "too_deep")]
     t = time.monotonic()
     out = acc([""] * len(cases), [boxed(p) for _, p, _ in cases], answer=[g for g, _, _ in cases])
     assert out == [0.0] * len(cases)
     assert time.monotonic() - t < 2.0  # no deadline was waited for
-    assert {r: acc.stats[r] for r in ("too_large", "too_long", "too_deep")} == {"too_large": 3, "too_long": 2, "too_deep": 1}
+    assert {r: acc.stats[r] for r in ("too_large", "too_deep")} == {"too_large": 3, "too_deep": 2}
     assert acc.stats["verified"] == 0
-    # what a reference can look like is still verified: powers, factorials, nested fractions, long polynomials
+    # what a reference can look like is still verified: powers, factorials, nested fractions, long sums
     ok = [("1024", "2^{10}"), ("1267650600228229401496703205376", "2^{100}"), ("120", "5!"),
-          ("\\frac{1}{4}", "\\frac{\\frac{1}{2}}{2}"), ("x^2+2x+1", "(x+1)^2")]
-    assert acc([""] * len(ok), [boxed(p) for _, p in ok], answer=[g for g, _ in ok]) == [1.0] * len(ok)
+          ("\\frac{1}{4}", "\\frac{\\frac{1}{2}}{2}"), ("x^2+2x+1", "(x+1)^2"), ("511", "1+" * 510 + "1")]
+    patient = get_reward("accuracy", timeout=60.0)  # a loaded machine must not turn a verdict into a timeout
+    assert patient([""] * len(ok), [boxed(p) for _, p in ok], answer=[g for g, _ in ok]) == [1.0] * len(ok)
     long_ref = "+".join(f"{i}x^{{{i}}}" for i in range(1, 120))  # a long reference allows a long answer
     assert hopeless(long_ref, long_ref.replace("+", " + ")) is None
 
@@ -168,7 +170,7 @@ def test_answers_no_reference_needs_score_zero_at_once():
 def test_timeout_scores_zero_is_counted_and_bounded():
     acc = get_reward("accuracy", timeout=1.0)
     clear_memo()
-    # 19 nested parentheses pass hopeless() (MAX_DEPTH 20) and take math-verify ~2 s
+    # 19 nested parentheses pass hopeless() (MAX_DEPTH 60) and take math-verify ~2 s
     slow = ["(" * 19 + str(d) + ")" * 19 for d in (1, 2)]
     comps = [boxed(slow[0]), boxed("42"), boxed("\\frac{84}{2}"), boxed(slow[1])]
     t = time.monotonic()

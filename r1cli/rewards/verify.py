@@ -30,6 +30,8 @@ import sys
 import threading
 import time
 from collections import deque
+from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 from multiprocessing.connection import wait
 
@@ -51,6 +53,13 @@ def _configs():
 
 _PLAIN_UNITS = re.compile(r"([-+]?\s*[\d,]*\.?\d+)\s+([A-Za-z]{2,}(?:\s+[A-Za-z]+)*)\.?")
 _MATH_WORDS = frozenset("pi sqrt sin cos tan cot sec csc log ln lg exp mod and or".split())
+_DOLLARS = re.compile(r"^\$+|(?<!\\)\$+$")
+# math-verify's plain-number formats (its ExprExtractionConfig reader), as a whole answer:
+# 1,000 / 1 000 / 1,000.5 (thousands), 1000,99 / 1.22 (decimal point or comma), .5, 7, and a percent
+NUMBER_FORMAT = re.compile(r"-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?|\d+[.,]\d+|\.\d+|\d+)"
+                           r"(?:\s*(?:%|[Pp]ercent(?:age)?|[Pp]ct))?")
+DIGIT_SPACE = re.compile(r"(?<=\d)(?:\\[,;: !]|~|\\thinspace\s*)(?=\d)")  # 1\,000 (LaTeX's thin space)
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word that is no LaTeX command: "The answer is 9"
 
 
 def strip_plain_units(s: str) -> str:
@@ -62,34 +71,94 @@ def strip_plain_units(s: str) -> str:
     return s
 
 
-def _parse_answer(s: str) -> list:
-    """An answer string (a reference, or a model's \\boxed{} content) as math-verify objects.
-    Wrapped in $...$ so the LaTeX extractor reads it (it also handles `12.` and `\\text{}`,
-    which a \\boxed{} wrapper does not); plain text as a fallback."""
-    from math_verify import parse
+def as_number_format(s: str) -> str | None:
+    """`s` as one of math-verify's plain-number formats (NUMBER_FORMAT), else None. LaTeX's
+    spacing between digits (1\\,000, 1{,}000) and \\% count as the plain characters."""
+    t = DIGIT_SPACE.sub(" ", s.strip()).replace("{,}", ",").replace("\\%", "%").removeprefix("\\$").strip()
+    return t if len(t) <= 100 and NUMBER_FORMAT.fullmatch(t) else None
 
-    s = strip_plain_units(s)
-    if "\\boxed" in s or "\\fbox" in s:
-        return parse(s, parsing_timeout=None)
-    inner = s.strip("$").strip()
-    return parse(f"${inner}$", parsing_timeout=None) or parse(inner, parsing_timeout=None)
+
+def _bare(answer: str) -> str:
+    """An answer without plain-word units, $ delimiters and a sentence's full stop."""
+    s = _DOLLARS.sub("", strip_plain_units(answer).strip()).strip()
+    return s[:-1].rstrip() if s.endswith(".") and not s.endswith("\\.") else s
+
+
+_GROUPED = re.compile(r"-?[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?")
+_DECIMAL_COMMA = re.compile(r"-?\d+,\d+")
+
+
+def number_value(answer: str) -> Fraction | None:
+    """The exact value math-verify's number reader gives an answer written with thousands
+    separators (1 000, 1,000.5) or a decimal comma (1000,99), else None: math.quick_verdict's
+    way to say "equal" without a worker (readings() has these readings among others)."""
+    t = as_number_format(_bare(answer)) if len(answer) <= 100 else None
+    if t is None:
+        return None
+    if _GROUPED.fullmatch(t):
+        return Fraction(Decimal(t.replace(",", "").replace(" ", "")))
+    if _DECIMAL_COMMA.fullmatch(t):
+        return Fraction(Decimal(t.replace(",", ".")))
+    return None
+
+
+def readings(answer: str) -> list:
+    """The values an answer (a box's content, a reference) can mean, as math-verify objects.
+
+    The whole text is one LaTeX formula, read by math-verify's LaTeX reader (its normalization,
+    then latex2sympy): nothing is searched for inside it, so `Answer \\( 9 \\)` is not 9. A text
+    that is a plain number in one of math-verify's formats is also read by its number reader:
+    `1 000` is 1000 (and only that: LaTeX would read 1*000), `1000,99` is 1000.99 or the pair
+    {1000, 99}, `1,000` is 1000 in both. verify() accepts a match of any reading."""
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify.parser import parse_latex_cached
+
+    s = _bare(answer)
+    if not s:
+        return []
+    out = []
+    number = as_number_format(s)
+    if number is None or " " not in re.match(r"-?[\d ,.]*", number).group().strip():
+        try:
+            out.append(parse_latex_cached(normalize_latex(s, LatexExtractionConfig().normalization_config)))
+        except Exception:  # noqa: BLE001, S110 (latex2sympy raises a bare Exception for what is no formula)
+            pass
+    if number is not None:
+        out += [v for v in parse(number, [ExprExtractionConfig()], fallback_mode="no_fallback", parsing_timeout=None)
+                if not any(v == o for o in out)]
+    return out
 
 
 @lru_cache(maxsize=4096)
-def _parse_gold(gold: str) -> list:
-    return _parse_answer(gold)  # G completions share one reference: parse it once
+def _gold(gold: str) -> list:
+    """A reference's readings; a reference that is no formula (prose, boxes) goes through
+    math-verify's own extraction. G completions share one reference: read it once."""
+    from math_verify import parse
+
+    if "\\boxed" in gold or "\\fbox" in gold:  # a reference written as a solution: math-verify's own box rule
+        return parse(gold, parsing_timeout=None)
+    return readings(gold) or parse(gold, parsing_timeout=None)
 
 
 def math_equal(gold: str, pred: str, mode: str = "expr") -> bool:
-    """math-verify's verdict on a model answer against a reference. mode "expr": `pred` is the
-    extracted answer; mode "text": `pred` is a summary with no \\boxed{} (anchored extraction)."""
+    """math-verify's verdict on a model answer against a reference (strict: variables matter,
+    sets are not tuples; an inequality equals the interval it describes, -2 <= x <= 7 = [-2, 7]).
+    mode "expr": `pred` is the answer (a box's content), one formula; "tag": an `<answer>` tag's
+    content, a formula, or words that math-verify searches for the answer; "text": a summary with
+    no answer given (anchored extraction only: "the final answer is 42")."""
     from math_verify import parse, verify
 
-    g = _parse_gold(gold)
+    g = _gold(gold)
     if not g:
         return False
-    p = _parse_answer(pred) if mode == "expr" else parse(pred, extraction_config=_configs(), parsing_timeout=None)
-    return bool(p) and verify(g, p, timeout_seconds=None)
+    if mode == "text":
+        p = parse(pred, extraction_config=_configs(), parsing_timeout=None)
+    elif mode == "tag" and _PROSE.search(pred):  # the tag is the anchor: math-verify finds the answer in it
+        p = parse(pred, parsing_timeout=None) or readings(pred)
+    else:
+        p = readings(pred) or (parse(pred, parsing_timeout=None) if mode == "tag" else [])
+    return bool(p) and verify(g, p, allow_set_relation_comp=True, timeout_seconds=None)
 
 
 def _die_with_parent(by_main_thread: bool) -> None:
@@ -132,7 +201,8 @@ def _worker_main(conn, memory_mb: int, by_main_thread: bool = True) -> None:
     import math_verify.parser
 
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
-    math_equal("1", "\\frac{2}{2}")  # warm up the LaTeX grammar before taking real samples
+    math_equal("1", "\\frac{2}{2}")  # warm up the LaTeX grammar before taking real samples, and the
+    math_equal("x \\in [0, 1]", "0 \\le x \\le 1")  # sympy modules an inequality's set needs (seconds, once)
     conn.send("ready")
     while True:
         try:
@@ -159,7 +229,7 @@ class _Worker:
     Not multiprocessing's spawn/forkserver: both re-run the user's main script in every child
     (a training script without an `if __name__ == "__main__"` guard would start training again
     in each worker), and fork would copy torch's thread pools. A worker sends "ready" once
-    math_verify is imported and warmed up (measured here: about 0.5 s of CPU), and dies with its
+    math_verify is imported and warmed up (measured here: about 1 s of CPU), and dies with its
     parent (PR_SET_PDEATHSIG, else a watcher thread), so a kill -9 of the trainer leaves no
     worker spinning on sympy.
     """
