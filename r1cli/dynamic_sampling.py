@@ -169,7 +169,9 @@ def trainer_class(base):
             parts = [take_rows(b, rows) for b, rows in kept if rows]
             batch = concat_rows(parts, self._tokenizer.pad_token_id)
             batch = take_rows(batch, list(range(len(inputs))))  # more signal than slots: keep the batch size
-            mask = batch["completion_mask"] if "tool_mask" not in batch else batch["completion_mask"] * batch["tool_mask"]
+            mask = batch["completion_mask"]
+            if "tool_mask" in batch:
+                mask = mask * batch["tool_mask"]
             batch["num_items_in_batch"] = mask.sum()
             metrics = self._metrics["train"]
             metrics["dynamic_sampling/zero_std_frac"].append(sum(zero) / max(n_groups, 1))

@@ -116,7 +116,9 @@ def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
         if key in clashes:
             source += f" (trl: {value} overrides preset {name}'s {clashes[key][1]})"
         rows.append((f"trl.{key}", value, source))
-    title = f"{type(args).__name__}: what differs from TRL's defaults" + (f", and algorithm preset {name}" if name else "")
+    title = f"{type(args).__name__}: what differs from TRL's defaults"
+    if name:
+        title += f", and algorithm preset {name}"
     show_settings(rows, title)
     return args
 

@@ -201,18 +201,23 @@ def test_dynamic_sampling_refuses_several_processes():
     check(cfg, SimpleNamespace(world_size=1))
 
 
-def test_dynamic_sampling_on_the_toy(toy_base, toy_data, tmp_path):
+@pytest.mark.parametrize("steps_per_generation", [1, 2])
+def test_dynamic_sampling_on_the_toy(toy_base, toy_data, tmp_path, steps_per_generation):
+    """With steps_per_generation 2, one generation of 4 groups feeds 2 steps (TRL's buffer)."""
     out = tmp_path / "ds"
     main(["grpo", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out), *SHORT,
           "--set", "trl.max_steps=2", "--set", "algorithm=dapo", "--set", "dynamic_sampling=true",
-          "--set", "dynamic_sampling_max_rounds=1", "--set", "samples_every=1"])
+          "--set", "dynamic_sampling_max_rounds=1", "--set", "samples_every=1",
+          "--set", f"trl.steps_per_generation={steps_per_generation}"])
     m = json.loads((out / "r1.json").read_text())
     assert m["counts"]["steps"] == 2 and m["config"]["dynamic_sampling"] is True
     steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in steps if "dynamic_sampling/zero_std_frac" in r]
-    assert len(steps) == 2
+    assert len(steps) == 2 // steps_per_generation
+    groups = 2 * steps_per_generation
     for r in steps:
-        # one refill round: one fresh group of 4 completions for every zero-spread group of the 2 in a batch
-        assert r["dynamic_sampling/extra_generations"] == r["dynamic_sampling/zero_std_frac"] * 2 * 4
+        # one refill round: one fresh group of 4 completions for every zero-spread group of a generation batch
+        assert r["dynamic_sampling/extra_generations"] == r["dynamic_sampling/zero_std_frac"] * groups * 4
         assert r["dynamic_sampling/rounds"] == (1.0 if r["dynamic_sampling/zero_std_frac"] > 0 else 0.0)
-    assert "dynamic_sampling/zero_std_frac" in m["metrics"]["final"]
+    if steps_per_generation == 1:  # the last log is a generation's
+        assert "dynamic_sampling/zero_std_frac" in m["metrics"]["final"]

@@ -73,7 +73,7 @@ def test_reject_sample_records_each_prompts_pass_count(toy_base, toy_data, tmp_p
     main(["reject-sample", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out),
           "--set", "limit=4", "--set", "n=2", "--set", "sampling.max_new_tokens=16", "--set", "chunk_size=2",
           "--set", "filters.min_reasoning_chars=null", "--set", "filters.truncated=false"])
-    ds = load_from_disk(str(out))
+    ds = load_from_disk(str(out))  # rows only for prompts with a sample that passed (a 30-step base has few)
     assert "passed" in ds.column_names and all(1 <= p <= 2 for p in ds["passed"])
     main(["data", "filter", str(toy_data / "rl"), "--from", str(out), "--pass-rate", "0..1", "--to",
           str(tmp_path / "f")])

@@ -299,10 +299,10 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                                  inputs=inputs, force=force, resume=resume) as run_:
         if not training.already_trained(run_):
             show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
+            rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
                                                        title="r1 align", samples_every=cfg.samples_every,
-                                                       by_domain=True, show=show, peft=cfg.peft,
-                                                       dynamic_rounds=cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None)
+                                                       by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,

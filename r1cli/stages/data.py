@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets import load_from_disk
 from rich.console import Console
 from rich.table import Table
 
@@ -295,10 +296,12 @@ def filter_pass_rate(path: Path | None, source: Path, pass_rate: str, to: Path, 
     elif stage == "reject-sample":
         raise UserError("an r1 reject-sample dir holds SFT rows, not the prompts: give the prompt DATASET it sampled")
     _check_to(to, force)
-    measured = load_table(source, "--from")
+    # an r1 eval / reject-sample dir is a save_to_disk dir; a reject-sample dir may have no rows (none passed)
+    measured = load_from_disk(str(source), keep_in_memory=False)
     if stage == "eval":
         rates, rebuilt = _eval_rates(measured)
-        prompts = load_prompts(path, "DATASET") if path is not None else dataset(pa.Table.from_pylist(list(rebuilt.values())))
+        rebuilt_ds = dataset(pa.Table.from_pylist(list(rebuilt.values())))
+        prompts = load_prompts(path, "DATASET") if path is not None else rebuilt_ds
     else:
         prompts = load_prompts(path, "DATASET")
         rates = _reject_sample_rates(measured, manifest, prompts, source)
@@ -306,7 +309,8 @@ def filter_pass_rate(path: Path | None, source: Path, pass_rate: str, to: Path, 
     rate = [rates.get(i) for i in ids]
     keep = [k for k, r in enumerate(rate) if r is not None and lo <= r <= hi]
     counts = {"rows_in": len(ids), "kept": len(keep), "unmeasured": sum(r is None for r in rate),
-              "below": sum(r is not None and r < lo for r in rate), "above": sum(r is not None and r > hi for r in rate)}
+              "below": sum(r is not None and r < lo for r in rate),
+              "above": sum(r is not None and r > hi for r in rate)}
     out = prompts.select(keep, keep_in_memory=True)
     out = out.add_column("pass_rate", [rate[k] for k in keep]) if "pass_rate" not in out.column_names else out
     config = {"pass_rate": [lo, hi], "from": str(source), "from_stage": stage}
