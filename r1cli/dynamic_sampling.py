@@ -150,7 +150,7 @@ def trainer_class(base):
             kept = [(first, [r for q in range(n_groups) if not zero[q] for r in range(q * g, (q + 1) * g)])]
             dropped = [q for q in range(n_groups) if zero[q]]
             missing = [inputs[q * g].get("domain") for q in dropped]
-            # the same draws on a resumed run: a function of the seed and the step only
+            # reproducible: a function of the seed and the trainer's step counters only
             rnd = random.Random(f"{self.args.seed}:{self.state.global_step}:{self._step}")
             rounds = extra = 0
             while missing and rounds < self.ds_max_rounds:
