@@ -114,7 +114,7 @@ def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
                   else f"preset {name}" if key in preset
                   else "device default" if key in device else "r1cli default")
         if key in clashes:
-            source += f" (trl: {value} overrides preset {name}'s {clashes[key][1]})"
+            source += f", trl: {value} overrides preset {name}'s {clashes[key][1]}"
         rows.append((f"trl.{key}", value, source))
     title = f"{type(args).__name__}: what differs from TRL's defaults"
     if name:

@@ -54,7 +54,7 @@ def test_trl_key_wins_over_the_preset_and_the_table_says_so(tmp_path, monkeypatc
     args = training.build_args(cfg, tmp_path / "o")
     assert args.epsilon_high == 0.3 and args.loss_type == "dapo"
     rows = {k: src for k, _, src in shown}
-    assert rows["trl.epsilon_high"] == "--set (trl: 0.3 overrides preset dapo's 0.28)"
+    assert rows["trl.epsilon_high"] == "--set, trl: 0.3 overrides preset dapo's 0.28"
     assert rows["trl.loss_type"] == "preset dapo"
     assert rows["trl.beta"] == "--set"  # the same value as the preset: no clash
     rec = training.manifest_config(cfg, args)["algorithm_preset"]
