@@ -102,6 +102,9 @@ def main() -> None:
     w, wo = rows["with"], rows["without"]
     ratio = w["per_min"] / wo["per_min"] if wo["per_min"] else float("nan")
     print(f"ratio (pass@1 points gained per training minute, with / without): {ratio:.2f}")
+    if w["per_min"] <= 0 or wo["per_min"] <= 0:
+        print("note: a run gained no pass@1, so the ratio measures noise, not dynamic sampling (a weak cold start "
+              "or too few steps)")
     if w["filled"] is not None:
         print(f"with dynamic sampling, {100 * w['filled']:.1f}% of a batch's groups had a signal after refilling "
               f"(as first sampled: {100 * (1 - w['ds_zero_std']):.1f}%)")
