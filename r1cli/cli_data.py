@@ -1,4 +1,4 @@
-"""`r1 data ...` (inspect, export, import, merge) and `r1 toy ...` (data, base): the dataset and
+"""`r1 data ...` (inspect, export, import, merge, filter) and `r1 toy ...` (data, base): the dataset and
 toy-world command groups of the `r1` CLI (r1cli/cli.py registers them)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from r1cli.config import ToyBaseConfig, ToyDataConfig
 from r1cli.options import ForceOpt, RecipeOpt, SetOpt
 from r1cli.recipe import resolve, show_changed_settings
 
-data_app = typer.Typer(help="Inspect, export, import and merge datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect, export, import, merge and filter datasets.", no_args_is_help=True)
 toy_app = typer.Typer(help="Build the toy world: synthetic tasks and a tiny base model.", no_args_is_help=True)
 
 
@@ -70,6 +70,23 @@ def data_merge(
     """Concatenate datasets in order; a row whose id an earlier row has is dropped (joins r1 reject-sample shards)."""
 
     stages.load("data").merge(paths, to, force=force)
+
+
+@data_app.command("filter")
+def data_filter(
+    path: Optional[Path] = typer.Argument(None, help="The prompts to filter (default, with an eval dir: the prompts "
+                                          "it measured). With a reject-sample dir: the --data it sampled."),
+    source: Path = typer.Option(..., "--from", help="Where the pass rates come from: an r1 eval dir (mean "
+                                "reward_accuracy of each prompt's k samples) or an r1 reject-sample dir (samples "
+                                "that passed every check / n)."),
+    pass_rate: str = typer.Option(..., "--pass-rate", help="MIN..MAX, e.g. 0.1..0.9: keep the prompts whose pass "
+                                  "rate lies in [MIN, MAX] (0 and 1 teach GRPO nothing)."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir (the kept rows, with a pass_rate column)."),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+):
+    """Keep the prompts whose measured pass rate lies in a range: DAPO's dynamic sampling, offline."""
+
+    stages.load("data").filter_pass_rate(path, source, pass_rate, to, force=force)
 
 
 # --- toy world ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from r1cli import lora, training
+from r1cli import dynamic_sampling, lora, training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
@@ -120,6 +120,9 @@ class SampleLog:
                          **{k: kw[k][i] for k in ("answer", "language", "domain") if k in kw}, "rewards": {}}
                         for i in take]}
                 for i, row in enumerate(self.pending["rows"]):
+                    if i >= len(completions) or (_short(prompts[i]), completion_text(completions[i])) != (
+                            row["prompt"], row["completion"]):
+                        continue  # another batch of the same step (dynamic sampling's refill rounds)
                     v = out[i]
                     row["rewards"][name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
             return out
@@ -182,15 +185,17 @@ def grpo_metrics_row(rec: dict) -> dict:
     """The telemetry columns the issue lists, named as in metrics.jsonl."""
     keep = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/max_length",
             "completions/clipped_ratio", "kl", "entropy", "learning_rate", "step_time_s")
-    return {k: rec[k] for k in keep if k in rec} | {k: v for k, v in rec.items() if k.startswith("rewards/")}
+    return {k: rec[k] for k in keep if k in rec} | {k: v for k, v in rec.items()
+                                                    if k.startswith(("rewards/", "dynamic_sampling/"))}
 
 
 def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
                samples_every: int, callbacks: list = (), by_domain: bool = False,
                show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean"),
-               peft: dict | None = None):
+               peft: dict | None = None, dynamic_rounds: int | None = None):
     """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked).
-    `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning."""
+    `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning. With `dynamic_rounds`,
+    the trainer is TRL's with DAPO's dynamic sampling (r1cli/dynamic_sampling.py)."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
@@ -201,9 +206,12 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     model = AutoModelForCausalLM.from_pretrained(model_path, **{"dtype": training.model_dtype(args),
                                                                 **lora.load_kwargs(peft or {})})
     telemetry = training.Telemetry(run, title, show=show, warn=degenerate_warnings)
-    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds,
-                          processing_class=tokenizer, callbacks=[telemetry, samples.callback(), *callbacks],
-                          peft_config=lora.lora_config(peft or {}))
+    cls, extra = GRPOTrainer, {}
+    if dynamic_rounds:
+        cls, extra = dynamic_sampling.trainer_class(GRPOTrainer), {"max_rounds": dynamic_rounds}
+    trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds, processing_class=tokenizer,
+                  callbacks=[telemetry, samples.callback(), *callbacks], peft_config=lora.lora_config(peft or {}),
+                  **extra)
     training.set_callbacks(trainer)
     result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run))
     samples.flush()

@@ -21,7 +21,7 @@ from typing import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from r1cli import lora, trackers
+from r1cli import algorithms, lora, trackers
 from r1cli.artifacts import StageRun, check_output, partial_path, read_manifest, stage_output
 from r1cli.errors import UserError
 from r1cli.recipe import show_settings, to_dict, trl_args
@@ -81,33 +81,45 @@ def model_dtype(args):
 
 def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
     """The stage's TRL config, built (and so checked by TRL's own __post_init__) before anything loads:
-    r1cli's defaults < the device's < the stage's `defaults` < the recipe's `trl:` section < what the
-    stage fixes. Prints every value that differs from TRL's default, with where it came from."""
+    r1cli's defaults < the device's < the stage's `defaults` < the algorithm preset (RL stages,
+    r1cli/algorithms.py) < the recipe's `trl:` section < what the stage fixes. Prints every value that
+    differs from TRL's default and every preset value, with where it came from (and a `trl:` key that
+    overrides the preset says so)."""
     quiet_libraries()
     seed = getattr(cfg, "seed", 42)
     ours = {"report_to": [], "seed": seed, "data_seed": seed,
             "disable_tqdm": True,  # the rich bar below replaces tqdm
             "save_total_limit": 1, "logging_steps": 5}
     device, stage = device_defaults(), dict(defaults or {})
+    name = getattr(cfg, "algorithm", None)
+    preset = algorithms.preset_args(name) if name else {}
     try:
-        args = trl_args(cfg, {**ours, **device, **stage}, output_dir=str(partial_path(out) / CHECKPOINTS), **fixed)
+        args = trl_args(cfg, {**ours, **device, **stage, **preset}, output_dir=str(partial_path(out) / CHECKPOINTS),
+                        **fixed)
     except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
         raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
     trackers.check(args.report_to)
     lora.check(getattr(cfg, "peft", {}), args)
     sources = getattr(cfg, "_sources", {})
+    clashes = algorithms.overrides(name, args) if name else {}
     rows = []
-    for key in {**ours, **device, **stage, **cfg.trl, **fixed}:
+    for key in {**ours, **device, **stage, **preset, **cfg.trl, **fixed}:
         if key == "output_dir":
             continue
         value = getattr(args, key, None)
-        if value == _trl_default(type(args), key):
+        if value == _trl_default(type(args), key) and key not in preset:
             continue
         value = getattr(value, "value", value)  # TRL turns some strings into enums: show the string
         source = (sources.get(f"trl.{key}", "recipe") if key in cfg.trl else "stage" if key in fixed or key in stage
+                  else f"preset {name}" if key in preset
                   else "device default" if key in device else "r1cli default")
+        if key in clashes:
+            source += f", trl: {value} overrides preset {name}'s {clashes[key][1]}"
         rows.append((f"trl.{key}", value, source))
-    show_settings(rows, f"{type(args).__name__}: what differs from TRL's defaults")
+    title = f"{type(args).__name__}: what differs from TRL's defaults"
+    if name:
+        title += f", and algorithm preset {name}"
+    show_settings(rows, title)
     return args
 
 
@@ -407,8 +419,12 @@ def already_trained(run: StageRun) -> bool:
 
 
 def manifest_config(cfg, args) -> dict:
-    """The manifest's `config`: the resolved recipe, and the effective TRL arguments the trainer ran with."""
-    return {**to_dict(cfg), "trl_args": effective_args(args)}
+    """The manifest's `config`: the resolved recipe, the effective TRL arguments the trainer ran with and,
+    for the RL stages, the algorithm preset (its values and the ones a `trl:` key overrode)."""
+    out = {**to_dict(cfg), "trl_args": effective_args(args)}
+    if getattr(cfg, "algorithm", None):
+        out["algorithm_preset"] = json.loads(json.dumps(algorithms.record(cfg.algorithm, args), default=str))
+    return out
 
 
 def drop_trainer_checkpoints(run: StageRun) -> None:

@@ -38,7 +38,9 @@ VERIFIERS = (*RULE_VERIFIERS, "judge", "rule")
 KNOWN = ("id", "prompt", "answer", "domain", "language", "tests")
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 FIXED = [("id", pa.string()), ("messages", MESSAGES), ("source_id", pa.string()), ("sample_index", pa.int64()),
-         ("domain", pa.string()), ("language", pa.string()), ("verifier", pa.string()), ("num_tokens", pa.int64())]
+         ("domain", pa.string()), ("language", pa.string()), ("verifier", pa.string()), ("num_tokens", pa.int64()),
+         # how many of the prompt's n samples passed every check (its measured pass rate, for r1 data filter)
+         ("passed", pa.int64())]
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -213,12 +215,13 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
     for s in samples:
         by_row.setdefault(s.row, []).append(s)
     out: list[tuple[int, int, str, Sample | None]] = []  # (row, sample index, reply, sample)
-    hist, dupes, not_kept = Counter(), 0, 0
+    hist, dupes, not_kept, n_passed = Counter(), 0, 0, {}
     for i, r in enumerate(rows):
         if trivial[i]:
             out.append((i, 0, r.get("answer") or "", None))
             continue
         passed = [s for s in by_row.get(i, []) if s.reason is None]
+        n_passed[i] = len(passed)
         hist[str(len(passed))] += 1
         kept, d, k = select(cfg, passed, reply)
         dupes, not_kept = dupes + d, not_kept + k
@@ -227,11 +230,11 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
              "passed": sum(int(k) * v for k, v in hist.items()), "accepted": len(out), "not_kept": not_kept,
              "rejected": dict(Counter(s.reason for s in samples if s.reason is not None)),
              "pass_hist": dict(hist), "generated_tokens": sum(s.num_tokens for s in samples)}
-    result = _table(ctx, table, rows, out, stats)
+    result = _table(ctx, table, rows, out, stats, n_passed)
     return result, {**stats, "seconds": round(time.time() - t0, 3)}
 
 
-def _table(ctx: Context, table: pa.Table, rows: list[dict], out: list, stats: dict) -> pa.Table:
+def _table(ctx: Context, table: pa.Table, rows: list[dict], out: list, stats: dict, n_passed: dict) -> pa.Table:
     """The SFT rows of a chunk (fixed columns, reward columns, carried input columns); also
     adds the accepted rows and tokens per domain to `stats`."""
     tokenizer = ctx.generator.tokenizer
@@ -245,7 +248,7 @@ def _table(ctx: Context, table: pa.Table, rows: list[dict], out: list, stats: di
         tokens = s.num_tokens if s else len(tokenizer(text, add_special_tokens=False)["input_ids"])
         values = {"id": f"{src}-{j}", "messages": as_messages(r["prompt"]) + [{"role": "assistant", "content": text}],
                   "source_id": src, "sample_index": j, "domain": r.get("domain"), "language": r.get("language"),
-                  "verifier": s.verifier if s else "reference", "num_tokens": tokens}
+                  "verifier": s.verifier if s else "reference", "num_tokens": tokens, "passed": n_passed.get(i)}
         for name, _ in FIXED:
             cols[name].append(values[name])
         for c in rewards:

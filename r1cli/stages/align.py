@@ -33,7 +33,7 @@ import statistics
 from itertools import pairwise
 from pathlib import Path
 
-from r1cli import rl, training
+from r1cli import dynamic_sampling, rl, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import AlignConfig
 from r1cli.data import load_prompts
@@ -283,6 +283,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                                defaults={"temperature": 0.7, "multi_objective_aggregation": "normalize_then_sum",
                                          "save_strategy": "steps", "save_steps": 50})
     rl.check_vllm(args)
+    dynamic_sampling.check(cfg, args)
     rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
     per_batch, n_batches, per_step = generation_batches(args, len(ds))
     # when only the RMs score general rows, no reward applies to them before the RMs start: they
@@ -298,9 +299,10 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                                  inputs=inputs, force=force, resume=resume) as run_:
         if not training.already_trained(run_):
             show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
+            rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
                                                        title="r1 align", samples_every=cfg.samples_every,
-                                                       by_domain=True, show=show, peft=cfg.peft)
+                                                       by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,

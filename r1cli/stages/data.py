@@ -1,11 +1,12 @@
-"""`r1 data inspect|export|import|merge`: look at, convert and join datasets.
+"""`r1 data inspect|export|import|merge|filter`: look at, convert, join and filter datasets.
 
     r1 data inspect runs/toy/rl                       # rows, domains, languages, columns, a few rows
     r1 data export runs/toy/rl --to rl.jsonl          # or rl.parquet
     r1 data import gsm8k.jsonl --to data/gsm8k --format gsm8k
     r1 data merge shard0 shard1 --to merged           # in order; duplicate ids keep the first
+    r1 data filter runs/toy/rl --from runs/toy/eval_rl --pass-rate 0.1..0.9 --to rl_mid   # by measured pass rate
 
-import and merge write r1 dataset dirs through artifacts.stage_output (OUT.partial, then
+import, merge and filter write r1 dataset dirs through artifacts.stage_output (OUT.partial, then
 rename; counts in r1.json). export writes a plain file for other tools, so it has no
 manifest; it follows the same rules otherwise: refuse an existing --to without --force,
 write `FILE.partial` and rename it when complete.
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets import load_from_disk
 from rich.console import Console
 from rich.table import Table
 
 from r1cli.artifacts import check_input, check_output, partial_path, read_manifest, stage_output
+from r1cli.data import load_prompts
 from r1cli.data.formats import FORMATS, convert
 from r1cli.data.io import (
     concat,
@@ -36,6 +39,7 @@ from r1cli.data.io import (
 )
 from r1cli.data.schema import KINDS, describe, guess_kind, validate, with_ids
 from r1cli.errors import UserError
+from r1cli.evaluation import ADDED
 
 EXPORTS = {".jsonl": write_jsonl, ".parquet": write_parquet}
 
@@ -225,4 +229,95 @@ def merge(sources: list[Path], to: Path, force: bool = False) -> dict:
         run.counts.update(counts)
     _say(" + ".join(f"{n:,}" for n in rows_in) + f" rows -> {len(out_ds):,} rows in {to} "
                     f"({counts['duplicates']:,} duplicate ids dropped)")
+    return counts
+
+
+# --- filter by pass rate -----------------------------------------------------------------------------
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """`MIN..MAX` (shares in 0..1, MIN <= MAX) -> (MIN, MAX)."""
+    try:
+        lo, hi = (float(x) for x in text.split(".."))
+    except ValueError:
+        raise UserError(f"--pass-rate {text!r} must look like MIN..MAX, e.g. 0.1..0.9") from None
+    if not 0 <= lo <= hi <= 1:
+        raise UserError(f"--pass-rate {text!r} must have 0 <= MIN <= MAX <= 1")
+    return lo, hi
+
+
+def _eval_rates(rows) -> tuple[dict, dict]:
+    """{prompt id: mean reward_accuracy over its samples (None = accuracy does not apply)} and
+    {prompt id: the prompt row (the eval row minus its per-sample columns)}, from an r1 eval dir."""
+    scores: dict[str, list] = {}
+    prompts: dict[str, dict] = {}
+    for r in rows:
+        key = str(r["id"])
+        if key not in prompts:
+            prompts[key] = {c: v for c, v in r.items() if c not in ADDED}
+        if r.get("reward_accuracy") is not None:
+            scores.setdefault(key, []).append(float(r["reward_accuracy"]))
+    return {k: (sum(scores[k]) / len(scores[k]) if scores.get(k) else None) for k in prompts}, prompts
+
+
+def _reject_sample_rates(ds, manifest: dict, prompts, source: Path) -> dict:
+    """{prompt id: samples that passed every check / n} for the prompts the reject-sample run covered
+    (the first `limit` rows, in its shard's chunks); a covered prompt without rows passed none."""
+    cfg = manifest.get("config", {})
+    if cfg.get("mode") != "reasoning":
+        raise UserError(f"--from {source} is a --mode general reject-sample dir: pass rates come from --mode reasoning")
+    if "passed" not in ds.column_names:
+        raise UserError(f"--from {source} was made before r1 reject-sample recorded each prompt's pass count: "
+                        "run it again, or measure with r1 eval")
+    n = int(cfg["n"])
+    passed = {str(s): p for s, p in zip(ds["source_id"], ds["passed"])}
+    total = min(cfg.get("limit") or len(prompts), len(prompts))
+    chunk, shards, index = int(cfg["chunk_size"]), int(cfg.get("num_shards", 1)), int(cfg.get("shard_index", 0))
+    ids = [str(i) for i in prompts["id"]]
+    rates = {}
+    for i in range(total):
+        if (i // chunk) % shards == index:
+            rates[ids[i]] = passed.get(ids[i], 0) / n
+    return rates
+
+
+def filter_pass_rate(path: Path | None, source: Path, pass_rate: str, to: Path, force: bool = False) -> dict:
+    """Keep the prompts whose measured pass rate lies in [MIN, MAX] (the offline counterpart of DAPO's
+    dynamic sampling: a prompt every sample solves, or none does, teaches GRPO nothing)."""
+    lo, hi = parse_range(pass_rate)
+    source = check_input(source, "--from")
+    manifest = read_manifest(source) or {}
+    stage = manifest.get("stage")
+    if stage not in ("eval", "reject-sample"):
+        raise UserError(f"--from {source} is not an r1 eval or r1 reject-sample dir (its manifest says stage "
+                        f"{stage!r}): measure pass rates with r1 eval --k N, or r1 reject-sample")
+    if path is not None:
+        path = check_input(path, "DATASET")
+    elif stage == "reject-sample":
+        raise UserError("an r1 reject-sample dir holds SFT rows, not the prompts: give the prompt DATASET it sampled")
+    _check_to(to, force)
+    # an r1 eval / reject-sample dir is a save_to_disk dir; a reject-sample dir may have no rows (none passed)
+    measured = load_from_disk(str(source), keep_in_memory=False)
+    if stage == "eval":
+        rates, rebuilt = _eval_rates(measured)
+        rebuilt_ds = dataset(pa.Table.from_pylist(list(rebuilt.values())))
+        prompts = load_prompts(path, "DATASET") if path is not None else rebuilt_ds
+    else:
+        prompts = load_prompts(path, "DATASET")
+        rates = _reject_sample_rates(measured, manifest, prompts, source)
+    ids = [str(i) for i in prompts["id"]]
+    rate = [rates.get(i) for i in ids]
+    keep = [k for k, r in enumerate(rate) if r is not None and lo <= r <= hi]
+    counts = {"rows_in": len(ids), "kept": len(keep), "unmeasured": sum(r is None for r in rate),
+              "below": sum(r is not None and r < lo for r in rate),
+              "above": sum(r is not None and r > hi for r in rate)}
+    out = prompts.select(keep, keep_in_memory=True)
+    out = out.add_column("pass_rate", [rate[k] for k in keep]) if "pass_rate" not in out.column_names else out
+    config = {"pass_rate": [lo, hi], "from": str(source), "from_stage": stage}
+    with stage_output(to, kind="dataset", stage="data-filter", config=config,
+                      inputs=[source] + ([path] if path is not None else []), force=force) as run:
+        save_dataset(out, run.partial)
+        run.counts.update(counts, by_domain=_counts(out, "domain"))
+    _say(f"kept {counts['kept']:,} of {counts['rows_in']:,} prompts with pass rate in [{lo}, {hi}] "
+         f"({counts['below']:,} below, {counts['above']:,} above, {counts['unmeasured']:,} unmeasured) in {to}")
     return counts

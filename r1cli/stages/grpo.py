@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1cli import rl, training
+from r1cli import dynamic_sampling, rl, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import GRPOStageConfig
 from r1cli.data import load_prompts
@@ -46,6 +46,7 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
     args = training.build_args(cfg, out, reward_weights=[w for _, _, w in rewards],
                                defaults={"save_strategy": "steps", "save_steps": 50})
     rl.check_vllm(args)
+    dynamic_sampling.check(cfg, args)
     rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length,
                             getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None))
 
@@ -54,9 +55,10 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
                                  inputs=[model, data] + ([eval_data] if eval_data else []),
                                  force=force, resume=resume) as run_:
         if not training.already_trained(run_):
+            rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
                                                        title=f"r1 {stage}", samples_every=cfg.samples_every,
-                                                       peft=cfg.peft)
+                                                       peft=cfg.peft, dynamic_rounds=rounds)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size

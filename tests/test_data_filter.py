@@ -1,0 +1,102 @@
+"""`r1 data filter --pass-rate MIN..MAX --from EVAL_OR_REJECT_SAMPLE_DIR --to OUT [DATASET]`: keep the
+prompts whose measured pass rate lies in the range (DAPO's dynamic sampling, offline)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from datasets import Dataset, load_from_disk
+
+from r1cli.artifacts import stage_output
+from r1cli.cli import main
+from r1cli.data import save_dataset
+
+PROMPTS = [{"id": f"p{i}", "prompt": f"question {i}", "answer": str(i), "domain": "math", "language": "en"}
+           for i in range(5)]
+# the accuracy of each prompt's 4 samples: pass rates 0, 0.25, 0.5, 1, and p4 not measured
+ACCURACY = {"p0": [0, 0, 0, 0], "p1": [1, 0, 0, 0], "p2": [1, 1, 0, 0], "p3": [1, 1, 1, 1]}
+
+
+def _dir(path, stage: str, rows: list[dict], config: dict | None = None):
+    with stage_output(path, kind="eval" if stage == "eval" else "dataset", stage=stage, config=config or {}) as run:
+        save_dataset(Dataset.from_list(rows), run.partial)
+    return path
+
+
+def _eval_dir(tmp_path):
+    rows = [{**p, "sample_index": j, "completion": "c", "reward_accuracy": float(a)}
+            for p in PROMPTS if p["id"] in ACCURACY for j, a in enumerate(ACCURACY[p["id"]])]
+    return _dir(tmp_path / "eval", "eval", rows)
+
+
+def _prompts(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+    return path
+
+
+def test_filter_from_an_eval_dir(tmp_path):
+    ev = _eval_dir(tmp_path)
+    main(["data", "filter", str(_prompts(tmp_path)), "--from", str(ev), "--pass-rate", "0.2..0.9",
+          "--to", str(tmp_path / "mid")])
+    out = load_from_disk(str(tmp_path / "mid"))
+    assert out["id"] == ["p1", "p2"] and out["pass_rate"] == [0.25, 0.5] and out["answer"] == ["1", "2"]
+    m = json.loads((tmp_path / "mid" / "r1.json").read_text())
+    assert m["stage"] == "data-filter" and m["config"]["pass_rate"] == [0.2, 0.9]
+    assert m["counts"] | {"by_domain": None} == {"rows_in": 5, "kept": 2, "below": 1, "above": 1, "unmeasured": 1,
+                                                 "by_domain": None}
+    # without DATASET, the prompts are the ones the eval dir measured (its per-sample columns dropped)
+    main(["data", "filter", "--from", str(ev), "--pass-rate", "1..1", "--to", str(tmp_path / "solved")])
+    out = load_from_disk(str(tmp_path / "solved"))
+    assert out["id"] == ["p3"] and "completion" not in out.column_names and "reward_accuracy" not in out.column_names
+
+
+def test_filter_from_a_reject_sample_dir(tmp_path):
+    # n=4, chunks of 2, --limit 4: p0..p3 sampled; p2 and p3 passed 2 and 4; p0, p1 none (so no rows); p4 not covered
+    rows = [{"id": f"{s}-{j}", "source_id": s, "messages": [{"role": "user", "content": "q"}], "passed": n}
+            for s, n in (("p2", 2), ("p3", 4)) for j in range(n)]
+    rs = _dir(tmp_path / "rs", "reject-sample", rows,
+              {"mode": "reasoning", "n": 4, "chunk_size": 2, "limit": 4, "num_shards": 1, "shard_index": 0})
+    main(["data", "filter", str(_prompts(tmp_path)), "--from", str(rs), "--pass-rate", "0..0.5",
+          "--to", str(tmp_path / "out")])
+    out = load_from_disk(str(tmp_path / "out"))
+    assert out["id"] == ["p0", "p1", "p2"] and out["pass_rate"] == [0.0, 0.0, 0.5]
+    counts = json.loads((tmp_path / "out" / "r1.json").read_text())["counts"]
+    assert counts["unmeasured"] == 1 and counts["above"] == 1
+
+
+def test_reject_sample_records_each_prompts_pass_count(toy_base, toy_data, tmp_path):
+    """A real (tiny) r1 reject-sample run writes the `passed` column the filter reads."""
+    out = tmp_path / "rs"
+    main(["reject-sample", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out),
+          "--set", "limit=4", "--set", "n=2", "--set", "sampling.max_new_tokens=16", "--set", "chunk_size=2",
+          "--set", "filters.min_reasoning_chars=null", "--set", "filters.truncated=false"])
+    ds = load_from_disk(str(out))  # rows only for prompts with a sample that passed (a 30-step base has few)
+    assert "passed" in ds.column_names and all(1 <= p <= 2 for p in ds["passed"])
+    main(["data", "filter", str(toy_data / "rl"), "--from", str(out), "--pass-rate", "0..1", "--to",
+          str(tmp_path / "f")])
+    counts = json.loads((tmp_path / "f" / "r1.json").read_text())["counts"]
+    assert counts["kept"] == 4 and counts["unmeasured"] == counts["rows_in"] - 4
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--pass-rate", "0.9..0.1"], "0 <= MIN <= MAX <= 1"),
+    (["--pass-rate", "half"], "must look like MIN..MAX"),
+    (["--pass-rate", "0..1", "--from", "{data}"], "not an r1 eval or r1 reject-sample dir"),
+    (["--pass-rate", "0..1", "--from", "{rs}"], "give the prompt DATASET"),
+    (["--pass-rate", "0..1", "--from", "{tmp}/missing"], "missing"),
+])
+def test_bad_input_exits_2_with_one_line(run_r1, tmp_path, args, msg):
+    ev = _eval_dir(tmp_path)
+    rs = _dir(tmp_path / "rs", "reject-sample", [{"source_id": "p0", "passed": 1}], {"mode": "reasoning", "n": 4})
+    data = _dir(tmp_path / "plain", "data-import", PROMPTS)
+    args = [a.format(data=data, rs=rs, tmp=tmp_path) for a in args]
+    if "--from" not in args:
+        args += ["--from", str(ev)]
+    r = run_r1("data", "filter", *args, "--to", tmp_path / "out")
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in r.stderr and re.search(msg, err[0]), r.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
