@@ -198,6 +198,8 @@ CASES = [
     ("OUT.partial left over", "grpo --model {model} --data {rl} --out {w}/left", "pass --resume"),
     ("OUT named *.partial", "sft --model {model} --data {cs} --out {w}/new.partial", "choose another name"),
     ("export to .csv", "data export {rl} --to {w}/out.csv", ".jsonl or .parquet"),
+    ("filter from a dataset", "data filter --from {rl} --pass-rate 0.1..0.9 --to {w}/out",
+     "not an r1 eval or r1 reject-sample dir"),
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),
