@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # what each stage of the smoke chain read (the smoke SFT trains on the cold-start set: see the Makefile)
 CHAIN = {
-    "r1zero": ["base", "data/rl"], "coldstart": ["base", "data/coldstart"], "grpo": ["coldstart", "data/rl"],
+    "r1zero": ["base", "data/rl"], "coldstart": ["base", "data/coldstart", "data/coldstart_general"], "grpo": ["coldstart", "data/rl"],
     "grpo_nolang": ["coldstart", "data/rl"], "rs": ["grpo", "data/rl"], "rs_general": ["grpo", "data/general"],
     "sft": ["base", "data/coldstart"], "rm_helpful": ["base", "data/helpful_pairs"], "rm_safety": ["base", "data/safety"],
     "align": ["sft", "data/rl", "data/general", "rm_helpful", "rm_safety", "data/general_eval"],
