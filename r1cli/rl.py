@@ -11,8 +11,8 @@ from pathlib import Path
 from r1cli import dynamic_sampling, lora, training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
+from r1cli.telemetry import Callback
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
-from r1cli.training import Callback
 
 # --- prompts ------------------------------------------------------------------------------
 
