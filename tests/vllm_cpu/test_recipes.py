@@ -37,7 +37,7 @@ def test_every_gpu_recipe_is_listed():
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDES))
-def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, run_r1):
+def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, run_r1, r1_shared_vllm):
     out = tmp_path / name
     base = solver.parent / "base"
     args = {
@@ -53,7 +53,10 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
         "reject_sample": ["reject-sample", "--model", solver, "--data", world / "rl"],
     }[name]
     sets = [x for s in OVERRIDES[name] for x in ("--set", s)]
-    res = run_r1(*args, "--out", out, "--recipe", RECIPES / f"{name}.yaml", *sets, timeout=1800)
+    args = [*args, "--out", out, "--recipe", RECIPES / f"{name}.yaml", *sets]
+    # eval and reject-sample sample with the session's vLLM engine on the solver (conftest.py); the
+    # trainers start their own (colocated) engine in a subprocess
+    res = r1_shared_vllm(*args) if name in ("eval", "reject_sample") else run_r1(*args, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     m = json.loads((out / "r1.json").read_text())
     if m["kind"] == "checkpoint":
