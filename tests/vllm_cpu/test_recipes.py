@@ -19,11 +19,14 @@ RL = ["trl.max_steps=2",                    # steps
       "trl.max_completion_length=64"]       # length: 3072 does not fit the toy's 512-token context
 OVERRIDES = {
     "grpo": RL,
+    "grpo_lora": RL,  # LoRA: TRL merges the adapter and loads the merged weights into the colocated engine
     "r1zero": RL,
     # steps; the RMs start at step 1300 of 1700 in the recipe: in a 2-step run, at step 1
     "align": RL + ["preference_rewards_from=1"],
     "coldstart": ["trl.max_steps=2", "trl.max_length=512"],
+    "coldstart_lora": ["trl.max_steps=2", "trl.max_length=512"],
     "sft": ["trl.max_steps=2", "trl.max_length=512"],
+    "sft_lora": ["trl.max_steps=2", "trl.max_length=512"],
     "rm_helpful": ["trl.max_steps=2", "trl.max_length=512"],
     "rm_harmless": ["trl.max_steps=2", "trl.max_length=512"],
     # prompts and generation length (k, backend vllm and the sampling settings as written)
@@ -42,11 +45,14 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
     base = solver.parent / "base"
     args = {
         "grpo": ["grpo", "--model", solver, "--data", world / "rl"],
+        "grpo_lora": ["grpo", "--model", solver, "--data", world / "rl"],
         "r1zero": ["grpo", "--model", base, "--data", world / "rl"],
         "align": ["align", "--model", solver, "--data", world / "rl", "--data", world / "general",
                   "--helpful-rm", rms[0], "--harmless-rm", rms[1]],
         "coldstart": ["coldstart", "--model", base, "--data", world / "coldstart"],
+        "coldstart_lora": ["coldstart", "--model", base, "--data", world / "coldstart"],
         "sft": ["sft", "--model", base, "--data", world / "coldstart"],
+        "sft_lora": ["sft", "--model", base, "--data", world / "coldstart"],
         "rm_helpful": ["rm", "--model", base, "--data", world / "helpful_pairs"],
         "rm_harmless": ["rm", "--model", base, "--data", world / "safety"],
         "eval": ["eval", "--model", solver, "--data", world / "eval"],
@@ -61,7 +67,7 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
     m = json.loads((out / "r1.json").read_text())
     if m["kind"] == "checkpoint":
         assert m["counts"]["steps"] == 2
-    if name in ("grpo", "r1zero", "align"):
+    if name in ("grpo", "grpo_lora", "r1zero", "align"):
         assert m["config"]["trl"]["use_vllm"] is True
     if name == "eval":
         assert m["counts"]["samples"] == 8 * 16 and m["config"]["backend"] == "vllm"
