@@ -20,7 +20,9 @@ RL = ["trl.max_steps=2",                    # steps
 OVERRIDES = {
     "grpo": RL,
     "grpo_lora": RL,  # LoRA: TRL merges the adapter and loads the merged weights into the colocated engine
-    "r1zero": RL,
+    # length: the paper's R1-Zero template leaves 36 of 400 toy prompts over the 448 tokens the context has
+    # left beside a 64-token completion (r1 grpo refuses them); the toy's short template (recipes/toy/r1zero.yaml)
+    "r1zero": RL + ['r1zero_template="Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"'],
     # steps; the RMs start at step 1300 of 1700 in the recipe: in a 2-step run, at step 1
     "align": RL + ["preference_rewards_from=1"],
     "coldstart": ["trl.max_steps=2", "trl.max_length=512"],
