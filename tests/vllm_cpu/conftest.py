@@ -8,6 +8,9 @@ Fixtures (one toy world and one trained checkpoint per session, shared by every 
     world     toy data with the whole held-out set (500 eval prompts) and a bigger cold-start set
     solver    a cold-started toy checkpoint that solves part of the eval set (pass@1 well above 0)
     vllm_env  the environment for a subprocess that starts vLLM on the CPU
+    r1_shared_vllm  `r1 ARGS` in the pytest process, where every `--backend vllm` generator of one
+              checkpoint is the same vLLM engine (started once a session: start-ups are most of the
+              suite's time); what differs from a subprocess run is only that the engine is reused
 
 To rerun a test against a world and checkpoint built before (what the fixtures below build), set
 R1_VLLM_WORLD=DATA_DIR and R1_VLLM_SOLVER=CHECKPOINT_DIR (its toy base beside it, in ../base).
@@ -44,13 +47,14 @@ def _r1(*args) -> None:
 # 500 eval prompts (the whole held-out set): pass@1 of two backends is compared on them
 WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_general_eval=40",
              "n_helpful_pairs=120", "n_safety=120"]
-# a base that has seen some arithmetic (300 steps), then a cold start. NOT YET ENOUGH: measured pass@1
-# (500 x 4, T 0.6) 1.1% with 1500 rows x 2 epochs and 1.2% with 4000 x 3; the base is the limit (toy_corpus:
-# copying operands appears between 1.2M and 2.4M pretraining tokens; this base sees 0.3M). The pass@1
-# comparison in test_generation.py fails its floor until the base sees more (e.g. 2400 steps x 4 x 256).
-SOLVER_BASE_SET = ["num_layers=2", "batch_size=8", "max_length=128", "eval_prompts=0"]
-SOLVER_BASE_STEPS = 300
-SOLVER_SET = ["trl.num_train_epochs=3", "trl.per_device_train_batch_size=32", "trl.save_strategy='no'"]
+# the toy base as `r1 toy base` builds it (4 layers, hidden 128), on 2.46M pretraining tokens in 2400 steps of
+# 4 x 256: a problem's operands are copied only after 1.2M-2.4M tokens (r1cli/toy/corpus.py), and before that no
+# cold start learns the task (a 0.3M-token base: 1.1-1.2% pass@1 after cold starts of 1500 x 2 and 4000 x 3)
+SOLVER_BASE_SET = ["batch_size=4", "eval_prompts=0"]
+SOLVER_BASE_STEPS = 2400
+# one epoch over the 4000 cold-start rows (125 steps): measured 42.5% pass@1 (200 eval prompts x 1, T 0.6) on
+# this base, well above the backend comparison's 0.2 floor
+SOLVER_SET = ["trl.num_train_epochs=1", "trl.per_device_train_batch_size=32", "trl.save_strategy='no'"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,7 +79,7 @@ def world(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def solver(world, tmp_path_factory) -> Path:
-    """Toy base (300 steps) + cold start: a checkpoint that solves part of the toy eval set."""
+    """Toy base (2400 steps) + cold start: a checkpoint that solves part of the toy eval set."""
     if os.environ.get("R1_VLLM_SOLVER"):
         return Path(os.environ["R1_VLLM_SOLVER"])
     import torch
@@ -90,6 +94,68 @@ def solver(world, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return root / "coldstart"
+
+
+class _Result:
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode, self.stderr = returncode, stderr
+
+
+@pytest.fixture(scope="session")
+def r1_shared_vllm():
+    """Run `r1 ARGS` in this process; its vllm generators come from one engine per (checkpoint, arguments).
+
+    The stages call `load_generator(model, backend=...)`; for backend "vllm" the first call of a session
+    builds the generator as r1cli does (load_generator itself), later calls with the same checkpoint and
+    arguments get that generator back. Any other backend, or other arguments, goes through unchanged."""
+    import contextlib
+    import io
+
+    import torch
+
+    import r1cli.generation as generation
+    from r1cli.cli import main
+    from r1cli.generation import judge
+    from r1cli.stages import evaluate, reject_sample
+
+    real = generation.load_generator
+    engines: dict = {}
+    starts = []
+
+    def shared(model, backend="transformers", **kw):
+        if backend != "vllm" or isinstance(model, (tuple, list)):
+            return real(model, backend=backend, **kw)
+        key = (str(Path(model).resolve()), tuple(sorted(kw.items())))
+        if key not in engines:
+            starts.append(key)
+            engines[key] = real(model, backend=backend, **kw)
+        return engines[key]
+
+    mp = pytest.MonkeyPatch()
+    for mod in (evaluate, reject_sample, judge):
+        mp.setattr(mod, "load_generator", shared)
+    mp.setenv("OMP_NUM_THREADS", "1")
+    mp.setenv("TOKENIZERS_PARALLELISM", "false")
+
+    def run(*args) -> _Result:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        err = io.StringIO()
+        code = 0
+        try:
+            with contextlib.redirect_stderr(err):
+                main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)
+        print(err.getvalue(), file=__import__("sys").stderr)
+        return _Result(code, err.getvalue())
+
+    run.starts = starts
+    yield run
+    mp.undo()
+    engines.clear()
 
 
 @pytest.fixture

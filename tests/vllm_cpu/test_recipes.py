@@ -19,11 +19,16 @@ RL = ["trl.max_steps=2",                    # steps
       "trl.max_completion_length=64"]       # length: 3072 does not fit the toy's 512-token context
 OVERRIDES = {
     "grpo": RL,
-    "r1zero": RL,
+    "grpo_lora": RL,  # LoRA: TRL merges the adapter and loads the merged weights into the colocated engine
+    # length: the paper's R1-Zero template leaves 36 of 400 toy prompts over the 448 tokens the context has
+    # left beside a 64-token completion (r1 grpo refuses them); the toy's short template (recipes/toy/r1zero.yaml)
+    "r1zero": RL + ['r1zero_template="Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"'],
     # steps; the RMs start at step 1300 of 1700 in the recipe: in a 2-step run, at step 1
     "align": RL + ["preference_rewards_from=1"],
     "coldstart": ["trl.max_steps=2", "trl.max_length=512"],
+    "coldstart_lora": ["trl.max_steps=2", "trl.max_length=512"],
     "sft": ["trl.max_steps=2", "trl.max_length=512"],
+    "sft_lora": ["trl.max_steps=2", "trl.max_length=512"],
     "rm_helpful": ["trl.max_steps=2", "trl.max_length=512"],
     "rm_harmless": ["trl.max_steps=2", "trl.max_length=512"],
     # prompts and generation length (k, backend vllm and the sampling settings as written)
@@ -37,28 +42,34 @@ def test_every_gpu_recipe_is_listed():
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDES))
-def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, run_r1):
+def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, run_r1, r1_shared_vllm):
     out = tmp_path / name
     base = solver.parent / "base"
     args = {
         "grpo": ["grpo", "--model", solver, "--data", world / "rl"],
+        "grpo_lora": ["grpo", "--model", solver, "--data", world / "rl"],
         "r1zero": ["grpo", "--model", base, "--data", world / "rl"],
         "align": ["align", "--model", solver, "--data", world / "rl", "--data", world / "general",
                   "--helpful-rm", rms[0], "--harmless-rm", rms[1]],
         "coldstart": ["coldstart", "--model", base, "--data", world / "coldstart"],
+        "coldstart_lora": ["coldstart", "--model", base, "--data", world / "coldstart"],
         "sft": ["sft", "--model", base, "--data", world / "coldstart"],
+        "sft_lora": ["sft", "--model", base, "--data", world / "coldstart"],
         "rm_helpful": ["rm", "--model", base, "--data", world / "helpful_pairs"],
         "rm_harmless": ["rm", "--model", base, "--data", world / "safety"],
         "eval": ["eval", "--model", solver, "--data", world / "eval"],
         "reject_sample": ["reject-sample", "--model", solver, "--data", world / "rl"],
     }[name]
     sets = [x for s in OVERRIDES[name] for x in ("--set", s)]
-    res = run_r1(*args, "--out", out, "--recipe", RECIPES / f"{name}.yaml", *sets, timeout=1800)
+    args = [*args, "--out", out, "--recipe", RECIPES / f"{name}.yaml", *sets]
+    # eval and reject-sample sample with the session's vLLM engine on the solver (conftest.py); the
+    # trainers start their own (colocated) engine in a subprocess
+    res = r1_shared_vllm(*args) if name in ("eval", "reject_sample") else run_r1(*args, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     m = json.loads((out / "r1.json").read_text())
     if m["kind"] == "checkpoint":
         assert m["counts"]["steps"] == 2
-    if name in ("grpo", "r1zero", "align"):
+    if name in ("grpo", "grpo_lora", "r1zero", "align"):
         assert m["config"]["trl"]["use_vllm"] is True
     if name == "eval":
         assert m["counts"]["samples"] == 8 * 16 and m["config"]["backend"] == "vllm"
