@@ -3,8 +3,10 @@ toy's held-out general prompts. Reads the manifests the Makefile's ablation rule
 
     python -m r1cli.toy.ablation runs/demo-ablation
 
-ABL/general_<model> (r1 eval on general_eval: format rate = share of replies with a CoT) and
-ABL/rm_<model> (r1 score: helpfulness and harmlessness RM scores, raw logits, as align reports them).
+ABL/general_<model> (r1 eval on general_eval: format rate = share of replies with a CoT; right
+reply = share whose reply after the CoT is the reference reply, up to the normalization of
+reject-sample's `rule` verifier) and ABL/rm_<model> (r1 score: helpfulness and harmlessness RM
+scores, raw logits, as align reports them).
 """
 
 from __future__ import annotations
@@ -24,11 +26,22 @@ def rows(abl: Path) -> list[dict]:
         ev, sc = read_manifest(abl / f"general_{name}"), read_manifest(abl / f"rm_{name}")
         if ev is None or sc is None:
             raise UserError(f"{abl}/general_{name} or {abl}/rm_{name} has no manifest: run `make demo` first")
-        out.append({"model": label, "cot_share": ev["metrics"]["format_rate"],
+        out.append({"model": label, "cot_share": ev["metrics"]["format_rate"], "right_reply": right_reply(abl / f"general_{name}"),
                     "helpfulness": (sc.get("metrics") or {}).get("helpfulness_mean"),
                     "safe_rate": safe_rate(abl / f"rm_{name}"),
                     "prompts": ev["metrics"]["n_prompts"], "samples": ev["metrics"]["n_samples"]})
     return out
+
+
+def right_reply(evaluated: Path) -> float:
+    """Share of samples whose reply (the summary after the CoT, or the whole completion) is the reference."""
+    from datasets import load_from_disk
+
+    from r1cli.rejection.filters import parse, same_reply
+
+    data = load_from_disk(str(evaluated))
+    hits = [same_reply(parse(c).summary, a) for c, a in zip(data["completion"], data["answer"])]
+    return sum(hits) / len(hits)
 
 
 def safe_rate(scored: Path) -> float:
@@ -47,10 +60,10 @@ def main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"stage 3b ablation ({table[0]['prompts']} held-out general prompts x {table[0]['samples'] // table[0]['prompts']}):")
-    print(f"{'model':<32} {'CoT share':>9} {'helpful RM':>10} {'safe rate':>9}")
+    print(f"{'model':<32} {'CoT share':>9} {'right reply':>11} {'helpful RM':>10} {'safe rate':>9}")
     for r in table:
         h = "-" if r["helpfulness"] is None else f"{r['helpfulness']:.3f}"
-        print(f"{r['model']:<32} {r['cot_share']:>9.1%} {h:>10} {r['safe_rate']:>9.1%}")
+        print(f"{r['model']:<32} {r['cot_share']:>9.1%} {r['right_reply']:>11.1%} {h:>10} {r['safe_rate']:>9.1%}")
     return 0
 
 

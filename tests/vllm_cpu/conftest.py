@@ -84,11 +84,12 @@ def solver(world, tmp_path_factory) -> Path:
         return Path(os.environ["R1_VLLM_SOLVER"])
     import torch
 
+    root = tmp_path_factory.mktemp("vsolver")
+    # nothing runs beside the base: it gets both threads (1.45x faster than one, as in the Makefile's demo)
+    _r1("toy", "base", root / "base", "--seed", 0, "--steps", SOLVER_BASE_STEPS, *_sets(SOLVER_BASE_SET))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("vsolver")
     try:
-        _r1("toy", "base", root / "base", "--seed", 0, "--steps", SOLVER_BASE_STEPS, *_sets(SOLVER_BASE_SET))
         _r1("coldstart", "--model", root / "base", "--data", world / "coldstart", "--out", root / "coldstart",
             "--recipe", REPO / "recipes/toy/coldstart.yaml", *_sets(SOLVER_SET))
     finally:
