@@ -82,18 +82,11 @@ def solver(world, tmp_path_factory) -> Path:
     """Toy base (2400 steps) + cold start: a checkpoint that solves part of the toy eval set."""
     if os.environ.get("R1_VLLM_SOLVER"):
         return Path(os.environ["R1_VLLM_SOLVER"])
-    import torch
-
     root = tmp_path_factory.mktemp("vsolver")
-    # nothing runs beside the base: it gets both threads (1.45x faster than one, as in the Makefile's demo)
+    # nothing runs beside these two: they get both threads (the base 1.45x faster than on one, as in make demo)
     _r1("toy", "base", root / "base", "--seed", 0, "--steps", SOLVER_BASE_STEPS, *_sets(SOLVER_BASE_SET))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _r1("coldstart", "--model", root / "base", "--data", world / "coldstart", "--out", root / "coldstart",
-            "--recipe", REPO / "recipes/toy/coldstart.yaml", *_sets(SOLVER_SET))
-    finally:
-        torch.set_num_threads(threads)
+    _r1("coldstart", "--model", root / "base", "--data", world / "coldstart", "--out", root / "coldstart",
+        "--recipe", REPO / "recipes/toy/coldstart.yaml", *_sets(SOLVER_SET))
     return root / "coldstart"
 
 

@@ -25,12 +25,10 @@ OVERRIDES = {
     "r1zero": RL + ['r1zero_template="Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"'],
     # steps; the RMs start at step 1300 of 1700 in the recipe: in a 2-step run, at step 1
     "align": RL + ["preference_rewards_from=1"],
-    "coldstart": ["trl.max_steps=2", "trl.max_length=512"],
-    "coldstart_lora": ["trl.max_steps=2", "trl.max_length=512"],
-    "sft": ["trl.max_steps=2", "trl.max_length=512"],
-    "sft_lora": ["trl.max_steps=2", "trl.max_length=512"],
-    "rm_helpful": ["trl.max_steps=2", "trl.max_length=512"],
-    "rm_harmless": ["trl.max_steps=2", "trl.max_length=512"],
+    # steps; batch: one micro-batch a step (the recipes accumulate 8-32: 2 steps of sft_lora took 4.5 minutes);
+    # length: the toy context is 512 tokens
+    **{name: ["trl.max_steps=2", "trl.gradient_accumulation_steps=1", "trl.max_length=512"]
+       for name in ("coldstart", "coldstart_lora", "sft", "sft_lora", "rm_helpful", "rm_harmless")},
     # prompts and generation length (k, backend vllm and the sampling settings as written)
     "eval": ["limit=8", "sampling.max_new_tokens=64"],
     "reject_sample": ["limit=16", "sampling.max_new_tokens=64"],
