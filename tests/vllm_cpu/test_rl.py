@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 COLOCATE = ["--set", "trl.use_vllm=true", "--set", "trl.vllm_mode=colocate", "--set", "trl.logging_steps=1",
@@ -17,19 +19,27 @@ def metrics(out: Path) -> list[dict]:
     return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in r]
 
 
-def test_grpo_colocate_weights_reach_vllm(solver, world, tmp_path, run_r1):
+# LoRA: TRL merges the adapter into the weights it sends to the engine, then unmerges it (issue 14)
+LORA = ["--set", "peft.r=16", "--set", "peft.lora_alpha=32", "--set", "peft.target_modules=all-linear"]
+
+
+@pytest.mark.parametrize("peft", [[], LORA], ids=["full", "lora"])
+def test_grpo_colocate_weights_reach_vllm(peft, solver, world, tmp_path, run_r1):
     """The trainer's vLLM engine draws every completion; after each update TRL loads the new weights
-    into it. A learning rate far too high wrecks the policy in one update, so the two cases cannot be
-    confused: completions drawn after the first step must score like the wrecked (trained) policy, not
-    like the starting model, and vLLM's sampling log-probs must match the trainer's own at every step."""
+    into it (with LoRA: the adapter merged into them). A learning rate far too high wrecks the policy in
+    one update, so the two cases cannot be confused: completions drawn after the first step must score
+    like the wrecked (trained) policy, not like the starting model, and vLLM's sampling log-probs must
+    match the trainer's own at every step."""
     out = tmp_path / "grpo"
     res = run_r1("grpo", "--model", solver, "--data", world / "rl", "--out", out,
-                 "--recipe", REPO / "recipes/toy/grpo.yaml", *COLOCATE,
+                 "--recipe", REPO / "recipes/toy/grpo.yaml", *COLOCATE, *peft,
                  "--set", "trl.max_steps=3", "--set", "trl.per_device_train_batch_size=32", "--set", "trl.num_generations=4",
                  "--set", "trl.max_completion_length=64", "--set", "trl.learning_rate=0.05", timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
+    if peft:  # OUT is the merged model, trained through the adapter
+        assert json.loads((out / "r1.json").read_text())["peft"]["method"] == "lora"
     first, last = rows[0], rows[-1]
     # step 1 samples the starting model: it writes the format; later steps sample the wrecked policy
     assert first["rewards/format/mean"] > 0.5, first
