@@ -1,4 +1,4 @@
-"""The generation interface and its transformers backend (vllm's test skips without vllm)."""
+"""The generation interface and its transformers backend (the vllm backend is tested in tests/vllm_cpu, `make test-vllm`)."""
 
 from __future__ import annotations
 
@@ -408,13 +408,3 @@ def test_vllm_missing_is_a_clear_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown backend"):
         check_backend("tensorrt")
 
-
-def test_vllm_backend_generates(tmp_path):
-    pytest.importorskip("vllm")
-    if not torch.cuda.is_available():
-        pytest.skip("vllm needs a GPU")
-    save_tiny(tmp_path / "m")
-    g = load_generator(tmp_path / "m", backend="vllm", gpu_memory_utilization=0.2)
-    outs = g.generate(PROMPTS, SamplingConfig(temperature=0.6, max_new_tokens=8), n=2, seed=0)
-    assert [len(cs) for cs in outs] == [2] * len(PROMPTS)
-    assert all(c.num_tokens == len(c.token_ids) for cs in outs for c in cs)
