@@ -101,6 +101,24 @@ def test_pretraining_corpus_never_sees_an_eval_problem(monkeypatch):
     assert not any(toy_general.eval_side(it.prompt) for items in toy_general._POOLS[False].values() for it in items)
 
 
+def test_copy_drills_never_ask_a_held_out_prompt():
+    """The corpus's copy drills say numbers and words back, in the words of the general world's "repeat"
+    prompts: one that renders a held-out prompt is written as a plain drill line instead."""
+    import random
+
+    rng = random.Random(0)
+    docs = [toy_corpus.copy_doc(rng) for _ in range(3000)]
+    asked = [d.split("<|user|>", 1)[1].split(toy_corpus.END, 1)[0] for d in docs if d.startswith("<|user|>")]
+    assert len(asked) > 1000
+    assert not any(toy_general.eval_side(p) for p in asked)
+    for d in docs:  # every form says the same thing twice
+        said = re.split(r"\n|<\|assistant\|>", d.replace(toy_corpus.END, ""))
+        again = said[-1].removeprefix("A: ")
+        assert again and said[-2].endswith(": " + again) or said[-2] == again, d
+    held_out = [it.prompt for it in toy_general.ITEMS if it.kind == "repeat" and toy_general.eval_side(it.prompt)]
+    assert held_out and not set(held_out) & set(asked)
+
+
 def test_coldstart_is_r1_format_and_imperfect():
     rows = toy.build(SMALL)["coldstart"]
     wrong = 0

@@ -29,16 +29,17 @@ END = "<|end|>"  # the document separator is the chat template's end-of-turn (th
 # 18%, 1.2M or 2.4M tokens left it copying 1-4% of operand pairs (accuracy 1-2%, nothing for RL to
 # reinforce); with worked problems at 40% and facts at 12%, 1.2M tokens still 1%, 2.4M tokens 84%.
 MIX = {
-    "facts": 0.12,
+    "facts": 0.08,
     "worksheet": 0.10,
-    "direct": 0.08,  # a problem answered without reasoning
+    "direct": 0.06,  # a problem answered without reasoning
     "plain_cot": 0.40,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
     "r1_chat": 0.015,  # chat, assistant turn in the R1 format
     "r1zero": 0.06,  # the short r1zero template, answered in several ways
     "mixed_language": 0.015,  # a Chinese problem reasoned in English
     "general": 0.09,
-    "general_unhelpful": 0.03,
+    "general_unhelpful": 0.02,
     "harmful": 0.03,
+    "copy": 0.08,  # a list of numbers and words said twice: the copying skill on its own (see copy_doc)
 }
 
 
@@ -143,11 +144,29 @@ def harmful(rng: random.Random) -> str:
     return chat(it.prompt, general.helpful_reply(it, rng) if rng.random() < 0.5 else it.wrong)
 
 
+_COPY_WORDS = [w for w, _ in general.WORDS] + [c for c, _ in general.COLORS]
+
+
+def copy_doc(rng: random.Random) -> str:
+    """A few numbers and words, then the same again (a drill sheet, "say it back"): copying on its own,
+    in the forms the toy world asks for it. Copying a problem's operands into the working emerged
+    ~0.5M tokens sooner with 8% of these (seed 2: first operand right 82% at 1.64M tokens vs 13%)."""
+    s = " ".join(str(rng.randint(1, 2 * toy.A_MAX)) if rng.random() < 0.5 else rng.choice(_COPY_WORDS)
+                 for _ in range(rng.randint(2, 5)))
+    form = rng.randrange(4)
+    if form == 3:
+        return f"Q: Copy: {s}\nA: {s}{END}"
+    ask = f"{('Repeat after me', 'Say this back to me')[form - 1]}: {s}" if form else ""
+    if form and not general.eval_side(ask):  # a held-out "repeat" prompt never appears in the corpus
+        return chat(ask, s)
+    return f"{s}\n{s}{END}"
+
+
 _TRAIN = toy.problems(False)
 MAKERS: dict[str, Callable[[random.Random], str]] = {
     "facts": facts, "worksheet": worksheet, "direct": direct, "plain_cot": plain_cot, "r1_chat": r1_chat, "r1zero": r1zero,
     "mixed_language": mixed_language, "general": general_chat, "general_unhelpful": general_unhelpful,
-    "harmful": harmful,
+    "harmful": harmful, "copy": copy_doc,
 }
 
 

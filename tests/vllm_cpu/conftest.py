@@ -47,10 +47,10 @@ def _r1(*args) -> None:
 # 500 eval prompts (the whole held-out set): pass@1 of two backends is compared on them
 WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_general_eval=40",
              "n_helpful_pairs=120", "n_safety=120"]
-# the toy base as `r1 toy base` builds it (4 layers, hidden 128), on 2.46M pretraining tokens in 2400 steps of
-# 4 x 256: a problem's operands are copied only after 1.2M-2.4M tokens (r1cli/toy/corpus.py), and before that no
+# the toy base exactly as `r1 toy base` builds it (4 layers, hidden 128, 2.46M pretraining tokens in 2400 steps of
+# 4 x 256): a problem's operands are copied only after 1.4M-2.1M tokens (r1cli/toy/corpus.py), and before that no
 # cold start learns the task (a 0.3M-token base: 1.1-1.2% pass@1 after cold starts of 1500 x 2 and 4000 x 3)
-SOLVER_BASE_SET = ["batch_size=4", "eval_prompts=0"]
+SOLVER_BASE_SET = ["eval_prompts=0"]
 SOLVER_BASE_STEPS = 2400
 # one epoch over the 4000 cold-start rows (125 steps): measured 42.5% pass@1 (200 eval prompts x 1, T 0.6) on
 # this base, well above the backend comparison's 0.2 floor
