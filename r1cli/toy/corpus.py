@@ -156,9 +156,10 @@ def copy_doc(rng: random.Random) -> str:
     form = rng.randrange(4)
     if form == 3:
         return f"Q: Copy: {s}\nA: {s}{END}"
-    ask = f"{('Repeat after me', 'Say this back to me')[form - 1]}: {s}" if form else ""
-    if form and not general.eval_side(ask):  # a held-out "repeat" prompt never appears in the corpus
-        return chat(ask, s)
+    if form:
+        ask = f"{('Repeat after me', 'Say this back to me')[form - 1]}: {s}"
+        if not general.eval_side(ask):  # a held-out "repeat" prompt never appears in the corpus
+            return chat(ask, s)
     return f"{s}\n{s}{END}"
 
 
