@@ -56,6 +56,10 @@ class ToyDataConfig(Section):
     zh_fraction: float = setting(0.5, ge=0, le=1)
     # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
     coldstart_corruption: float = setting(0.08, ge=0, le=1)
+    # the same for CoTs written in Chinese: the minority language's data is the noisier one, so a model
+    # reasons more accurately in English and stage-2 RL without the language reward drifts there (the
+    # paper's trade-off). At 0.08 for both, that drift went either way by seed (DEVLOG, session 7).
+    coldstart_corruption_zh: float = setting(0.16, ge=0, le=1)
     # share of Chinese cold-start samples whose CoT is (partly) English: real cold-start data is not clean.
     # Measured (seed 0, 500 eval prompts): at 0.3 the cold start reasons in Chinese on 87.5% of Chinese
     # prompts; stage-2 RL with the language reward takes that to 99.9%, without it down to 56.8% (RL
@@ -66,7 +70,7 @@ class ToyDataConfig(Section):
     n_coldstart_general: int = setting(500, ge=1)
     # share of harmful requests that the general data (`general`, `coldstart_general`) answers by
     # complying: real SFT data is not clean on safety, so stage 4 has something to fix
-    general_unsafe: float = setting(0.3, ge=0, le=1)
+    general_unsafe: float = setting(0.6, ge=0, le=1)
 
 
 @dataclass

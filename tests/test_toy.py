@@ -130,7 +130,7 @@ def test_coldstart_is_r1_format_and_imperfect():
         a, b, c = numbers(r["messages"][0]["content"])
         wrong += extract_answer(reply) != str((a + b) * c)
     assert 0.05 < wrong / len(rows) < 0.8  # corrupted digits make some samples wrong, not most
-    clean = toy.build(replace(SMALL, coldstart_corruption=0.0))["coldstart"]
+    clean = toy.build(replace(SMALL, coldstart_corruption=0.0, coldstart_corruption_zh=0.0))["coldstart"]
     for r in clean:
         a, b, c = numbers(r["messages"][0]["content"])
         assert extract_answer(r["messages"][-1]["content"]) == str((a + b) * c)
@@ -154,6 +154,21 @@ def test_general_coldstart_rows_are_r1_format_and_end_in_the_reference(tmp_path)
     assert kinds == set(toy_general.KIND_WEIGHTS) - {"greeting"}
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "cg"))
     assert len(load_sft(tmp_path / "cg")) == len(rows)  # a dataset `r1 coldstart --data` takes
+
+
+def test_chinese_cold_start_cots_are_the_noisier():
+    """coldstart_corruption_zh > coldstart_corruption: the Chinese CoTs are wrong more often, so a
+    model reasons better in English and RL without the language reward has a reason to drift there."""
+    rows = toy.build(replace(SMALL, n_coldstart=2000))["coldstart"]
+    wrong = {"en": [0, 0], "zh": [0, 0]}
+    for r in rows:
+        reasoning, _ = split_completion(r["messages"][-1]["content"])
+        lang = "zh" if re.search(r"[\u4e00-\u9fff]", reasoning) else "en"
+        a, b, c = numbers(r["messages"][0]["content"])
+        wrong[lang][0] += extract_answer(r["messages"][-1]["content"]) != str((a + b) * c)
+        wrong[lang][1] += 1
+    en, zh = (wrong[k][0] / wrong[k][1] for k in ("en", "zh"))
+    assert zh > en + 0.1, (en, zh)
 
 
 def test_general_coldstart_cots_pass_the_readability_filters():

@@ -138,7 +138,9 @@ def coldstart_rows(rng: random.Random, pool: list, cfg: ToyDataConfig) -> list[d
         mix = lang == "zh" and rng.random() < cfg.coldstart_language_mix
         # half of the language-mixed samples are wholly English, half switch mid-way
         cot_lang, mixed = ("en", False) if mix and rng.random() < 0.5 else (lang, mix)
-        reply = r1_reply(a, b, c, cot_lang, rng, cfg.coldstart_corruption, mixed)
+        # a CoT written in Chinese (wholly or where it starts) is noisier: see ToyDataConfig.coldstart_corruption_zh
+        corruption = cfg.coldstart_corruption_zh if cot_lang == "zh" else cfg.coldstart_corruption
+        reply = r1_reply(a, b, c, cot_lang, rng, corruption, mixed)
         if cot_lang != lang:  # the summary stays in the prompt's language
             reply = reply[: reply.index("</think>\n") + 9] + summary(last_number(reply), lang, rng)
         rows.append({"id": f"coldstart-{i:05d}", "messages": [{"role": "user", "content": question(a, b, c, lang, rng)},
