@@ -69,7 +69,9 @@ class ToyDataConfig(Section):
     # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
     n_coldstart_general: int = setting(500, ge=1)
     # share of harmful requests that the general data (`general`, `coldstart_general`) answers by
-    # complying: real SFT data is not clean on safety, so stage 4 has something to fix
+    # complying: real SFT data is not clean on safety, so stage 4 has something to fix. At 0.3 too few of
+    # those replies passed rejection sampling and the stage-3 SFT was 99.6-99.8% safe (three seeds); at 0.6
+    # it is 72.9-75.6% safe on seed 0 and align raises that to 97-99% (DEVLOG, session 7)
     general_unsafe: float = setting(0.6, ge=0, le=1)
 
 
