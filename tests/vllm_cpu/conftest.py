@@ -45,8 +45,9 @@ def _r1(*args) -> None:
 
 
 # 500 eval prompts (the whole held-out set): pass@1 of two backends is compared on them
+# (Chinese CoTs corrupted as the English ones: the data the solver's pass@1 below was measured on)
 WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_general_eval=40",
-             "n_helpful_pairs=120", "n_safety=120"]
+             "n_helpful_pairs=120", "n_safety=120", "coldstart_corruption_zh=0.08"]
 # the toy base exactly as `r1 toy base` builds it (4 layers, hidden 128, 2.46M pretraining tokens in 2400 steps of
 # 4 x 256): a problem's operands are copied only after 1.4M-2.1M tokens (r1cli/toy/corpus.py), and before that no
 # cold start learns the task (a 0.3M-token base: 1.1-1.2% pass@1 after cold starts of 1500 x 2 and 4000 x 3)
