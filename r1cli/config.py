@@ -56,22 +56,19 @@ class ToyDataConfig(Section):
     zh_fraction: float = setting(0.5, ge=0, le=1)
     # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
     coldstart_corruption: float = setting(0.08, ge=0, le=1)
-    # the same for CoTs written in Chinese: the minority language's data is the noisier one, so a model
-    # reasons more accurately in English and stage-2 RL without the language reward drifts there (the
-    # paper's trade-off). At 0.08 for both, that drift went either way by seed (DEVLOG, session 7).
+    # the same for CoTs in Chinese: noisier, so RL without the language reward drifts to English (the
+    # paper's trade-off); at 0.08 for both the drift went either way by seed (DEVLOG, session 7)
     coldstart_corruption_zh: float = setting(0.16, ge=0, le=1)
     # share of Chinese cold-start samples whose CoT is (partly) English: real cold-start data is not clean.
-    # Measured (seed 0, 500 eval prompts): at 0.3 the cold start reasons in Chinese on 87.5% of Chinese
-    # prompts; stage-2 RL with the language reward takes that to 99.9%, without it down to 56.8% (RL
-    # drifts to English, pass@1 88.7% vs 87.8%: the paper's trade-off). At 0.1 both ended >= 99.5%.
+    # At 0.3 the cold start reasons in Chinese on ~87% of Chinese prompts; at 0.1 RL with and without the
+    # language reward both ended >= 99.5% consistent (seed 0, an older base)
     coldstart_language_mix: float = setting(0.3, ge=0, le=1)
     # general-chat cold-start rows (R1 format: a short CoT, then the reply): what lets the stage-2 model
     # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
     n_coldstart_general: int = setting(500, ge=1)
     # share of harmful requests that the general data (`general`, `coldstart_general`) answers by
-    # complying: real SFT data is not clean on safety, so stage 4 has something to fix. At 0.3 too few of
-    # those replies passed rejection sampling and the stage-3 SFT was 99.6-99.8% safe (three seeds); at 0.6
-    # it is 72.9-75.6% safe on seed 0 and align raises that to 97-99% (DEVLOG, session 7)
+    # complying: real SFT data is not clean on safety, so stage 4 has something to fix (at 0.3 the
+    # stage-3 SFT was 99.6-99.8% safe on three seeds; at 0.6 72.9-93.1%: DEVLOG, session 7)
     general_unsafe: float = setting(0.6, ge=0, le=1)
 
 
