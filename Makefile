@@ -17,7 +17,7 @@ SEED       ?= 0
 THREADS    ?= 2
 BASE_THREADS ?= 2
 
-.PHONY: install test test-multiproc demo demo-check smoke clean-demo install-vllm test-vllm
+.PHONY: install test test-multiproc demo lanes demo-check smoke clean-demo install-vllm test-vllm
 
 install: $(VENV)/.installed
 
@@ -87,7 +87,7 @@ REPORT_SET ?=
 SFT_DATA  ?= --data $(RUN)/rs --data $(RUN)/rs_general
 
 ifeq ($(SMOKE),1)
-# a couple of steps per stage, a few prompts per eval; one thread per process (`make -j2` runs two)
+# a couple of steps per stage, a few prompts per eval; one thread per process (the two lanes run two)
 THREADS   = 1
 DATA_SET  = --set n_rl=32 --set n_coldstart=64 --set n_coldstart_general=16 --set n_eval=8 --set n_general=32 --set n_general_eval=8 \
             --set n_helpful_pairs=40 --set n_safety=40
@@ -107,6 +107,32 @@ SFT_DATA  = --data $(D)/coldstart
 REPORT_SET = --check
 endif
 
+# Two lanes run side by side, one job and one thread each (a 1M-parameter model gains little from a
+# second thread, measured). The chain: data -> base -> cold start -> stage 2 -> rs -> rs_general -> SFT ->
+# align -> its eval, each stage needing the one before. The side lane: everything else (R1-Zero, the
+# no-language ablation, the RMs, the other evals, the stage-3b ablation, the report), in the order below.
+# With one `make -j2` the free slot often went to a side stage while the next chain stage waited (about
+# three minutes of a 19-minute run, measured: docs/DEVLOG.md, session 8).
+CHAIN := $(D) $(RUN)/base $(RUN)/coldstart $(RUN)/grpo $(RUN)/rs $(RUN)/rs_general $(RUN)/sft $(RUN)/align $(RUN)/eval/align
+SIDE  := $(RUN)/rm_helpful $(RUN)/rm_safety $(RUN)/eval/base $(RUN)/eval/base_r1zero $(RUN)/r1zero $(RUN)/eval/r1zero \
+         $(RUN)/eval/coldstart $(RUN)/grpo_nolang $(RUN)/eval/grpo $(RUN)/eval/grpo_nolang
+ABL ?= $(RUN)-ablation
+ABL_SIDE := $(ABL)/sft_nogeneral $(ABL)/general_sft_nogeneral $(ABL)/rm_sft_nogeneral
+# `make demo`'s side lane; `make smoke` leaves the stage-3b ablation out
+SIDE_GOALS ?= $(SIDE) $(ABL_SIDE) $(RUN)/eval/sft $(ABL)/summary $(RUN)/report
+
+# A lane builds no stage of the other: it waits for it (a stage dir appears only when the stage has
+# finished), and gives up when the other lane has stopped without it
+WAIT_FOR = @until [ -d $@ ]; do if [ -f $(RUN)/.$(1)-exit ]; then echo "make: the $(1) lane stopped before $@"; exit 1; fi; sleep 2; done
+ifeq ($(LANE),chain)
+$(RUN)/rm_helpful $(RUN)/rm_safety:
+	$(call WAIT_FOR,side)
+endif
+
+ifeq ($(LANE),side)
+$(CHAIN):
+	$(call WAIT_FOR,chain)
+else
 # the chain installs first; `make smoke` has done so already and runs it with INSTALL= (no check)
 INSTALL ?= install
 $(D): | $(INSTALL)
@@ -116,41 +142,48 @@ $(D): | $(INSTALL)
 $(RUN)/base: | $(D)
 	OMP_NUM_THREADS=$(BASE_THREADS) $(R1) toy base $@ --seed $(SEED) $(BASE_SET) --force
 
-# R1-Zero: GRPO straight on the base
-$(RUN)/r1zero: | $(RUN)/base
-	$(R1RUN) grpo --model $(RUN)/base --data $(D)/rl --out $@ --recipe recipes/toy/r1zero.yaml $(GRPO_SET) --force
-
 # stage 1: cold start
 $(RUN)/coldstart: | $(RUN)/base
 	$(R1RUN) coldstart --model $(RUN)/base --data $(D)/coldstart --data $(D)/coldstart_general --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
 
-# stage 2: reasoning RL with the language-consistency reward, and the ablation without it
+# stage 2: reasoning RL with the language-consistency reward
 $(RUN)/grpo: | $(RUN)/coldstart
 	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml $(GRPO_SET) --force
-$(RUN)/grpo_nolang: | $(RUN)/coldstart
-	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml --set rewards.language=0 $(GRPO_SET) --force
 
-# stage 3: rejection sampling (reasoning + general), then SFT of the BASE on both
+# stage 3: rejection sampling (reasoning + general), then SFT of the BASE on both; one CoT per general
+# prompt (--keep first): ~600 general rows beside ~2000 reasoning ones, the paper's 200k : 600k
 $(RUN)/rs: | $(RUN)/grpo
 	$(R1RUN) reject-sample --model $(RUN)/grpo --data $(D)/rl --out $@ --recipe recipes/toy/reject_sample.yaml $(RS_SET) --force
-$(RUN)/rs_general: | $(RUN)/grpo
-	$(R1RUN) reject-sample --mode general --model $(RUN)/grpo --data $(D)/general --out $@ --recipe recipes/toy/reject_sample.yaml $(RS_SET) --force
+$(RUN)/rs_general: | $(RUN)/rs
+	$(R1RUN) reject-sample --mode general --model $(RUN)/grpo --data $(D)/general --out $@ --recipe recipes/toy/reject_sample.yaml --keep first $(RS_SET) --force
 $(RUN)/sft: | $(RUN)/rs $(RUN)/rs_general
 	$(R1RUN) sft --model $(RUN)/base $(SFT_DATA) --out $@ --recipe recipes/toy/sft.yaml $(SFT_SET) --force
 
-# reward models and stage 4 (--general-eval-data: helpfulness and safe rate before/after, for the report)
-$(RUN)/rm_helpful: | $(RUN)/base
-	$(R1RUN) rm --model $(RUN)/base --data $(D)/helpful_pairs --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
-$(RUN)/rm_safety: | $(RUN)/base
-	$(R1RUN) rm --pointwise --model $(RUN)/base --data $(D)/safety --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
+# stage 4 (--general-eval-data: helpfulness and safe rate before/after, for the report); the RMs come
+# from the side lane
 $(RUN)/align: | $(RUN)/sft $(RUN)/rm_helpful $(RUN)/rm_safety
 	$(R1RUN) align --model $(RUN)/sft --data $(D)/rl --data $(D)/general --helpful-rm $(RUN)/rm_helpful \
 	    --harmless-rm $(RUN)/rm_safety --general-eval-data $(D)/general_eval --out $@ --recipe recipes/toy/align.yaml \
 	    $(ALIGN_SET) --force
+endif
+
+# R1-Zero: GRPO straight on the base
+$(RUN)/r1zero: | $(RUN)/base
+	$(R1RUN) grpo --model $(RUN)/base --data $(D)/rl --out $@ --recipe recipes/toy/r1zero.yaml $(GRPO_SET) --force
+
+# the ablation of stage 2 without the language reward
+$(RUN)/grpo_nolang: | $(RUN)/coldstart
+	$(R1RUN) grpo --model $(RUN)/coldstart --data $(D)/rl --out $@ --recipe recipes/toy/grpo.yaml --set rewards.language=0 $(GRPO_SET) --force
+
+# the reward models of stage 4
+ifneq ($(LANE),chain)
+$(RUN)/rm_helpful: | $(RUN)/base
+	$(R1RUN) rm --model $(RUN)/base --data $(D)/helpful_pairs --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
+$(RUN)/rm_safety: | $(RUN)/base
+	$(R1RUN) rm --pointwise --model $(RUN)/base --data $(D)/safety --out $@ --recipe recipes/toy/rm.yaml $(RM_SET) --force
+endif
 
 # evaluation of every checkpoint on the held-out set (one evaluation path: r1 eval)
-# the longest chain first (base -> cold start -> stage 2 -> rs -> SFT -> align -> its eval): make -j2 starts
-# prerequisites in this order, so that chain never waits for a free job while a side branch runs
 CKPTS := align sft grpo coldstart grpo_nolang base
 $(RUN)/eval/%: | $(RUN)/%
 	$(R1RUN) eval --model $(RUN)/$* --data $(D)/eval --out $@ --recipe recipes/toy/eval.yaml $(EVAL_SET) --force
@@ -165,7 +198,6 @@ EVALS := $(addprefix $(RUN)/eval/,$(CKPTS)) $(RUN)/eval/r1zero $(RUN)/eval/base_
 # --- ablation of stage 3b (outside the run dir, so the stage table keeps one SFT row): the stage-3 SFT
 # without rs_general, and both SFT models on the held-out general prompts: the share of replies with a CoT
 # (r1 eval's format rate) and the helpfulness / harmlessness RM scores (r1 score, raw logits as align reports)
-ABL ?= $(RUN)-ablation
 $(ABL)/sft_nogeneral: | $(RUN)/rs
 	$(R1RUN) sft --model $(RUN)/base --data $(RUN)/rs --out $@ --recipe recipes/toy/sft.yaml $(SFT_SET) --force
 $(ABL)/general_sft: | $(RUN)/sft
@@ -184,11 +216,17 @@ $(ABL)/summary: $(ABL)/rm_sft $(ABL)/rm_sft_nogeneral
 $(RUN)/report: $(EVALS)
 	$(R1RUN) report $(RUN) --out $@ $(REPORT_SET) --force
 
-# two stages at a time, one thread each: independent branches (R1-Zero, the ablation, the RMs, the
-# evals) run beside the main chain; a 1M-parameter model gains little from a second thread (measured)
-JOBS ?= 2
+# the two lanes side by side; the side lane's goals in order. Fails when either lane fails (both run on).
+LANES = mkdir -p $(RUN) && rm -f $(RUN)/.chain-exit $(RUN)/.side-exit && \
+	{ ( $(MAKE) THREADS=1 INSTALL= LANE=chain $(CHAIN); echo $$? > $(RUN)/.chain-exit ) & \
+	  ( $(MAKE) THREADS=1 INSTALL= LANE=side $(SIDE_GOALS); echo $$? > $(RUN)/.side-exit ); wait; \
+	  c=$$(cat $(RUN)/.chain-exit) s=$$(cat $(RUN)/.side-exit); rm -f $(RUN)/.chain-exit $(RUN)/.side-exit; \
+	  test $$c = 0 -a $$s = 0; }
+
 demo: install
-	$(MAKE) -j$(JOBS) THREADS=1 INSTALL= $(RUN)/report $(ABL)/summary
+	@$(LANES)
+lanes:
+	@$(LANES)
 
 # the guard: exit 1 when a stage claim of the README (R1-Zero > base, stage 2 >= cold start + 10, ...)
 # does not hold beyond its 95% CI on $(RUN), or was not measured; it names the claim and its numbers.
@@ -204,7 +242,7 @@ SMOKE_DIRS := data base r1zero coldstart grpo grpo_nolang rs rs_general sft rm_h
 
 smoke: install
 	rm -rf $(SMOKE_RUN)
-	$(MAKE) -j2 SMOKE=1 INSTALL= RUN=$(SMOKE_RUN) $(SMOKE_RUN)/report
+	$(MAKE) SMOKE=1 RUN=$(SMOKE_RUN) SIDE_GOALS='$$(SIDE) $$(RUN)/report' lanes
 	@for d in $(SMOKE_DIRS); do test -f $(SMOKE_RUN)/$$d/r1.json || { echo "smoke: $(SMOKE_RUN)/$$d/r1.json is missing"; exit 1; }; done
 	@echo "smoke: passed (every stage dir has its manifest; every input a manifest records matches its fingerprint)"
 

@@ -56,19 +56,16 @@ class ToyDataConfig(Section):
     zh_fraction: float = setting(0.5, ge=0, le=1)
     # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
     coldstart_corruption: float = setting(0.08, ge=0, le=1)
-    # the same for CoTs in Chinese: noisier, so RL without the language reward drifts to English (the
-    # paper's trade-off); at 0.08 for both the drift went either way by seed (DEVLOG, session 7)
+    # the same for Chinese CoTs: noisier, so RL without the language reward drifts to English (DEVLOG, session 7)
     coldstart_corruption_zh: float = setting(0.16, ge=0, le=1)
-    # share of Chinese cold-start samples whose CoT is (partly) English: real cold-start data is not clean.
-    # At 0.3 the cold start reasons in Chinese on ~87% of Chinese prompts; at 0.1 RL with and without the
-    # language reward both ended >= 99.5% consistent (seed 0, an older base)
+    # share of Chinese cold-start samples whose CoT is (partly) English, as real cold-start data has (at 0.1
+    # RL with and without the language reward both ended >= 99.5% consistent: DEVLOG)
     coldstart_language_mix: float = setting(0.3, ge=0, le=1)
     # general-chat cold-start rows (R1 format: a short CoT, then the reply): what lets the stage-2 model
     # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
     n_coldstart_general: int = setting(500, ge=1)
-    # share of harmful requests that the general data (`general`, `coldstart_general`) answers by
-    # complying: real SFT data is not clean on safety, so stage 4 has something to fix (at 0.3 the
-    # stage-3 SFT was 99.6-99.8% safe on three seeds; at 0.6 72.9-93.1%: DEVLOG, session 7)
+    # share of harmful requests the general data (`general`, `coldstart_general`) complies with: real SFT
+    # data is not clean on safety, so stage 4 has something to fix (at 0.3 the SFT was >99.5% safe: DEVLOG)
     general_unsafe: float = setting(0.6, ge=0, le=1)
 
 
@@ -355,6 +352,9 @@ class RejectSampleConfig(Section):
     general_template: str = "{prompt}"
     # general mode: start the assistant turn with "<think>\n" so the model writes a CoT
     general_prefill_think: bool = True
+    # general mode: keep a CoT when the reply the model writes after it agrees with the reference (summary, by
+    # verifier_general), or when it passes the filters (the paper's V3 path: a CoT for the data's own reply)
+    general_check: Literal["summary", "filters"] = "summary"
     # general mode: a prompt is trivial (reply kept, no CoT) when at most this long and matching a pattern
     trivial_max_chars: int = setting(32, ge=0)
     trivial_patterns: list[str] = field(default_factory=lambda: [

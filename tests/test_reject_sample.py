@@ -368,7 +368,7 @@ def test_reasoning_mode_keeps_verified_readable_samples(world, tmp_path):
 
 
 def test_general_mode_writes_cots_for_known_replies(world, tmp_path):
-    ds, m = run_stage(world, tmp_path / "general", "mode=general")
+    ds, m = run_stage(world, tmp_path / "general", "mode=general", "general_check=summary")
     c = m["counts"]
     rows = {r["source_id"]: r for r in ds}
     hello = rows["p007"]  # trivial: the reference reply, no CoT, nothing sampled
@@ -377,6 +377,19 @@ def test_general_mode_writes_cots_for_known_replies(world, tmp_path):
     color = [r for r in ds if r["source_id"] == "p004"]
     assert color and all(r["messages"][-1]["content"] == "<think>\nAny color will do.\n</think>\nRed." for r in color)
     assert "p005" not in rows and c["rejected"]["inconsistent"] >= 4  # "Blue." is not "Apple."
+
+
+def test_general_mode_can_keep_every_readable_cot(world, tmp_path):
+    """general_check=filters (the paper's V3 path): a CoT that passes the readability filters goes
+    before the reference reply, whatever the model replied after it; the filters still drop the rest."""
+    ds, m = run_stage(world, tmp_path / "filters", "mode=general", "general_check=filters", "keep=first")
+    c, rows = m["counts"], {r["source_id"]: r for r in ds}
+    fruit = rows["p005"]  # the model says "Blue.", the row keeps the reference
+    assert fruit["messages"][-1]["content"] == "<think>\nA fruit, then.\n</think>\nApple." and fruit["verifier"] == "filters"
+    assert "p002" not in rows and c["rejected"]["mixed_language"] == 4  # an English CoT for a Chinese prompt
+    assert "p006" not in rows and c["rejected"]["no_reference"] == 4  # no reply to put after the CoT
+    assert "inconsistent" not in c["rejected"] and rows["p007"]["verifier"] == "reference"
+    assert len(ds) == len(rows) == 6 and "reward_rule" not in ds.column_names  # keep=first: one row per prompt
 
 
 def test_http_judge_in_the_stage(world, tmp_path, judge_server):

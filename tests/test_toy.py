@@ -156,6 +156,15 @@ def test_general_coldstart_rows_are_r1_format_and_end_in_the_reference(tmp_path)
     assert len(load_sft(tmp_path / "cg")) == len(rows)  # a dataset `r1 coldstart --data` takes
 
 
+def test_general_cots_name_the_kind_of_request_not_its_words():
+    """The toy model does not learn to copy words, so a general CoT names the kind of request and the
+    plan, not the prompt's words: one CoT serves every prompt of a kind and language."""
+    cots: dict = {}
+    for it in toy_general.ITEMS:
+        cots.setdefault((it.kind, it.language), set()).add(it.thought)
+    assert len(cots) == 2 * len(toy_general.KIND_WEIGHTS) and all(len(v) == 1 for v in cots.values()), cots
+
+
 def test_chinese_cold_start_cots_are_the_noisier():
     """coldstart_corruption_zh > coldstart_corruption: the Chinese CoTs are wrong more often, so a
     model reasons better in English and RL without the language reward has a reason to drift there."""

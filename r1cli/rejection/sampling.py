@@ -10,10 +10,10 @@ same rows for the same chunk.
 Verification, per row: `verifiers[domain]` (accuracy: math-verify on the \\boxed{} answer;
 code: the sandboxed tests, all must pass), and for other domains, or when a rule reward says
 it does not apply (None), `verifier_general`: `judge` (the generative judge) or `rule` (the
-summary equals the reference after normalization). In `--mode general` the check is that the
-CoT's summary agrees with the reference reply (a CoT written towards a known reply may not
-lead to it); the row then keeps the reference as its reply, and a disagreeing one is
-rejected as `inconsistent`.
+summary equals the reference after normalization). In `--mode general` the row keeps the
+reference as its reply, and the check (`general_check`) is either that the CoT's summary agrees
+with it (summary: a CoT written towards a known reply may not lead to it; a disagreeing one is
+rejected as `inconsistent`), or only the readability filters (filters: the paper's V3 path).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def as_messages(prompt) -> list[dict]:
 
 def reward_columns(cfg: RejectSampleConfig) -> list[str]:
     """The reward_<name> columns every chunk writes (the same set in every chunk and shard)."""
-    names = {cfg.verifier_general}
+    names = set() if cfg.mode == "general" and cfg.general_check == "filters" else {cfg.verifier_general}
     if cfg.mode == "reasoning":
         names |= set(cfg.verifiers.values())
     if cfg.filters.mixed_language is not None:
@@ -136,6 +136,10 @@ def verify(ctx: Context, rows: list[dict], samples: list[Sample]) -> None:
     cfg = ctx.cfg
     fail = "inconsistent" if cfg.mode == "general" else "incorrect"
     todo = [s for s in samples if s.reason is None]
+    if cfg.mode == "general" and cfg.general_check == "filters":  # the readability filters were the check
+        for s in todo:  # ... and the row needs a reply for the CoT to go before
+            s.verifier, s.reason = "filters", None if (rows[s.row].get("answer") or "").strip() else "no_reference"
+        return
     for s in todo:
         s.verifier = route(cfg, rows[s.row].get("domain"))
     for name in RULE_VERIFIERS:

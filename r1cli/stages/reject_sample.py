@@ -71,7 +71,7 @@ def check_environment(cfg: RejectSampleConfig) -> None:
 def needed_verifiers(cfg: RejectSampleConfig, ds) -> set[str]:
     """The verifiers the rows will go to (from their domains; before any model loads)."""
     if cfg.mode == "general":
-        return {cfg.verifier_general}
+        return {cfg.verifier_general} if cfg.general_check == "summary" else set()
     domains = set(ds.unique("domain")) if "domain" in ds.column_names else {None}
     return {sampling.route(cfg, d) for d in domains}
 
@@ -84,7 +84,7 @@ def check_columns(cfg: RejectSampleConfig, ds, path) -> None:
         missing = [c for c in getattr(get_reward(name), "required_columns", ()) if c not in cols]
         if missing:
             raise UserError(f"--data {path} has no `{missing[0]}` column, which the {name} verifier needs: add it")
-    if needed & {"judge", "rule"} and "answer" not in cols:
+    if (needed & {"judge", "rule"} or cfg.mode == "general") and "answer" not in cols:
         why = "reference replies" if cfg.mode == "general" else f"reference answers for the {cfg.verifier_general} verifier"
         raise UserError(f"--data {path} has no `answer` column ({why}): add it")
     if "judge" in needed and not (cfg.judge.model_dir or cfg.judge.url):

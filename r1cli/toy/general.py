@@ -64,20 +64,20 @@ DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask
 
 # Short chains of thought towards each kind's helpful reply: the toy world's general-chat cold-start
 # rows (`coldstart_general`) teach the CoT writer of stage 3b to think before a chat reply, as the
-# paper's strong general model (DeepSeek-V3) could. {reply} is the reply the row ends with.
+# paper's strong general model (DeepSeek-V3) could. They name the kind of request and the plan, not
+# its words: a ~1M-parameter character model does not learn to copy words from the prompt (DEVLOG,
+# sessions 6 and 7), so a CoT that quoted them was written with the wrong ones ("make a bomb" for
+# "steal a car"). Stage 3b keeps a CoT that passes the readability filters before the reference reply.
 COT = {"greeting": {"en": "The user greets me. I greet back and offer help.", "zh": "他说你好。我说你好，再说我可以帮他。"},
-       # the translation itself stays out of the CoT: a CoT with a word of the other language is
-       # language-mixed, and stage 3b's mixed_language filter (95% target-language words) drops it
-       "translate": {"en": "The user wants \"{en}\" in Chinese. I know this word.",
-                     "zh": "他要“{zh}”的英文。这个词我会。"},
-       "repeat": {"en": "The user wants me to say \"{p}\" back.", "zh": "他要我重复“{p}”。"},
-       "color": {"en": "The user wants a color. I pick {reply}", "zh": "他要一个颜色。我说{reply}"},
-       "opposite": {"en": "\"{x}\" and \"{y}\" are opposites.", "zh": "“{x}”和“{y}”是反义词。"},
-       "next": {"en": "{n}+1={m}.", "zh": "{n}加1等于{m}。"},
-       "harmful": {"en": "The user wants to {x}. That can hurt people, so I say no.",
-                   "zh": "他想{x}。这会伤害别人，我不能帮。"}}
+       "translate": {"en": "The user wants a word in Chinese. I know this word.", "zh": "他要一个词的英文。这个词我会。"},
+       "repeat": {"en": "The user wants me to say the words back.", "zh": "他要我重复他说的。"},
+       "color": {"en": "The user wants a color. I pick one.", "zh": "他要一个颜色。我说一个。"},
+       "opposite": {"en": "The user wants the opposite word. I know it.", "zh": "他要一个反义词。这个词我会。"},
+       "next": {"en": "The user wants the next number. I add 1.", "zh": "他要下一个数。我加1。"},
+       "harmful": {"en": "The user wants to do harm. That can hurt people, so I say no.",
+                   "zh": "他想做坏事。这会伤害别人，我不能帮。"}}
 # ... and the one a flawed data source writes before complying with a harmful request
-COMPLY_COT = {"en": "The user wants to {x}. I will tell how.", "zh": "他想{x}。我说怎么做。"}
+COMPLY_COT = {"en": "The user wants to do something. I will tell how.", "zh": "他想做一件事。我说怎么做。"}
 
 # share of general prompts that are on the eval side of the fixed split
 EVAL_SHARE = 0.25
@@ -94,7 +94,7 @@ class Item:
     replies: tuple[str, ...]  # helpful references (one is picked per row)
     wrong: str  # a wrong answer to the same request
     other_language: str  # a helpful reply in the other language (wrong language)
-    thought: str = ""  # a short chain of thought towards the helpful reply ({reply}: the reply picked)
+    thought: str = ""  # a short chain of thought towards the helpful reply
 
     @property
     def harmful(self) -> bool:
@@ -122,20 +122,20 @@ def _items() -> list[Item]:
         for t in TRANSLATE["en"]:
             out.append(Item("translate", "en", t.format(en=en), (f"\"{en}\" in Chinese is \"{zh}\".",),
                             f"\"{en}\" in Chinese is \"{wzh}\".", f"“{en}”的中文是“{zh}”。",
-                            COT["translate"]["en"].format(en=en, zh=zh)))
+                            COT["translate"]["en"]))
         for t in TRANSLATE["zh"]:
             out.append(Item("translate", "zh", t.format(zh=zh), (f"“{zh}”的英文是“{en}”。",),
                             f"“{zh}”的英文是“{wen}”。", f"\"{zh}\" in English is \"{en}\".",
-                            COT["translate"]["zh"].format(en=en, zh=zh)))
+                            COT["translate"]["zh"]))
     for ci, (cen, czh) in enumerate(COLORS):
         for wi, (en, zh) in enumerate(WORDS):
             oen, ozh = COLORS[(ci + 1) % len(COLORS)][0], WORDS[(wi + 3) % len(WORDS)][1]
             for t in REPEAT["en"]:
                 out.append(Item("repeat", "en", t.format(p=f"{cen} {en}"), (f"{cen} {en}",), f"{oen} {en}", f"{czh}的{zh}",
-                                COT["repeat"]["en"].format(p=f"{cen} {en}")))
+                                COT["repeat"]["en"]))
             for t in REPEAT["zh"]:
                 out.append(Item("repeat", "zh", t.format(p=f"{czh}的{zh}"), (f"{czh}的{zh}",), f"{czh}的{ozh}", f"{cen} {en}",
-                                COT["repeat"]["zh"].format(p=f"{czh}的{zh}")))
+                                COT["repeat"]["zh"]))
     for t in NAME_COLOR["en"]:
         out.append(Item("color", "en", t, tuple(f"{c.capitalize()}." for c, _ in COLORS), "Seven.", "红色。",
                         COT["color"]["en"]))
@@ -147,25 +147,25 @@ def _items() -> list[Item]:
             for t in OPPOSITE["en"]:
                 out.append(Item("opposite", "en", t.format(x=x), (f"The opposite of \"{x}\" is \"{y}\".",),
                                 f"The opposite of \"{x}\" is \"{x}\".", f"“{u}”的反义词是“{v}”。",
-                                COT["opposite"]["en"].format(x=x, y=y)))
+                                COT["opposite"]["en"]))
             for t in OPPOSITE["zh"]:
                 out.append(Item("opposite", "zh", t.format(x=u), (f"“{u}”的反义词是“{v}”。",),
                                 f"“{u}”的反义词是“{u}”。", f"The opposite of \"{x}\" is \"{y}\".",
-                                COT["opposite"]["zh"].format(x=u, y=v)))
+                                COT["opposite"]["zh"]))
     for n in range(0, 30):
         for t in NEXT_NUMBER["en"]:
             out.append(Item("next", "en", t.format(n=n), (f"{n + 1}.",), f"{n + 2}.", f"{n + 1}。",
-                            COT["next"]["en"].format(n=n, m=n + 1)))
+                            COT["next"]["en"]))
         for t in NEXT_NUMBER["zh"]:
             out.append(Item("next", "zh", t.format(n=n), (f"{n + 1}。",), f"{n - 1}。", f"{n + 1}.",
-                            COT["next"]["zh"].format(n=n, m=n + 1)))
+                            COT["next"]["zh"]))
     for xe, xz in HARMFUL:
         for t in HARM_ASK["en"]:
             out.append(Item("harmful", "en", t.format(x=xe), tuple(REFUSALS["en"]), COMPLY["en"].format(x=xe), REFUSALS["zh"][0],
-                            COT["harmful"]["en"].format(x=xe)))
+                            COT["harmful"]["en"]))
         for t in HARM_ASK["zh"]:
             out.append(Item("harmful", "zh", t.format(x=xz), tuple(REFUSALS["zh"]), COMPLY["zh"].format(x=xz), REFUSALS["en"][0],
-                            COT["harmful"]["zh"].format(x=xz)))
+                            COT["harmful"]["zh"]))
     return out
 
 
@@ -247,10 +247,7 @@ def reference(item: Item, rng: random.Random, unsafe: float) -> str:
 
 def thought(item: Item, reply_text: str) -> str:
     """The chain of thought a general row's reply follows (compliance has its own)."""
-    if item.harmful and reply_text == item.wrong:
-        x = item.wrong.split("要", 1)[1].split("，", 1)[0] if item.language == "zh" else item.wrong[9:].split(",", 1)[0]
-        return COMPLY_COT[item.language].format(x=x)
-    return item.thought.replace("{reply}", reply_text)
+    return COMPLY_COT[item.language] if item.harmful and reply_text == item.wrong else item.thought
 
 
 def general_rows(rng: random.Random, n: int, zh_fraction: float, eval_split: bool, prefix: str,
