@@ -108,7 +108,8 @@ def reject_sample(
     model: Path = typer.Option(..., "--model", help="Checkpoint to sample from (stage-2 RL model; a base or R1-Zero with --few-shot)."),
     data: Path = typer.Option(..., "--data", help="Prompts with reference answers; with --mode general, (prompt, reference reply) pairs."),
     out: Path = typer.Option(..., "--out", help="Output SFT dataset dir (r1 sft takes it)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="reasoning (verify answers) or general (write a CoT for known replies)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="reasoning (verify answers) or general (write a CoT for known replies; "
+                                      "general_check: summary or filters decides which are kept)."),
     n: Optional[int] = typer.Option(None, "--n", help="Samples per prompt (default 8)."),
     keep: Optional[str] = typer.Option(None, "--keep", help="all-correct, best (shortest correct) or first."),
     judge: Optional[Path] = typer.Option(None, "--judge", help="Local judge model dir (generative judge for non-rule domains)."),

@@ -44,6 +44,19 @@ def smoke(tmp_path_factory) -> Path:
     return run
 
 
+def test_demo_lanes_stop_together_when_the_chain_fails(tmp_path):
+    """`make demo` runs two lanes side by side (the chain, and the side work that waits for the chain's
+    stages): when the chain fails, the side lane stops waiting and make exits non-zero, naming the stage."""
+    run = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    proc = subprocess.run(["make", "-C", str(ROOT), "lanes", "SMOKE=1", f"RUN={run}", f"VENV={sys.prefix}",
+                           "SIDE_GOALS=$(SIDE) $(RUN)/report", "DATA_SET=--set n_rl=0"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "n_rl" in proc.stderr and f"make: the chain lane stopped before {run}/base" in proc.stdout
+    assert list(run.iterdir()) == []  # nothing built, and the lanes' exit files are gone
+
+
 @pytest.mark.slow
 def test_smoke_chain_links_each_stage_to_the_one_before(smoke):
     for d, wanted in CHAIN.items():
