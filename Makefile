@@ -225,6 +225,7 @@ LANES = mkdir -p $(RUN) && rm -f $(RUN)/.chain-exit $(RUN)/.side-exit && \
 
 demo: install
 	@$(LANES)
+# the same without the install step (`make smoke` runs it with SMOKE=1)
 lanes:
 	@$(LANES)
 
