@@ -55,9 +55,14 @@ def as_messages(prompt) -> list[dict]:
     return [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in prompt]
 
 
+def filters_only(cfg: RejectSampleConfig) -> bool:
+    """general mode with general_check: filters: the readability filters are the whole check."""
+    return cfg.mode == "general" and cfg.general_check == "filters"
+
+
 def reward_columns(cfg: RejectSampleConfig) -> list[str]:
     """The reward_<name> columns every chunk writes (the same set in every chunk and shard)."""
-    names = set() if cfg.mode == "general" and cfg.general_check == "filters" else {cfg.verifier_general}
+    names = set() if filters_only(cfg) else {cfg.verifier_general}
     if cfg.mode == "reasoning":
         names |= set(cfg.verifiers.values())
     if cfg.filters.mixed_language is not None:
@@ -136,8 +141,8 @@ def verify(ctx: Context, rows: list[dict], samples: list[Sample]) -> None:
     cfg = ctx.cfg
     fail = "inconsistent" if cfg.mode == "general" else "incorrect"
     todo = [s for s in samples if s.reason is None]
-    if cfg.mode == "general" and cfg.general_check == "filters":  # the readability filters were the check
-        for s in todo:  # ... and the row needs a reply for the CoT to go before
+    if filters_only(cfg):
+        for s in todo:  # the readability filters were the check; the row needs a reply for the CoT
             s.verifier, s.reason = "filters", None if (rows[s.row].get("answer") or "").strip() else "no_reference"
         return
     for s in todo:

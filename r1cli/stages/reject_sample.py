@@ -71,7 +71,7 @@ def check_environment(cfg: RejectSampleConfig) -> None:
 def needed_verifiers(cfg: RejectSampleConfig, ds) -> set[str]:
     """The verifiers the rows will go to (from their domains; before any model loads)."""
     if cfg.mode == "general":
-        return {cfg.verifier_general} if cfg.general_check == "summary" else set()
+        return set() if sampling.filters_only(cfg) else {cfg.verifier_general}
     domains = set(ds.unique("domain")) if "domain" in ds.column_names else {None}
     return {sampling.route(cfg, d) for d in domains}
 
