@@ -55,7 +55,7 @@ SOLVER_BASE_SET = ["eval_prompts=0"]
 SOLVER_BASE_STEPS = 2400
 # one epoch over the 4000 cold-start rows (125 steps): measured 49.0% pass@1 (200 eval prompts x 1, T 0.6) on
 # this base (42.5% before the corpus had copy drills), well above the backend comparison's 0.2 floor
-SOLVER_SET = ["trl.num_train_epochs=1", "trl.per_device_train_batch_size=32", "trl.save_strategy='no'"]
+SOLVER_SET = ["trl.num_train_epochs=1", "trl.per_device_train_batch_size=8", "trl.save_strategy='no'"]
 
 
 @pytest.fixture(scope="session", autouse=True)
