@@ -192,6 +192,8 @@ class GRPOStageConfig(Section):
     # reward (zero advantage) and refill the batch with fresh prompts, for at most this many extra rounds
     dynamic_sampling: bool = False
     dynamic_sampling_max_rounds: int = setting(3, ge=1)
+    # the loss over micro-batches of rows of one length, padding columns dropped: the same gradient (r1cli/micro_batches.py)
+    micro_batch_by_length: bool = False
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
     # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)

@@ -65,3 +65,57 @@ def test_prefilled_template_is_detected(toy_base):
     assert detect_prefilled(tok, "r1", None, {"format": 1}) is True
     with pytest.raises(UserError, match="pre-fills <think>"):
         detect_prefilled(tok, "r1", False, {"format": 1})
+
+
+def test_micro_batches_by_length_hold_every_row_once_without_its_padding():
+    import torch
+
+    from r1cli.micro_batches import split
+
+    # 6 rows: prompts left-padded to 5, completions right-padded to 4 (real lengths below)
+    p_len, c_len = [5, 1, 3, 2, 5, 1], [4, 1, 2, 1, 3, 2]
+    prompt_mask = torch.tensor([[0] * (5 - n) + [1] * n for n in p_len])
+    completion_mask = torch.tensor([[1] * n + [0] * (4 - n) for n in c_len])
+    batch = {"prompt_ids": prompt_mask * torch.arange(1, 7)[:, None], "prompt_mask": prompt_mask,
+             "completion_ids": completion_mask * torch.arange(11, 17)[:, None], "completion_mask": completion_mask,
+             "advantages": torch.arange(6.0), "num_items_in_batch": torch.tensor(13), "prompts": list("abcdef")}
+    parts = split(batch, 3)
+    rows = [r for p in parts for r in p["prompts"]]
+    assert sorted(rows) == list("abcdef") and len(parts) == 3
+    totals = [[p_len[ord(r) - 97] + c_len[ord(r) - 97] for r in p["prompts"]] for p in parts]
+    assert [t for part in totals for t in part] == sorted(t for part in totals for t in part)  # shortest first
+    for p in parts:
+        i = [ord(r) - 97 for r in p["prompts"]]
+        assert p["prompt_ids"].size(1) == max(p_len[j] for j in i) and p["completion_ids"].size(1) == max(c_len[j] for j in i)
+        assert p["prompt_mask"].sum(1).tolist() == [p_len[j] for j in i]  # no real token lost
+        assert p["completion_mask"].sum(1).tolist() == [c_len[j] for j in i]
+        assert p["advantages"].tolist() == [float(j) for j in i] and int(p["num_items_in_batch"]) == 13
+
+
+def test_micro_batch_by_length_is_the_same_first_step(toy_base, toy_data, tmp_path, monkeypatch):
+    """The same generated batch as 2 length-sorted micro-batches gives TRL's loss and gradient norm."""
+    from r1cli import micro_batches
+
+    widths = []  # (batch's completion width, the micro-batches' widths) for each split made
+
+    def spy(batch, parts):
+        out = split(batch, parts)
+        widths.append((batch["completion_ids"].size(1), [p["completion_ids"].size(1) for p in out]))
+        return out
+
+    split = micro_batches.split
+    monkeypatch.setattr(micro_batches, "split", spy)
+
+    def first_step(out, extra):
+        main(["grpo", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out), "--recipe",
+              "recipes/toy/grpo.yaml", *SHORT, "--set", "trl.max_steps=1", *extra])
+        rec = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return next(r for r in rec if "grad_norm" in r)
+
+    whole = first_step(tmp_path / "whole", [])
+    split_ = first_step(tmp_path / "split", ["--set", "micro_batch_by_length=true", "--set",
+                                             "trl.per_device_train_batch_size=4", "--set", "trl.gradient_accumulation_steps=2"])
+    assert json.loads((tmp_path / "split" / "r1.json").read_text())["config"]["micro_batch_by_length"] is True
+    assert len(widths) == 1 and len(widths[0][1]) == 2 and max(widths[0][1]) == widths[0][0], widths
+    assert split_["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
+    assert split_["loss"] == pytest.approx(whole["loss"], rel=1e-4, abs=1e-6)

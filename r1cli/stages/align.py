@@ -302,7 +302,8 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
             rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
                                                        title="r1 align", samples_every=cfg.samples_every,
-                                                       by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds)
+                                                       by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds,
+                                                       by_length=cfg.micro_batch_by_length)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,

@@ -58,7 +58,8 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
             rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
                                                        title=f"r1 {stage}", samples_every=cfg.samples_every,
-                                                       peft=cfg.peft, dynamic_rounds=rounds)
+                                                       peft=cfg.peft, dynamic_rounds=rounds,
+                                                       by_length=cfg.micro_batch_by_length)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size
