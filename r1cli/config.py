@@ -185,15 +185,13 @@ class GRPOStageConfig(Section):
     prefilled_think: bool | None = None
     # write a few prompts + completions + rewards to samples.jsonl every N steps (0 = never)
     samples_every: int = setting(10, ge=0)
-    # the RL algorithm: a preset of TRL loss settings from its paper (r1cli/algorithms.py); a `trl:` key wins
-    # over it. grpo is DeepSeek-R1's (KL 0.001)
+    # the RL algorithm: a preset of TRL loss settings (r1cli/algorithms.py), a `trl:` key wins; grpo is R1's (KL 0.001)
     algorithm: Literal["grpo", "dr_grpo", "dapo", "gspo", "cispo"] = "grpo"
     # DAPO's dynamic sampling (r1cli/dynamic_sampling.py): drop the groups whose completions all got the same
     # reward (zero advantage) and refill the batch with fresh prompts, for at most this many extra rounds
     dynamic_sampling: bool = False
     dynamic_sampling_max_rounds: int = setting(3, ge=1)
-    # the loss over micro-batches of rows of one length, padding columns dropped: the same gradient (r1cli/micro_batches.py)
-    micro_batch_by_length: bool = False
+    micro_batch_by_length: bool = False  # micro-batches of one length, no all-pad columns (r1cli/micro_batches.py)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
     # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)
