@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from r1cli import dynamic_sampling, lora, micro_batches, training
+from r1cli import dynamic_sampling, lora, micro_batches, rollouts, training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
 from r1cli.telemetry import Callback
@@ -192,11 +192,13 @@ def grpo_metrics_row(rec: dict) -> dict:
 def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
                samples_every: int, callbacks: list = (), by_domain: bool = False,
                show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean"),
-               peft: dict | None = None, dynamic_rounds: int | None = None, by_length: bool = False):
+               peft: dict | None = None, dynamic_rounds: int | None = None, by_length: bool = False,
+               decode_loop: bool = False):
     """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked).
     `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning. With `dynamic_rounds`,
     the trainer is TRL's with DAPO's dynamic sampling (r1cli/dynamic_sampling.py); with `by_length`, its
-    micro-batches are rows of one length (r1cli/micro_batches.py)."""
+    micro-batches are rows of one length (r1cli/micro_batches.py); with `decode_loop`, its rollouts come from
+    r1cli's decode loop (r1cli/rollouts.py)."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
@@ -212,6 +214,8 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
         cls, extra = dynamic_sampling.trainer_class(GRPOTrainer), {"max_rounds": dynamic_rounds}
     if by_length:
         cls = micro_batches.trainer_class(cls)
+    if decode_loop:
+        cls = rollouts.trainer_class(cls)
     trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds, processing_class=tokenizer,
                   callbacks=[telemetry, samples.callback(), *callbacks], peft_config=lora.lora_config(peft or {}),
                   **extra)

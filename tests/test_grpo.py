@@ -38,6 +38,7 @@ def test_grpo_runs_and_records_telemetry(toy_base, toy_data, tmp_path, template)
     (["--set", "rewards.code=1"], "reward 'code' needs column 'tests'"),
     (["--set", "rewards.acuracy=1"], "accuracy"),
     (["--set", "trl.use_vllm=true"], "vllm is not installed"),
+    (["--set", "decode_loop=true", "--set", "trl.top_k=5"], "decode_loop samples with temperature and top-p only.*trl.top_k"),
     (["--set", "prefilled_think=false", "--set", "trl.max_completion_length=32"], None),
 ])
 def test_checks_before_the_first_step(run_r1, toy_base, toy_data, tmp_path, extra, msg):
@@ -119,3 +120,70 @@ def test_micro_batch_by_length_is_the_same_first_step(toy_base, toy_data, tmp_pa
     assert len(widths) == 1 and len(widths[0][1]) == 2 and max(widths[0][1]) == widths[0][0], widths
     assert split_["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-4)
     assert split_["loss"] == pytest.approx(whole["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_rollout_groups_are_runs_of_one_prompt():
+    from r1cli.rollouts import groups
+
+    assert groups([[1, 2]] * 4 + [[3]] * 4) == 4
+    assert groups([[1], [2], [3]]) == 1
+    assert groups([[1], [1], [2]]) == 1  # runs of unequal size: no sharing, one row per prompt copy
+    assert groups([[5, 6]] * 3) == 3
+
+
+def test_decode_loop_rollouts_are_trls_rollouts_when_greedy(tmp_path):
+    """The override returns what TRL's generate path returns (ids up to and including the first eos, in row
+    order), compared greedy so that both must pick the same tokens."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from r1cli.rollouts import trainer_class
+    from tiny_lm import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")  # random, sharp logits: varied greedy rows
+    tok = AutoTokenizer.from_pretrained(model)
+    texts = [f"<|user|>{q}\n<|assistant|>" for q in ("What is 3+4?", "2*5", "hi", "Tom has 7 apples", "计算 8+9", "red?")]
+    prompt_ids = [ids for ids in tok(texts, add_special_tokens=False)["input_ids"] for _ in range(4)]
+    args = GRPOConfig(output_dir=str(tmp_path / "o"), use_cpu=True, report_to=[], per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=40, temperature=1.0)
+    trainers = {}
+    for name, cls in (("trl", GRPOTrainer), ("decode_loop", trainer_class(GRPOTrainer))):
+        trainers[name] = cls(model=str(model), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                             args=args, train_dataset=Dataset.from_list([{"prompt": "x"}] * 4), processing_class=tok)
+        trainers[name].generation_config.do_sample = False  # TRL's generate, greedy
+        trainers[name].temperature = 0.0  # the decode loop, greedy
+    # a random model rarely writes its eos: end the completions at a token some greedy rows write early, others
+    # late or never, so the rows stop at different steps
+    free = trainers["trl"]._generate_single_turn(prompt_ids, None, {}, 4)[0]
+    eos = max({t for ids in free for t in ids if any(t not in x for x in free)},
+              key=lambda t: len({ids.index(t) for ids in free if t in ids}))
+    out = {}
+    for name, trainer in trainers.items():
+        trainer.eos_token_ids, trainer.generation_config.eos_token_id = [eos], [eos]
+        out[name], logprobs = trainer._generate_single_turn(prompt_ids, None, {}, 4)
+        assert logprobs is None
+    assert out["decode_loop"] == out["trl"]
+    assert all(eos not in ids[:-1] for ids in out["trl"]) and any(ids[-1] == eos for ids in out["trl"])
+    assert len({len(ids) for ids in out["trl"]}) > 1  # rows of different lengths: the truncation is exercised
+
+
+def test_decode_loop_trains_from_the_command_line(toy_base, toy_data, tmp_path, monkeypatch):
+    from r1cli import rollouts
+
+    calls = []  # (prompts, n) of every decode call
+
+    def spy(model, prompts, **kw):
+        calls.append((len(prompts), kw["n"]))
+        return decode(model, prompts, **kw)
+
+    decode = rollouts.decode
+    monkeypatch.setattr(rollouts, "decode", spy)
+    out = tmp_path / "o"
+    main(["grpo", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out), "--recipe",
+          "recipes/toy/grpo.yaml", *SHORT, "--set", "decode_loop=true"])
+    assert calls == [(2, 4), (2, 4)]  # two steps of 8 rows: 2 prompts x 4 generations, each prompt prefilled once
+    m = json.loads((out / "r1.json").read_text())
+    assert m["config"]["decode_loop"] is True and m["counts"]["steps"] == 2
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert samples and all("completion" in s for s in samples) and any(s["completion"] for s in samples)

@@ -33,7 +33,7 @@ import statistics
 from itertools import pairwise
 from pathlib import Path
 
-from r1cli import dynamic_sampling, rl, training
+from r1cli import dynamic_sampling, rl, rollouts, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import AlignConfig
 from r1cli.data import load_prompts
@@ -284,6 +284,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                                          "save_strategy": "steps", "save_steps": 50})
     rl.check_vllm(args)
     dynamic_sampling.check(cfg, args)
+    rollouts.check(cfg, args)
     rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
     per_batch, n_batches, per_step = generation_batches(args, len(ds))
     # when only the RMs score general rows, no reward applies to them before the RMs start: they
@@ -303,7 +304,7 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
                                                        title="r1 align", samples_every=cfg.samples_every,
                                                        by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds,
-                                                       by_length=cfg.micro_batch_by_length)
+                                                       by_length=cfg.micro_batch_by_length, decode_loop=cfg.decode_loop)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,

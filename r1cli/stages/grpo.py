@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from r1cli import dynamic_sampling, rl, training
+from r1cli import dynamic_sampling, rl, rollouts, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import GRPOStageConfig
 from r1cli.data import load_prompts
@@ -47,6 +47,7 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
                                defaults={"save_strategy": "steps", "save_steps": 50})
     rl.check_vllm(args)
     dynamic_sampling.check(cfg, args)
+    rollouts.check(cfg, args)
     rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length,
                             getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None))
 
@@ -59,7 +60,7 @@ def run(cfg: GRPOStageConfig, *, model: Path, data: Path, out: Path, eval_data: 
             trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, ds, rewards, args,
                                                        title=f"r1 {stage}", samples_every=cfg.samples_every,
                                                        peft=cfg.peft, dynamic_rounds=rounds,
-                                                       by_length=cfg.micro_batch_by_length)
+                                                       by_length=cfg.micro_batch_by_length, decode_loop=cfg.decode_loop)
             training.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size

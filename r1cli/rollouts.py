@@ -1,0 +1,77 @@
+"""GRPO's rollouts sampled with r1cli's decode loop instead of `model.generate`: `decode_loop: true`.
+
+TRL's GRPOTrainer (without vLLM) samples a batch's completions with transformers' `generate`: every
+prompt is repeated `num_generations` times and prefilled once per copy, and every row stays in the
+batch until the last one ends. `r1 eval` and `r1 reject-sample` sample with r1cli/generation/decode.py
+instead (each prompt prefilled once and shared by its samples, finished rows leave the batch); this
+module lets GRPO do the same, by overriding one method, `_generate_single_turn` (TRL's non-vLLM
+generation of token ids), under the same model unwrapping (ZeRO-3 gather, FSDP full parameters).
+
+The sampling is the same protocol (temperature, then top-p; the completion ends with its first eos,
+which it keeps, as TRL's does); the draws are not the same ones, so a run differs from TRL's generate
+by chance only. Each call's seed is drawn from torch's global generator, which TRL seeds and restores
+on --resume, as `generate` draws from it. What the loop does not do is refused by `check` before the
+model loads: vLLM, transformers' continuous batching, top-k / min-p / repetition penalty, extra
+generation kwargs, multimodal prompts.
+Measured on the toy (stage 2's 8 prompts x 8 completions of <= 96 tokens, one thread): 0.77-0.95 s a
+batch against 1.5-1.8 s with generate (bench/grpo_decode.py; docs/DEVLOG.md, session 10).
+"""
+
+from __future__ import annotations
+
+from r1cli.errors import UserError
+from r1cli.generation.decode import decode
+
+
+def check(cfg, args) -> None:
+    """Refuse, before the model loads, a recipe whose generation the decode loop cannot do."""
+    if not getattr(cfg, "decode_loop", False):
+        return
+    clashes = {"trl.use_vllm": args.use_vllm,
+               "trl.use_transformers_paged": getattr(args, "use_transformers_paged", False),
+               "trl.top_k": args.top_k not in (None, 0),
+               "trl.min_p": args.min_p is not None,
+               "trl.repetition_penalty": args.repetition_penalty != 1.0,
+               "trl.generation_kwargs": bool(args.generation_kwargs),
+               "trl.cache_implementation": args.cache_implementation is not None}
+    bad = [k for k, v in clashes.items() if v]
+    if bad:
+        raise UserError(f"decode_loop samples with temperature and top-p only and without vLLM: unset {', '.join(bad)}, "
+                        "or set decode_loop: false")
+
+
+def groups(prompt_ids: list[list[int]]) -> int:
+    """The size of the runs of identical consecutive prompts when they are all one size (TRL's sampler
+    repeats each prompt num_generations times in a row), else 1."""
+    runs, size = [], 1
+    for prev, cur in zip(prompt_ids, prompt_ids[1:]):
+        if cur == prev:
+            size += 1
+        else:
+            runs.append(size)
+            size = 1
+    runs.append(size)
+    return runs[0] if len(set(runs)) == 1 else 1
+
+
+def trainer_class(base):
+    """A subclass of TRL's GRPOTrainer `base` (or of a subclass of it) whose rollouts come from `decode`."""
+    import torch
+    from trl.models import unwrap_model_for_generation  # TRL's own generation path uses it
+
+    class DecodeLoopGRPOTrainer(base):
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+            if images is not None or multimodal_fields:
+                raise UserError("decode_loop samples text prompts only: set decode_loop: false for multimodal data")
+            n = groups(prompt_ids)
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+            with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
+                                              gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs)
+                  as model, self._dist.summon_full_params(self.model_wrapped, recurse=False)):
+                rows = decode(model, prompt_ids[::n], n=n, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_completion_length, eos_ids=list(self.eos_token_ids),
+                              pad_id=self._tokenizer.pad_token_id, seed=seed)
+            return [tokens for tokens, _ in rows], None
+
+    return DecodeLoopGRPOTrainer
