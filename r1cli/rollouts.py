@@ -19,6 +19,8 @@ batch against 1.5-1.8 s with generate (bench/grpo_decode.py; docs/DEVLOG.md, ses
 
 from __future__ import annotations
 
+import itertools
+
 from r1cli.errors import UserError
 from r1cli.generation.decode import decode
 
@@ -43,14 +45,7 @@ def check(cfg, args) -> None:
 def groups(prompt_ids: list[list[int]]) -> int:
     """The size of the runs of identical consecutive prompts when they are all one size (TRL's sampler
     repeats each prompt num_generations times in a row), else 1."""
-    runs, size = [], 1
-    for prev, cur in zip(prompt_ids, prompt_ids[1:]):
-        if cur == prev:
-            size += 1
-        else:
-            runs.append(size)
-            size = 1
-    runs.append(size)
+    runs = [len(list(run)) for _, run in itertools.groupby(prompt_ids)]
     return runs[0] if len(set(runs)) == 1 else 1
 
 
