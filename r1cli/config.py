@@ -192,7 +192,7 @@ class GRPOStageConfig(Section):
     dynamic_sampling: bool = False
     dynamic_sampling_max_rounds: int = setting(3, ge=1)
     micro_batch_by_length: bool = False  # micro-batches of one length, no all-pad columns (r1cli/micro_batches.py)
-    decode_loop: bool = False  # rollouts from r1cli's decode loop, not model.generate (r1cli/rollouts.py)
+    decode_loop: bool = False  # rollouts from r1cli's decode loop, not model.generate; not with vLLM (r1cli/rollouts.py)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
     # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)

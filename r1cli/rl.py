@@ -197,8 +197,8 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
     """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked).
     `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning. With `dynamic_rounds`,
     the trainer is TRL's with DAPO's dynamic sampling (r1cli/dynamic_sampling.py); with `by_length`, its
-    micro-batches are rows of one length (r1cli/micro_batches.py); with `decode_loop`, its rollouts come from
-    r1cli's decode loop (r1cli/rollouts.py)."""
+    micro-batches are rows of one length (r1cli/micro_batches.py); with `decode_loop` (and without vLLM), its
+    rollouts come from r1cli's decode loop (r1cli/rollouts.py)."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl import GRPOTrainer
@@ -214,7 +214,7 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
         cls, extra = dynamic_sampling.trainer_class(GRPOTrainer), {"max_rounds": dynamic_rounds}
     if by_length:
         cls = micro_batches.trainer_class(cls)
-    if decode_loop:
+    if decode_loop and not args.use_vllm:
         cls = rollouts.trainer_class(cls)
     trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds, processing_class=tokenizer,
                   callbacks=[telemetry, samples.callback(), *callbacks], peft_config=lora.lora_config(peft or {}),

@@ -113,7 +113,8 @@ def test_micro_batch_by_length_is_the_same_first_step(toy_base, toy_data, tmp_pa
         rec = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         return next(r for r in rec if "grad_norm" in r)
 
-    whole = first_step(tmp_path / "whole", [])
+    whole = first_step(tmp_path / "whole", ["--set", "micro_batch_by_length=false",
+                                            "--set", "trl.gradient_accumulation_steps=1"])
     split_ = first_step(tmp_path / "split", ["--set", "micro_batch_by_length=true", "--set",
                                              "trl.per_device_train_batch_size=4", "--set", "trl.gradient_accumulation_steps=2"])
     assert json.loads((tmp_path / "split" / "r1.json").read_text())["config"]["micro_batch_by_length"] is True
@@ -145,8 +146,8 @@ def test_decode_loop_rollouts_are_trls_rollouts_when_greedy(tmp_path):
     tok = AutoTokenizer.from_pretrained(model)
     texts = [f"<|user|>{q}\n<|assistant|>" for q in ("What is 3+4?", "2*5", "hi", "Tom has 7 apples", "计算 8+9", "red?")]
     prompt_ids = [ids for ids in tok(texts, add_special_tokens=False)["input_ids"] for _ in range(4)]
-    args = GRPOConfig(output_dir=str(tmp_path / "o"), use_cpu=True, report_to=[], per_device_train_batch_size=4, num_generations=4,
-                      max_completion_length=40, temperature=1.0)
+    args = GRPOConfig(output_dir=str(tmp_path / "o"), use_cpu=True, report_to=[], per_device_train_batch_size=4,
+                      num_generations=4, max_completion_length=40, temperature=1.0)
     trainers = {}
     for name, cls in (("trl", GRPOTrainer), ("decode_loop", trainer_class(GRPOTrainer))):
         trainers[name] = cls(model=str(model), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
@@ -182,7 +183,8 @@ def test_decode_loop_trains_from_the_command_line(toy_base, toy_data, tmp_path, 
     out = tmp_path / "o"
     main(["grpo", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out), "--recipe",
           "recipes/toy/grpo.yaml", *SHORT, "--set", "decode_loop=true"])
-    assert calls == [(2, 4), (2, 4)]  # two steps of 8 rows: 2 prompts x 4 generations, each prompt prefilled once
+    # two steps of 32 rows (8 a micro-batch x the recipe's 4): 8 prompts x 4 generations, each prompt prefilled once
+    assert calls == [(8, 4), (8, 4)]
     m = json.loads((out / "r1.json").read_text())
     assert m["config"]["decode_loop"] is True and m["counts"]["steps"] == 2
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]

@@ -451,7 +451,8 @@ def test_two_processes(procs, toy_base, toy_data, tmp_path, stage):
                            "--set", "trl.max_steps=4")
     else:  # the toy recipe, shortened
         code, err = launch(procs, "grpo", "--model", toy_base, "--data", toy_data / "rl", "--recipe",
-                           ROOT / "recipes/toy/grpo.yaml", "--out", out, *GRPO, "--set", "trl.max_steps=3")
+                           ROOT / "recipes/toy/grpo.yaml", "--out", out, *GRPO, "--set", "trl.max_steps=3",
+                           "--set", "trl.gradient_accumulation_steps=2")  # the recipe's decode loop and micro-batches
     assert code == 0, err[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # one finished OUT, no partial left
     m = json.loads((out / "r1.json").read_text())
@@ -462,7 +463,7 @@ def test_two_processes(procs, toy_base, toy_data, tmp_path, stage):
         # two ranks, each its own batch of 4: one step covers 8 of the rows
         assert rows[0]["epoch"] == pytest.approx(8 / m["counts"]["rows"], abs=1e-4)
     else:
-        assert m["counts"]["completions"] == 3 * 8 * 2
+        assert m["counts"]["completions"] == 3 * 8 * 2 * 2  # steps x rows x micro-batches x processes
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out)

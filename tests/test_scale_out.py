@@ -126,16 +126,19 @@ def test_sft_kill_and_resume(procs, toy_base, toy_data, tmp_path, engine):  # no
 
 
 @pytest.mark.multiproc
+@pytest.mark.parametrize("decode_loop", [False, True])
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_grpo(procs, toy_base, toy_data, tmp_path, engine):  # noqa: F811
-    """GRPO generates with the sharded model (TRL gathers ZeRO-3 / FSDP parameters to sample)."""
+def test_grpo(procs, toy_base, toy_data, tmp_path, engine, decode_loop):  # noqa: F811
+    """GRPO generates with the sharded model (TRL gathers ZeRO-3 / FSDP parameters to sample), with TRL's
+    generate and with r1cli's decode loop (r1cli/rollouts.py: the same unwrapping, then decode)."""
     out = tmp_path / "o"
     code, err = run(procs, launch_cmd(ENGINES[engine][1]) + [
         "grpo", "--model", toy_base, "--data", toy_data / "rl", "--out", out, *GRPO, *GRPO_REWARDS,
-        "--set", "trl.max_steps=2"])
+        "--set", "trl.max_steps=2", "--set", f"decode_loop={str(decode_loop).lower()}"])
     assert code == 0, err[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
     m = json.loads((out / "r1.json").read_text())
     assert m["status"] == "finished" and m["counts"]["completions"] == 2 * 8 * 2
+    assert m["config"]["decode_loop"] is decode_loop
     check_engine(m, engine)
     check_full_weights(out, toy_base)
