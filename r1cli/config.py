@@ -183,8 +183,7 @@ class GRPOStageConfig(Section):
     reward_options: dict = field(default_factory=dict)
     # None = detect from the chat template whether it pre-fills <think>
     prefilled_think: bool | None = None
-    # write a few prompts + completions + rewards to samples.jsonl every N steps (0 = never)
-    samples_every: int = setting(10, ge=0)
+    samples_every: int = setting(10, ge=0)  # prompts + completions + rewards to samples.jsonl every N steps (0 = never)
     # the RL algorithm: a preset of TRL loss settings (r1cli/algorithms.py), a `trl:` key wins; grpo is R1's (KL 0.001)
     algorithm: Literal["grpo", "dr_grpo", "dapo", "gspo", "cispo"] = "grpo"
     # DAPO's dynamic sampling (r1cli/dynamic_sampling.py): drop the groups whose completions all got the same

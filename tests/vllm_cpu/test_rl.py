@@ -34,6 +34,7 @@ def test_grpo_colocate_weights_reach_vllm(peft, solver, world, tmp_path, run_r1)
     res = run_r1("grpo", "--model", solver, "--data", world / "rl", "--out", out,
                  "--recipe", REPO / "recipes/toy/grpo.yaml", *COLOCATE, *peft,
                  "--set", "trl.max_steps=3", "--set", "trl.per_device_train_batch_size=32", "--set", "trl.num_generations=4",
+                 "--set", "trl.gradient_accumulation_steps=1",  # one micro-batch of 32 a step (the recipe has 4 of 16)
                  "--set", "trl.max_completion_length=64", "--set", "trl.learning_rate=0.05", timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = metrics(out)
