@@ -12,8 +12,8 @@ which it keeps, as TRL's does); the draws are not the same ones, so a run differ
 by chance only. Each call's seed is drawn from torch's global generator, which TRL seeds and restores
 on --resume, as `generate` draws from it. With `trl.use_vllm` vLLM samples and the loop is not used.
 What the loop does not do is refused by `check` before the model loads: transformers' continuous
-batching, top-k / min-p / repetition penalty, extra generation kwargs (and multimodal prompts, when
-they come).
+batching, top-k / min-p / repetition penalty, extra generation kwargs. Prompts are text (r1cli's
+stages have no images).
 Measured on the toy (stage 2's 8 prompts x 8 completions of <= 96 tokens, one thread): 0.77-0.95 s a
 batch against 1.5-1.8 s with generate (bench/grpo_decode.py; docs/DEVLOG.md, session 10).
 """
@@ -30,7 +30,8 @@ def check(cfg, args) -> None:
     """Refuse, before the model loads, a recipe whose generation the decode loop cannot do."""
     if not getattr(cfg, "decode_loop", False) or args.use_vllm:  # with vLLM, vLLM samples: the loop is not used
         return
-    clashes = {"trl.use_transformers_paged": getattr(args, "use_transformers_paged", False),
+    clashes = {"trl.use_transformers_continuous_batching": args.use_transformers_continuous_batching,
+               "trl.use_transformers_paged": getattr(args, "use_transformers_paged", False),  # its deprecated name
                "trl.top_k": args.top_k not in (None, 0),
                "trl.min_p": args.min_p is not None,
                "trl.repetition_penalty": args.repetition_penalty != 1.0,
