@@ -15,7 +15,7 @@ What the loop does not do is refused by `check` before the model loads: transfor
 batching, top-k / min-p / repetition penalty, extra generation kwargs. Prompts are text (r1cli's
 stages have no images).
 Measured on the toy (stage 2's 8 prompts x 8 completions of <= 96 tokens, one thread): 0.77-0.95 s a
-batch against 1.5-1.8 s with generate (bench/grpo_decode.py; docs/DEVLOG.md, session 10).
+batch against 1.5-1.8 s with generate; whole steps 1.33x faster (bench/grpo_decode.py; docs/DEVLOG.md, session 10).
 """
 
 from __future__ import annotations
