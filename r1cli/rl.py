@@ -216,6 +216,10 @@ def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: li
         cls = micro_batches.trainer_class(cls)
     if decode_loop and not args.use_vllm:
         cls = rollouts.trainer_class(cls)
+    if args.use_vllm:
+        from r1cli.generation.vllm_backend import reloadable_cpu_weights
+
+        reloadable_cpu_weights()
     trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds, processing_class=tokenizer,
                   callbacks=[telemetry, samples.callback(), *callbacks], peft_config=lora.lora_config(peft or {}),
                   **extra)

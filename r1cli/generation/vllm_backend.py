@@ -38,6 +38,34 @@ def cpu_defaults() -> dict:
     return {"dtype": "float32", "enforce_eager": True, "enable_chunked_prefill": False}
 
 
+def reloadable_cpu_weights() -> None:
+    """For TRL's colocate mode on a machine without CUDA: every dense layer of the vLLM engine computes with
+    its `weight` parameter, so that TRL's weight sync after each step (`model.load_weights`) reaches it.
+    vLLM's CPU build otherwise packs the weights of each linear layer for oneDNN (or, in bf16 on AMX CPUs,
+    for its own GEMM kernel) once after loading and replaces the parameter with an empty one: a reload then
+    dies with "'Parameter' object has no attribute 'weight_loader'" (vLLM 0.31 on AVX-512 CPUs; AVX2-only
+    builds have no oneDNN kernel and never pack). The packed kernels are kept for `r1 eval` and
+    `r1 reject-sample`, which load weights once. A no-op with CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    import torch.nn.functional as F
+    from vllm.model_executor.layers import utils
+
+    packing = utils.dispatch_cpu_unquantized_gemm
+    if getattr(packing, "r1cli_plain", False):
+        return
+
+    def plain(layer, remove_weight: bool) -> None:
+        if layer.weight.ndim != 2 or layer.weight.is_meta:  # conv / MoE weights, missing layers: vLLM's own way
+            return packing(layer, remove_weight)
+        layer.cpu_linear = lambda x, weight, bias: F.linear(x, weight, bias)
+
+    plain.r1cli_plain = True
+    utils.dispatch_cpu_unquantized_gemm = plain
+
+
 class VLLMGenerator:
     """Samples completions with `vllm.LLM` (all prompts in one call; vllm batches them itself)."""
 
