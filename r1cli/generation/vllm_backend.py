@@ -60,7 +60,7 @@ def reloadable_cpu_weights() -> None:
     def plain(layer, remove_weight: bool) -> None:
         if layer.weight.ndim != 2 or layer.weight.is_meta:  # conv / MoE weights, missing layers: vLLM's own way
             return packing(layer, remove_weight)
-        layer.cpu_linear = lambda x, weight, bias: F.linear(x, weight, bias)
+        layer.cpu_linear = F.linear  # called as cpu_linear(x, weight, bias), as vLLM's own unpacked layers are
 
     plain.r1cli_plain = True
     utils.dispatch_cpu_unquantized_gemm = plain
