@@ -16,6 +16,7 @@ RUN        ?= runs/demo
 SEED       ?= 0
 THREADS    ?= 2
 BASE_THREADS ?= 2
+CLAIMS     ?= recipes/toy/claims.yaml
 
 .PHONY: install test test-multiproc demo lanes demo-check smoke clean-demo install-vllm test-vllm
 
@@ -219,7 +220,7 @@ $(ABL)/summary: $(ABL)/rm_sft $(ABL)/rm_sft_nogeneral
 # the report reads the whole run and takes seconds: rebuilt on every `make demo` (it prints the stage table)
 .PHONY: $(RUN)/report
 $(RUN)/report: $(EVALS)
-	$(R1RUN) report $(RUN) --out $@ $(REPORT_SET) --force
+	$(R1RUN) report $(RUN) --out $@ --claims $(CLAIMS) $(REPORT_SET) --force
 
 # the two lanes side by side; the side lane's goals in order. Fails when either lane fails (both run on).
 LANES = mkdir -p $(RUN) && rm -f $(RUN)/.chain-exit $(RUN)/.side-exit && \
@@ -239,7 +240,7 @@ lanes:
 # It checks what is there and builds nothing (`make demo demo-check` does both). Not in `make smoke`:
 # its 2-step models meet no claim.
 demo-check:
-	$(R1RUN) report $(RUN) --out $(RUN)/report --claims --force
+	$(R1RUN) report $(RUN) --out $(RUN)/report --claims $(CLAIMS) --fail-on-claims --force
 
 # --- smoke: the same rules with SMOKE=1 (a couple of steps each), from scratch, then the checks ----------
 SMOKE_RUN  ?= runs/smoke

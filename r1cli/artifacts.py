@@ -250,7 +250,7 @@ class StageRun:
     saved: bool = False
     counts: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
-    # a LoRA run: the method, rank, trainable parameters and the adapter's dir (r1cli/lora.py)
+    # a LoRA run: the method, rank, trainable parameters and the adapter's dir (r1cli/training/lora.py)
     peft: dict | None = None
     started: float = field(default_factory=time.time)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))

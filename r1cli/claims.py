@@ -1,11 +1,19 @@
-"""The five stage claims of the README's toy table, as data, and their check on a run's numbers.
+"""Claims about a run, read from a YAML file, and their check on the run's numbers.
 
-    r1 report runs/demo --out runs/demo/report --claims     # exits 1 when a claim does not hold
-    make demo-check                                          # the same on $(RUN)
+    r1 report runs/demo --out runs/demo/report --claims recipes/toy/claims.yaml --fail-on-claims
+    make demo-check                                          # the same on $(RUN) with the toy's claims
 
-Each claim is one or more comparisons on the report's rows (roles: base_r1zero, r1zero, coldstart, grpo,
-grpo_nolang, sft, align). A comparison is one metric of two rows, `a - b` (or of one row, `a`)
-with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). A comparison's status:
+A claims file is a list of claims; each has a `name`, the `text` a reader sees, and one or more
+comparisons on the report's stage-table rows (their roles: base, base_r1zero, r1zero, coldstart, grpo,
+grpo_nolang, sft, align, r1cli/stages/report.py `role`):
+
+    - name: stage2
+      text: stage 2 >= cold start + 10 points (pass@1)
+      compare:
+        - {metric: pass@1, stages: [grpo, coldstart], op: ">=", margin: 0.10}
+
+`stages: [a, b]` compares `a - b` with the margin, `stages: [a]` a's own value; `op` is ">" (a - b > margin)
+or ">=" (a - b >= margin); rates and margins are fractions (0.10 = 10 points). A comparison's status:
 
 - holds: the point estimate meets the margin and so does the whole 95% confidence interval (a
   paired bootstrap over the prompts both rows were measured on, r1cli/stats.py; for one row, its
@@ -16,7 +24,7 @@ with a margin: ">" (a - b > margin) or ">=" (a - b >= margin). A comparison's st
 - not measured: a row or its number is missing (a stage or its eval was not run).
 
 A claim holds when all its comparisons hold; otherwise it takes the status of its worst comparison (fails,
-then not measured, then unclear). `--claims` fails on anything but "holds": a claim nobody
+then not measured, then unclear). `--fail-on-claims` fails on anything but "holds": a claim nobody
 measured, or one the data cannot tell from noise, is not a claim the run supports.
 
 The per-prompt numbers come from the eval dirs' rows (`eval_numbers`) and from align's general_eval
@@ -28,9 +36,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from r1cli.errors import UserError
 from r1cli.stats import bootstrap_ci, paired_bootstrap_ci, ratio
 
 POINTS = {"pass@1", "language_consistency_rate", "safe_rate"}  # rates, shown in % points
+METRICS = (*sorted(POINTS), "helpfulness")  # the metrics with per-prompt numbers to bootstrap
+OPS = (">", ">=")
 
 
 @dataclass(frozen=True)
@@ -45,25 +56,10 @@ class Comparison:
 @dataclass(frozen=True)
 class Claim:
     name: str           # a short id, e.g. for a test or a grep
-    text: str           # as the README says it
+    text: str           # as a reader sees it
     comparisons: tuple[Comparison, ...]
 
 
-CLAIMS = (
-    Claim("r1zero", "R1-Zero > base (pass@1; the base under the r1zero template)",
-          (Comparison("pass@1", "r1zero", "base_r1zero", ">"),)),
-    Claim("stage2", "stage 2 >= cold start + 10 points (pass@1)",
-          (Comparison("pass@1", "grpo", "coldstart", ">=", 0.10),)),
-    Claim("language", "language consistency >= 95% with the language reward, and lower without it",
-          (Comparison("language_consistency_rate", "grpo", None, ">=", 0.95),
-           Comparison("language_consistency_rate", "grpo", "grpo_nolang", ">"))),
-    Claim("sft", "stage-3 SFT from the base >= cold start (pass@1)",
-          (Comparison("pass@1", "sft", "coldstart", ">="),)),
-    Claim("align", "stage 4 keeps reasoning (pass@1 at most 2 points below stage 3) while raising helpfulness "
-          "(RM score) and safety (safe rate)",
-          (Comparison("pass@1", "align", "sft", ">=", -0.02), Comparison("helpfulness", "align", "sft", ">"),
-           Comparison("safe_rate", "align", "sft", ">"))),
-)
 WORST = ("fails", "not measured", "unclear")  # a claim's status: the first of these a comparison has
 
 
@@ -118,10 +114,44 @@ def check_comparison(t: Comparison, rows: dict[str, dict], per_prompt: dict[str,
             "why": f"{what} ({shown}{on}); {need}"}
 
 
-def check(rows: dict[str, dict], per_prompt: dict[str, dict]) -> list[dict]:
-    """Every claim's status and its comparisons, in the README's order."""
+def load_claims(path: Path, roles: tuple[str, ...]) -> tuple[Claim, ...]:
+    """The claims of a YAML file; every mistake is one line naming the file, the claim and what to fix."""
+    import yaml
+
+    if not Path(path).is_file():
+        raise UserError(f"--claims {path} does not exist: give a YAML file of claims (e.g. recipes/toy/claims.yaml)")
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError:
+        raise UserError(f"--claims {path} is not valid YAML: fix the syntax") from None
+    if not isinstance(data, list) or not data:
+        raise UserError(f"--claims {path} must be a non-empty list of claims (name, text, compare)")
     out = []
-    for c in CLAIMS:
+    for i, c in enumerate(data):
+        where = f"--claims {path}, claim {i + 1}"
+        if not isinstance(c, dict) or set(c) - {"name", "text", "compare"} or not {"name", "compare"} <= set(c):
+            raise UserError(f"{where}: a claim is a mapping of name, text (optional) and compare")
+        compare = c["compare"] if isinstance(c["compare"], list) else [c["compare"]]
+        comps = []
+        for t in compare:
+            if not isinstance(t, dict) or set(t) - {"metric", "stages", "op", "margin"}:
+                raise UserError(f"{where}: a comparison is a mapping of metric, stages, op and margin")
+            stages, op, margin = t.get("stages"), t.get("op", ">"), t.get("margin", 0.0)
+            if t.get("metric") not in METRICS:
+                raise UserError(f"{where}: metric {t.get('metric')!r} is not one of {', '.join(METRICS)}")
+            if not isinstance(stages, list) or len(stages) not in (1, 2) or any(s not in roles for s in stages):
+                raise UserError(f"{where}: stages must list one or two of {', '.join(roles)}, got {stages!r}")
+            if op not in OPS or isinstance(margin, bool) or not isinstance(margin, (int, float)):
+                raise UserError(f"{where}: op must be one of {', '.join(OPS)} and margin a number, got {op!r}, {margin!r}")
+            comps.append(Comparison(t["metric"], stages[0], stages[1] if len(stages) == 2 else None, op, float(margin)))
+        out.append(Claim(str(c["name"]), str(c.get("text") or c["name"]), tuple(comps)))
+    return tuple(out)
+
+
+def check(claims: tuple[Claim, ...], rows: dict[str, dict], per_prompt: dict[str, dict]) -> list[dict]:
+    """Every claim's status and its comparisons, in the file's order."""
+    out = []
+    for c in claims:
         comps = [check_comparison(t, rows, per_prompt) for t in c.comparisons]
         status = next((s for s in WORST if any(t["status"] == s for t in comps)), "holds")
         out.append({"name": c.name, "claim": c.text, "status": status, "comparisons": comps})

@@ -23,7 +23,7 @@ from r1cli.config import AlignConfig, EvalConfig, GRPOStageConfig, RejectSampleC
 from r1cli.errors import DiskFull, UserError
 from r1cli.locking import unlock_output
 from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt, parse_rewards
-from r1cli.recipe import resolve, show_changed_settings
+from r1cli.recipe import resolve_stage, show_changed_settings
 
 app = typer.Typer(
     name="r1",
@@ -64,10 +64,10 @@ def _sft_command(stage: str):
         resume: bool = ResumeOpt,
     ):
 
-        cfg = resolve(SFTStageConfig, recipe, set_, stage=stage)
-        show_changed_settings(cfg, stage)
+        res = resolve_stage(SFTStageConfig, recipe, set_, stage=stage, out=out, trainer=True)
+        show_changed_settings(res, stage)
 
-        stages.load("sft").run(cfg, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+        stages.load("sft").run(res, stage=stage, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
     return command
 
@@ -94,10 +94,10 @@ def grpo(
 ):
     """R1-Zero / stage 2: GRPO with rule rewards (accuracy, format, language, ...) on TRL's GRPOTrainer."""
 
-    cfg = resolve(GRPOStageConfig, recipe, set_, {"template": template}, stage="grpo")
-    show_changed_settings(cfg, 'grpo')
+    res = resolve_stage(GRPOStageConfig, recipe, set_, {"template": template}, stage="grpo", out=out, trainer=True)
+    show_changed_settings(res, 'grpo')
 
-    stages.load("grpo").run(cfg, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
+    stages.load("grpo").run(res, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
 
 # --- stage 3a/3b: rejection sampling ----------------------------------------------------------------
@@ -129,11 +129,11 @@ def reject_sample(
     flags = {"mode": mode, "n": n, "keep": keep, "judge.model_dir": str(judge) if judge else None,
              "judge.url": judge_url, "num_shards": num_shards, "shard_index": shard_index, "seed": seed,
              "backend": backend}
-    cfg = resolve(RejectSampleConfig, recipe, set_, flags, stage="reject-sample",
-                  flag_names={"judge.model_dir": "--judge", "judge.url": "--judge-url"})
-    show_changed_settings(cfg, 'reject-sample')
+    res = resolve_stage(RejectSampleConfig, recipe, set_, flags, stage="reject-sample",
+                        flag_names={"judge.model_dir": "--judge", "judge.url": "--judge-url"})
+    show_changed_settings(res, 'reject-sample')
 
-    stages.load("reject_sample").run(cfg, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
+    stages.load("reject_sample").run(res.config, model=model, data=data, out=out, few_shot=few_shot, force=force, resume=resume)
 
 
 # --- evaluation -----------------------------------------------------------------------------------
@@ -161,10 +161,10 @@ def eval_(
     flags = {"k": k, "sampling.temperature": temperature, "sampling.top_p": top_p,
              "sampling.max_new_tokens": max_new_tokens, "template": template, "limit": limit, "backend": backend,
              "seed": seed}
-    cfg = resolve(EvalConfig, recipe, set_, flags, stage="eval")
-    show_changed_settings(cfg, 'eval')
+    res = resolve_stage(EvalConfig, recipe, set_, flags, stage="eval")
+    show_changed_settings(res, 'eval')
 
-    stages.load("evaluate").run(cfg, model=model, data=data, out=out, force=force)
+    stages.load("evaluate").run(res.config, model=model, data=data, out=out, force=force)
 
 
 # --- scoring completions with named rewards -------------------------------------------------------
@@ -192,9 +192,9 @@ def score(
     flags = {"rewards": parse_rewards(rewards, weights), "workers": workers, "template": template,
              "helpful_rm": None if helpful_rm is None else str(helpful_rm),
              "harmless_rm": None if harmless_rm is None else str(harmless_rm)}
-    cfg = resolve(ScoreConfig, recipe, set_, flags, stage="score")
-    show_changed_settings(cfg, 'score')
-    stages.load("score").run(cfg, data=data, out=out, force=force)
+    res = resolve_stage(ScoreConfig, recipe, set_, flags, stage="score")
+    show_changed_settings(res, 'score')
+    stages.load("score").run(res.config, data=data, out=out, force=force)
 
 
 # --- stage 4: reward models and all-scenario RL ---------------------------------------------------
@@ -214,10 +214,10 @@ def rm(
 ):
     """Train a helpfulness (pairwise, Bradley-Terry) or harmlessness (pointwise) reward model for r1 align."""
 
-    cfg = resolve(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm")
-    show_changed_settings(cfg, 'rm')
+    res = resolve_stage(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm", out=out, trainer=True)
+    show_changed_settings(res, 'rm')
 
-    stages.load("rm").run(cfg, model=model, data=data, out=out, force=force, resume=resume)
+    stages.load("rm").run(res, model=model, data=data, out=out, force=force, resume=resume)
 
 
 @app.command("align")
@@ -239,10 +239,10 @@ def align(
     """Stage 4: GRPO over reasoning + general prompts; rule rewards on reasoning rows, reward models on general rows."""
 
     flags = {"helpful_rm": str(helpful_rm) if helpful_rm else None, "harmless_rm": str(harmless_rm) if harmless_rm else None}
-    cfg = resolve(AlignConfig, recipe, set_, flags, stage="align")
-    show_changed_settings(cfg, 'align')
+    res = resolve_stage(AlignConfig, recipe, set_, flags, stage="align", out=out, trainer=True)
+    show_changed_settings(res, 'align')
 
-    stages.load("align").run(cfg, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
+    stages.load("align").run(res, model=model, data=data, out=out, eval_data=eval_data, general_eval_data=general_eval_data,
               force=force, resume=resume)
 
 
@@ -256,14 +256,18 @@ def report(
     out: Path = typer.Option(..., "--out", help="Output report dir: report.md, report.json, PNG training curves."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when a stage is unfinished or an input a manifest "
                                "records inside a run is missing or changed since."),
-    claims: bool = typer.Option(False, "--claims", help="Exit 1 when a stage claim of the README (R1-Zero > base, "
-                                "stage 2 >= cold start + 10, ...) does not hold beyond its 95% CI on a run, or was not "
-                                "measured."),
+    claims: Optional[Path] = typer.Option(None, "--claims", help="A YAML file of claims about the runs (e.g. "
+                                          "recipes/toy/claims.yaml: R1-Zero > base, stage 2 >= cold start + 10, ...): "
+                                          "each is shown with its status (holds beyond its 95% CI, unclear, fails, not "
+                                          "measured)."),
+    fail_on_claims: bool = typer.Option(False, "--fail-on-claims", help="Exit 1 when a claim of --claims does not "
+                                        "hold on a run."),
     force: bool = ForceOpt,
 ):
     """One page with every stage's numbers and curves, read from the runs' manifests, metrics.jsonl and eval dirs."""
 
-    failed = stages.load("report").run(runs, out=out, check=check, claims=claims, force=force)
+    failed = stages.load("report").run(runs, out=out, check=check, claims=claims, fail_on_claims=fail_on_claims,
+                                       force=force)
     if failed:
         raise typer.Exit(1)
 

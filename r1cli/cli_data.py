@@ -11,7 +11,7 @@ import typer
 from r1cli import stages
 from r1cli.config import ToyBaseConfig, ToyDataConfig
 from r1cli.options import ForceOpt, RecipeOpt, SetOpt
-from r1cli.recipe import resolve, show_changed_settings
+from r1cli.recipe import resolve_stage, show_changed_settings
 
 data_app = typer.Typer(help="Inspect, export, import, merge and filter datasets.", no_args_is_help=True)
 toy_app = typer.Typer(help="Build the toy world: synthetic tasks and a tiny base model.", no_args_is_help=True)
@@ -102,10 +102,10 @@ def toy_data(
 ):
     """Write the synthetic toy task world (English and Chinese arithmetic word problems)."""
 
-    cfg = resolve(ToyDataConfig, recipe, set_, {"seed": seed}, stage="toy-data")
-    show_changed_settings(cfg, 'toy data')
+    res = resolve_stage(ToyDataConfig, recipe, set_, {"seed": seed}, stage="toy-data")
+    show_changed_settings(res, 'toy data')
 
-    stages.load("toy").make_toy_data(cfg, out, force=force)
+    stages.load("toy").make_toy_data(res.config, out, force=force)
 
 
 @toy_app.command("base")
@@ -119,7 +119,7 @@ def toy_base(
 ):
     """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus."""
 
-    cfg = resolve(ToyBaseConfig, recipe, set_, {"seed": seed, "steps": steps}, stage="toy-base")
-    show_changed_settings(cfg, 'toy base')
+    res = resolve_stage(ToyBaseConfig, recipe, set_, {"seed": seed, "steps": steps}, stage="toy-base")
+    show_changed_settings(res, 'toy base')
 
-    stages.load("toy").make_toy_base(cfg, out, force=force)
+    stages.load("toy").make_toy_base(res.config, out, force=force)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from r1cli.errors import UserError
-from r1cli.rewards import known_options
 from r1cli.settings import ConfigError, Section, needs, setting
 
 # the rewards that only score general rows (reward models): r1 align routes them by `domain`
@@ -24,6 +23,14 @@ PREFERENCE_REWARDS = ("helpfulness", "harmlessness")
 # how r1 reject-sample verifies a row: rule verifiers (rewards) by domain, else the judge or the rule
 RULE_VERIFIERS = ("accuracy", "code")
 VERIFIERS = (*RULE_VERIFIERS, "judge", "rule")
+
+# the `peft:` section (r1cli/training/lora.py): r1cli's own keys beside LoraConfig's, the LoraConfig fields the
+# stage or PEFT sets (task_type: causal LM, or sequence classification for r1 rm), and ranges LoraConfig does not
+# check itself (a rank of 0 would fail only after the model loads)
+LORA_OWN_KEYS = {"load_in_4bit": bool}
+LORA_NOT_SETTABLE = ("task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+                     "inference_mode")
+LORA_BOUNDS = {"r": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1}}
 
 
 @dataclass
@@ -56,7 +63,7 @@ class ToyDataConfig(Section):
     zh_fraction: float = setting(0.5, ge=0, le=1)
     # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
     coldstart_corruption: float = setting(0.08, ge=0, le=1)
-    # the same for Chinese CoTs: noisier, so RL without the language reward drifts to English (DEVLOG, session 7)
+    # the same for Chinese CoTs: noisier, so RL without the language reward drifts to English (its ablation measures that)
     coldstart_corruption_zh: float = setting(0.16, ge=0, le=1)
     # share of Chinese cold-start samples whose CoT is (partly) English, as real cold-start data has (at 0.1
     # RL with and without the language reward both ended >= 99.5% consistent: DEVLOG)
@@ -151,6 +158,7 @@ class SFTStageConfig(Section):
     """`r1 coldstart` / `r1 sft`: long-CoT SFT with TRL's SFTTrainer."""
 
     TRL_CONFIG: ClassVar[str] = "SFTConfig"
+    TRL_DEFAULTS: ClassVar[dict] = {"lr_scheduler_type": "cosine", "save_strategy": "epoch"}
     seed: int = 42
     # mixing weights, one per --data (None = concatenate as they are)
     data_weights: list[float] | None = setting(None, ge=0)
@@ -159,12 +167,16 @@ class SFTStageConfig(Section):
     # with --eval-data: how the input and the trained model are evaluated (before/after)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=1, limit=200))
     trl: dict = field(default_factory=dict)
-    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)
+    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/training/lora.py)
     peft: dict = field(default_factory=dict)
 
     def check(self) -> None:
         if self.data_weights is not None and not any(w > 0 for w in self.data_weights):
             raise ConfigError("data_weights", "leave no rows to train on: give at least one weight > 0", self.data_weights)
+
+    def trl_fixed(self) -> dict:
+        """The loss is on the assistant turn only; rows come tokenized (r1cli/stages/sft.py)."""
+        return {"completion_only_loss": True, "dataset_kwargs": None}
 
 
 @dataclass
@@ -172,6 +184,7 @@ class GRPOStageConfig(Section):
     """`r1 grpo`: R1-Zero and stage-2 reasoning RL with TRL's GRPOTrainer."""
 
     TRL_CONFIG: ClassVar[str] = "GRPOConfig"
+    TRL_DEFAULTS: ClassVar[dict] = {"save_strategy": "steps", "save_steps": 50}
     seed: int = 42
     template: Literal["r1", "r1zero"] = "r1"
     # the r1zero prompt text with {prompt}; None = the paper's Table 1 template
@@ -184,23 +197,27 @@ class GRPOStageConfig(Section):
     # None = detect from the chat template whether it pre-fills <think>
     prefilled_think: bool | None = None
     samples_every: int = setting(10, ge=0)  # prompts + completions + rewards to samples.jsonl every N steps (0 = never)
-    # the RL algorithm: a preset of TRL loss settings (r1cli/algorithms.py), a `trl:` key wins; grpo is R1's (KL 0.001)
+    # the RL algorithm: a preset of TRL loss settings (r1cli/training/algorithms.py), a `trl:` key wins; grpo is R1's (KL 0.001)
     algorithm: Literal["grpo", "dr_grpo", "dapo", "gspo", "cispo"] = "grpo"
-    # DAPO's dynamic sampling (r1cli/dynamic_sampling.py): drop the groups whose completions all got the same
+    # DAPO's dynamic sampling (r1cli/training/dynamic_sampling.py): drop the groups whose completions all got the same
     # reward (zero advantage) and refill the batch with fresh prompts, for at most this many extra rounds
     dynamic_sampling: bool = False
     dynamic_sampling_max_rounds: int = setting(3, ge=1)
-    micro_batch_by_length: bool = False  # micro-batches of one length, no all-pad columns (r1cli/micro_batches.py)
-    decode_loop: bool = False  # rollouts from r1cli's decode loop, not model.generate; not with vLLM (r1cli/rollouts.py)
+    micro_batch_by_length: bool = False  # micro-batches of one length, no all-pad columns (r1cli/training/micro_batches.py)
+    decode_loop: bool = False  # rollouts from r1cli's decode loop, not model.generate; not with vLLM (r1cli/training/rollouts.py)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)
-    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/lora.py)
+    # LoRA: PEFT's LoraConfig fields (+ load_in_4bit for QLoRA); empty = full fine-tuning (r1cli/training/lora.py)
     peft: dict = field(default_factory=dict)
 
     def check(self) -> None:
         needs("r1zero_template", self.r1zero_template, "{prompt}")
         if not self.rewards:
             raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
+
+    def trl_fixed(self) -> dict:
+        """One TRL reward weight per reward, in the recipe's order."""
+        return {"reward_weights": [float(w) for w in self.rewards.values()]}
 
 
 @dataclass
@@ -212,6 +229,7 @@ class RMConfig(Section):
     """
 
     TRL_CONFIG: ClassVar[str] = "RewardConfig"
+    TRL_DEFAULTS: ClassVar[dict] = {"save_strategy": "steps", "save_steps": 200}
     seed: int = 42
     # train on safe/unsafe labels instead of preference pairs (same as --pointwise)
     pointwise: bool = False
@@ -220,6 +238,9 @@ class RMConfig(Section):
     trl: dict = field(default_factory=dict)
     # LoRA on the LM + a fully trained score head (PEFT's SEQ_CLS task); empty = full fine-tuning
     peft: dict = field(default_factory=dict)
+
+    def trl_fixed(self) -> dict:
+        return {}
 
 
 @dataclass
@@ -264,6 +285,10 @@ class AlignConfig(GRPOStageConfig):
             if getattr(self, key) and name not in self.rewards:
                 flag = "--" + key.replace("_", "-")
                 raise UserError(f"{flag} is given but reward {name!r} is not in rewards: add it or drop the flag")
+
+    def trl_fixed(self) -> dict:
+        """r1 align orders the prompts itself (`mix`), so TRL's shuffle is off."""
+        return {**super().trl_fixed(), "shuffle_dataset": False}
 
 
 @dataclass
@@ -373,10 +398,6 @@ class RejectSampleConfig(Section):
         for domain, name in self.verifiers.items():
             if name not in VERIFIERS:
                 raise ConfigError(f"verifiers.{domain}", f"must be one of {', '.join(VERIFIERS)}", name)
-        unknown = sorted(set(self.reward_options) - known_options())
-        if unknown:
-            raise ConfigError("reward_options", f"has an unknown option {unknown[0]!r} "
-                              f"(valid: {', '.join(sorted(known_options()))})")
         if self.mode == "general":
             needs("general_template", self.general_template, "{prompt}")
         for i, pattern in enumerate(self.trivial_patterns):

@@ -44,9 +44,9 @@ from r1cli.templates import (
     TEMPLATES,
     apply_template,
     extract_answer,
-    generation_prefills_think,
     split_completion,
 )
+from r1cli.templates import prefilled_think as detect_prefilled
 
 SCORED = ("accuracy", "format", "language")
 HEADLINE = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
@@ -75,8 +75,7 @@ def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = Non
         raise UserError(f"language_threshold must be in (0, 1], got {language_threshold}")
     if len(ds) == 0:
         raise UserError("the eval set is empty: give a dataset with at least one prompt")
-    if prefilled_think is None:
-        prefilled_think = template == "r1" and generation_prefills_think(generator.tokenizer)
+    prefilled_think = detect_prefilled(generator.tokenizer, template, prefilled_think)
     scorers = reward_functions(template, prefilled_think)
 
     inputs = ds.to_list()
@@ -276,21 +275,6 @@ def print_comparison(before: dict, after: dict, names: tuple[str, str] = ("befor
 # --- before / after a training stage ------------------------------------------------------------
 
 
-def generator_of(path, backend: str = "transformers"):
-    """A generator for a model dir with the backend the `eval:` section names. OUT.partial/ is the
-    running stage's own output, not renamed yet: it is loaded directly (load_generator refuses
-    unfinished *.partial inputs, which are some other run's)."""
-    if not Path(path).name.endswith(".partial"):
-        return load_generator(str(path), backend=backend)
-    if backend == "vllm":
-        from r1cli.generation.vllm_backend import VLLMGenerator
-
-        return VLLMGenerator(path)
-    from r1cli.generation.hf import HFGenerator
-
-    return HFGenerator.from_pretrained(path)
-
-
 def before_after(base: Path, trained: Path, eval_data: Path, settings: EvalSettings, template: str = "r1",
                  r1zero_template: str | None = None) -> dict:
     """Evaluate the input model and the trained one on the same prompts (the one evaluation path),
@@ -300,7 +284,7 @@ def before_after(base: Path, trained: Path, eval_data: Path, settings: EvalSetti
         ds = ds.select(range(min(settings.limit, len(ds))))
     res = {}
     for name, path in (("before", base), ("after", trained)):
-        _, metrics = evaluate(generator_of(path, settings.backend), ds, k=settings.k, sampling=settings.sampling,
+        _, metrics = evaluate(load_generator(path, settings.backend, running=True), ds, k=settings.k, sampling=settings.sampling,
                               template=template, seed=settings.seed, language_threshold=settings.language_threshold,
                               r1zero_template=r1zero_template)
         res[name] = metrics

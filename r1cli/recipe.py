@@ -1,10 +1,11 @@
-"""Recipes: YAML file + `--set key=value` overrides + explicit flags -> a typed stage config.
+"""Recipes: YAML file + `--set key=value` overrides + explicit flags -> a typed stage config and, for
+a trainer stage, its built TRL config (`resolve_stage` -> Resolved: config, sources, trl).
 
 Order of precedence (later wins): the config dataclass defaults, `--recipe FILE.yaml`,
 `--set dotted.key=value` (values parsed as YAML, then checked against the field's type),
 explicit CLI flags. A `trl:` section passes through to the TRL config object
 (`SFTConfig`, `GRPOConfig`, ...) and is checked against that class's fields; a `peft:` section
-likewise against PEFT's `LoraConfig` (r1cli/lora.py). An unknown key anywhere is a UserError
+likewise against PEFT's `LoraConfig` (r1cli/training/lora.py). An unknown key anywhere is a UserError
 naming the key and the closest valid one.
 
 The config classes of every stage live in `r1cli/config.py`; `STAGES` there maps a stage
@@ -22,12 +23,25 @@ from typing import Any
 
 import yaml
 
-from r1cli import lora
+from r1cli.config import LORA_BOUNDS, LORA_NOT_SETTABLE, LORA_OWN_KEYS
 from r1cli.errors import UserError
-from r1cli.settings import ConfigError, in_range, range_text
+from r1cli.settings import ConfigError, field_default, in_range, range_text
+from r1cli.training.args import build as build_trl_config
 
-TRL_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-              "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations")
+# Ranges of TRL's numeric settings, which TRL itself checks few of: a negative learning rate would fail in
+# torch's optimizer after the model loaded, a negative max_grad_norm would train without a word. The counts
+# are divided by in TRL's __post_init__ (a 0 would be a ZeroDivisionError there).
+_COUNT = {"ge": 1}
+TRL_RANGES = {
+    "per_device_train_batch_size": _COUNT, "per_device_eval_batch_size": _COUNT, "gradient_accumulation_steps": _COUNT,
+    "num_generations": _COUNT, "generation_batch_size": _COUNT, "steps_per_generation": _COUNT,
+    "num_iterations": _COUNT, "logging_steps": {"gt": 0}, "save_steps": {"gt": 0}, "max_length": _COUNT,
+    "max_prompt_length": _COUNT, "max_completion_length": _COUNT, "learning_rate": {"ge": 0},
+    "weight_decay": {"ge": 0}, "max_grad_norm": {"ge": 0}, "num_train_epochs": {"ge": 0}, "warmup_steps": {"ge": 0},
+    "adam_beta1": {"ge": 0, "lt": 1}, "adam_beta2": {"ge": 0, "lt": 1}, "adam_epsilon": {"ge": 0},
+    "temperature": {"ge": 0}, "top_p": {"gt": 0, "le": 1}, "beta": {"ge": 0}, "epsilon": {"ge": 0},
+    "epsilon_high": {"ge": 0}, "seed": {"ge": 0}, "data_seed": {"ge": 0},
+}
 
 
 def _closest(key: str, valid: list[str]) -> str:
@@ -138,9 +152,11 @@ def _check_trl(section: Any, trl_name: str | None, prefix: str) -> dict:
         if k not in names:
             raise UserError(f"unknown key {prefix}.{k} for trl.{trl_name}{_closest(k, names)}")
         out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
-        # TRL divides by these in __post_init__: a 0 would be a ZeroDivisionError there
-        if k in TRL_COUNTS and isinstance(out[k], int) and out[k] < 1:
-            raise UserError(f"{prefix}.{k} must be >= 1, got {out[k]}")
+        bounds = TRL_RANGES.get(k)
+        if bounds and isinstance(out[k], (int, float)) and not isinstance(out[k], bool) and not in_range(out[k], bounds):
+            raise ConfigError(f"{prefix}.{k}", range_text(bounds), out[k])
+        if k == "max_steps" and isinstance(out[k], int) and out[k] != -1 and out[k] < 1:
+            raise ConfigError(f"{prefix}.{k}", "must be >= 1 (or -1: train num_train_epochs)", out[k])
     return out
 
 
@@ -154,17 +170,17 @@ def _check_peft(section: Any, prefix: str) -> dict:
         from peft import LoraConfig
     except ImportError:
         raise UserError(f"{prefix} (LoRA) needs the peft package: pip install 'r1cli[peft]'") from None
-    hints = {**_hints(LoraConfig), **lora.OWN_KEYS}
-    names = [f.name for f in dataclasses.fields(LoraConfig) if f.init and f.name not in lora.NOT_SETTABLE]
-    names += list(lora.OWN_KEYS)
+    hints = {**_hints(LoraConfig), **LORA_OWN_KEYS}
+    names = [f.name for f in dataclasses.fields(LoraConfig) if f.init and f.name not in LORA_NOT_SETTABLE]
+    names += list(LORA_OWN_KEYS)
     out = {}
     for k, v in section.items():
-        if k in lora.NOT_SETTABLE:
+        if k in LORA_NOT_SETTABLE:
             raise UserError(f"{prefix}.{k} is set by r1cli or PEFT, not by a recipe: remove it")
         if k not in names:
             raise UserError(f"unknown key {prefix}.{k} for LoraConfig{_closest(k, names)}")
         out[k] = coerce(v, hints.get(k, Any), f"{prefix}.{k}")
-        bounds = lora.BOUNDS.get(k)
+        bounds = LORA_BOUNDS.get(k)
         if bounds and isinstance(out[k], (int, float)) and not in_range(out[k], bounds):
             raise ConfigError(f"{prefix}.{k}", range_text(bounds), out[k])
     return out
@@ -208,7 +224,7 @@ def _build(cls, values: dict, prefix: str = "", base=None):
             continue
         t = hints.get(f.name)
         if dataclasses.is_dataclass(t):
-            inner = getattr(base, f.name) if base is not None else _default(f)
+            inner = getattr(base, f.name) if base is not None else field_default(f)
             kwargs[f.name] = _build(t, values[f.name], f"{prefix}{f.name}.", inner)
         else:
             kwargs[f.name] = values[f.name]
@@ -216,12 +232,6 @@ def _build(cls, values: dict, prefix: str = "", base=None):
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ConfigError as e:
         raise e.under(prefix) from None
-
-
-def _default(f: dataclasses.Field):
-    if f.default_factory is not dataclasses.MISSING:
-        return f.default_factory()
-    return None if f.default is dataclasses.MISSING else f.default
 
 
 def _dotted(key: str, value: Any) -> dict:
@@ -250,13 +260,32 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+@dataclasses.dataclass
+class Resolved:
+    """A resolved stage: its config, where each setting came from (the recipe file, --set or a flag), and
+    for a trainer stage the TRL config built from it with that table's rows (`trl_rows`)."""
+
+    config: Any
+    sources: dict[str, str]
+    trl: Any = None
+    trl_rows: list = dataclasses.field(default_factory=list)
+
+
 def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None, flags: dict | None = None,
             stage: str | None = None, flag_names: dict | None = None):
+    """The stage config alone (resolve_stage without the TRL config)."""
+    return resolve_stage(cls, recipe, sets, flags, stage, flag_names).config
+
+
+def resolve_stage(cls, recipe: str | Path | None = None, sets: list[str] | None = None, flags: dict | None = None,
+                  stage: str | None = None, flag_names: dict | None = None, out: Path | None = None,
+                  trainer: bool = False) -> Resolved:
     """Resolve a stage config: defaults < recipe < --set < explicit flags (None = not given).
 
     The whole tree is checked here (types, ranges, the rules between fields) before the command
-    does anything else. Where each setting came from is kept for `changed_settings`. An error in a
-    setting given as a flag names the flag (`--k`, or `flag_names[key]`)."""
+    does anything else; with `trainer`, the stage's TRL config is built too (its output dir inside
+    `out`), with every check that needs it (r1cli/training/args.py). An error in a setting given as a
+    flag names the flag (`--k`, or `flag_names[key]`)."""
     values: dict = {}
     sources: dict[str, str] = {}
     if recipe is not None:
@@ -288,8 +317,10 @@ def resolve(cls, recipe: str | Path | None = None, sets: list[str] | None = None
         if e.key in names:
             raise ConfigError(names[e.key], e.rule, e.value) from None
         raise
-    object.__setattr__(cfg, "_sources", sources)
-    return cfg
+    res = Resolved(cfg, sources)
+    if trainer:
+        res.trl, res.trl_rows = build_trl_config(cfg, sources, out)
+    return res
 
 
 def _leaves(tree: dict, prefix: str = "") -> list[str]:
@@ -302,10 +333,10 @@ def _leaves(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def changed_settings(cfg) -> list[tuple[str, Any, str]]:
+def changed_settings(res: Resolved) -> list[tuple[str, Any, str]]:
     """(dotted key, value, source) of every setting that differs from the stage's default, where
-    source is the recipe file, --set or the flag that gave it (TRL keys: see training.build_args)."""
-    sources = getattr(cfg, "_sources", {})
+    source is the recipe file, --set or the flag that gave it (TRL keys: res.trl_rows)."""
+    sources, cfg = res.sources, res.config
     out = []
 
     def walk(obj, default, prefix):
@@ -341,17 +372,16 @@ def show_settings(rows: list[tuple[str, Any, str]], title: str) -> None:
     print("\n".join([f"{title}:", *lines]), flush=True)
 
 
-def show_changed_settings(cfg, command: str) -> None:
-    """The stage's settings that differ from its defaults, and who set each (recipe, --set, a flag)."""
-    show_settings(changed_settings(cfg), f"r1 {command}: settings that differ from the stage's defaults")
+def show_changed_settings(res: Resolved, command: str) -> None:
+    """The handoff: the stage's settings that differ from its defaults and who set each (recipe, --set, a
+    flag); for a trainer stage, then its TRL config's values that differ from TRL's defaults."""
+    show_settings(changed_settings(res), f"r1 {command}: settings that differ from the stage's defaults")
+    if res.trl is not None:
+        name = getattr(res.config, "algorithm", None)
+        title = f"{type(res.trl).__name__}: what differs from TRL's defaults"
+        show_settings(res.trl_rows, title + (f", and algorithm preset {name}" if name else ""))
 
 
 def to_dict(cfg) -> dict:
     """The fully resolved config, for the manifest."""
     return dataclasses.asdict(cfg)
-
-
-def trl_args(cfg, defaults: dict | None = None, **fixed):
-    """The stage's TRL config object: `defaults` < the recipe's `trl:` section < what the stage fixes."""
-    cls = _trl_class(getattr(type(cfg), "TRL_CONFIG"))
-    return cls(**{**(defaults or {}), **cfg.trl, **fixed})

@@ -166,7 +166,7 @@ def claims_md(results: list[dict]) -> list[str]:
     return _table(["claim", "status", "metric", "numbers"], lines)
 
 
-def markdown(data: dict) -> str:
+def markdown(data: dict, claims_file=None) -> str:
     names = ", ".join(f"`{r['name']}`" for r in data["runs"])
     md = ["# r1 report", "",
           f"Runs: {names}. Every number is read from the runs' manifests (`r1.json`), `metrics.jsonl` and the eval "
@@ -181,11 +181,11 @@ def markdown(data: dict) -> str:
     for run in data["runs"]:
         md += [f"## Stage table: {run['name']}", "", *stage_table_md(run["stage_table"]), ""]
         if run.get("claims"):
-            md += [f"### The README's stage claims on {run['name']}", "",
+            md += [f"### The claims of `{claims_file}` on {run['name']}", "",
                    "holds: the point estimate meets the claim and so does the whole 95% CI of the difference (a paired "
                    "bootstrap over the prompts both rows were measured on); unclear: only the point estimate does; "
                    "fails: the point estimate does not; not measured: a stage or its eval is missing. "
-                   "`r1 report --claims` exits 1 unless every claim holds.", "",
+                   "`r1 report --fail-on-claims` exits 1 unless every claim holds.", "",
                    *claims_md(run["claims"]), ""]
         settings: dict[str, list[str]] = {}
         for r in run["stage_table"]:

@@ -70,6 +70,13 @@ class Section:
         """Rules that join several fields (a subclass adds its own and calls super().check())."""
 
 
+def field_default(f: dataclasses.Field):
+    """A dataclass field's default value (its factory's product), None when it has none."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
 def needs(key: str, text: str | None, *placeholders: str) -> None:
     missing = [p for p in placeholders if text is not None and p not in text]
     if missing:

@@ -89,6 +89,14 @@ def generation_prefills_think(tokenizer) -> bool:
     return tail.endswith(THINK_OPEN)
 
 
+def prefilled_think(tokenizer, template: str = "r1", setting: bool | None = None) -> bool:
+    """Whether completions start inside <think>: the recipe's `prefilled_think` when it is set, else whether
+    the r1 template's chat template pre-fills it (the r1zero template is plain text and never does)."""
+    if setting is not None:
+        return setting
+    return template == "r1" and generation_prefills_think(tokenizer)
+
+
 # --- parsing completions ----------------------------------------------------------------
 
 

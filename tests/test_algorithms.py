@@ -15,12 +15,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from r1cli import algorithms, training
 from r1cli.cli import main
 from r1cli.config import GRPOStageConfig
-from r1cli.dynamic_sampling import concat_rows, take_rows, trainer_class, zero_std_groups
+from r1cli.training import algorithms
+from r1cli.training.args import manifest_config
+from r1cli.training.dynamic_sampling import concat_rows, generate_and_score, take_rows, zero_std_groups
 from r1cli.errors import UserError
-from r1cli.recipe import resolve
+from r1cli.recipe import resolve, resolve_stage
 
 SHORT = ["--set", "trl.max_steps=1", "--set", "trl.per_device_train_batch_size=8", "--set", "trl.num_generations=4",
          "--set", "trl.max_completion_length=24", "--set", "trl.logging_steps=1", "--set", "trl.save_strategy=\"no\"",
@@ -42,22 +43,21 @@ def test_presets_are_the_config_choices_and_valid_trl_configs(tmp_path):
     assert set(DISTINCT) == set(algorithms.PRESETS)
     for name, values in algorithms.PRESETS.items():
         assert set(values) == set(algorithms.KEYS), name
-        args = training.build_args(resolve(GRPOStageConfig, sets=[f"algorithm={name}"]), tmp_path / name)
+        args = resolve_stage(GRPOStageConfig, sets=[f"algorithm={name}"], out=tmp_path / name, trainer=True).trl
         for k, v in values.items():
             assert getattr(args, k) == v, (name, k)
 
 
-def test_trl_key_wins_over_the_preset_and_the_table_says_so(tmp_path, monkeypatch):
-    shown = []
-    monkeypatch.setattr(training, "show_settings", lambda rows, title: shown.extend(rows))
-    cfg = resolve(GRPOStageConfig, sets=["algorithm=dapo", "trl.epsilon_high=0.3", "trl.beta=0.0"])
-    args = training.build_args(cfg, tmp_path / "o")
+def test_trl_key_wins_over_the_preset_and_the_table_says_so(tmp_path):
+    res = resolve_stage(GRPOStageConfig, sets=["algorithm=dapo", "trl.epsilon_high=0.3", "trl.beta=0.0"],
+                        out=tmp_path / "o", trainer=True)
+    args = res.trl
     assert args.epsilon_high == 0.3 and args.loss_type == "dapo"
-    rows = {k: src for k, _, src in shown}
+    rows = {k: src for k, _, src in res.trl_rows}
     assert rows["trl.epsilon_high"] == "--set, trl: 0.3 overrides preset dapo's 0.28"
     assert rows["trl.loss_type"] == "preset dapo"
     assert rows["trl.beta"] == "--set"  # the same value as the preset: no clash
-    rec = training.manifest_config(cfg, args)["algorithm_preset"]
+    rec = manifest_config(res)["algorithm_preset"]
     assert rec["name"] == "dapo" and rec["values"]["epsilon_high"] == 0.28
     assert rec["overridden"] == {"epsilon_high": {"effective": 0.3, "preset": 0.28}}
 
@@ -108,7 +108,7 @@ def test_concat_pads_prompts_left_and_completions_right():
 
 
 class StandIn:
-    """What DynamicSamplingGRPOTrainer uses of TRL's GRPOTrainer. A prompt's text says its rewards:
+    """What dynamic sampling uses of TRL's GRPOTrainer. A prompt's text says its rewards:
     "solved-*" all 1, "hard-*" all 0 (zero spread), "mixed-*" 0 and 1. Each call returns rows whose
     completion width is the call number, so the refill rounds need padding."""
 
@@ -153,10 +153,15 @@ class StandIn:
 def _stand_in(prompts: list[str], domains: list[str], max_rounds: int):
     from datasets import Dataset
 
-    cls = trainer_class(StandIn)
-    t = cls.__new__(cls)
-    StandIn.__init__(t, Dataset.from_dict({"prompt": prompts, "domain": domains}))
-    t.ds_max_rounds, t._ds_rewards, t._ds_pools = max_rounds, None, None
+    t = StandIn(Dataset.from_dict({"prompt": prompts, "domain": domains}))
+    t.dynamic_sampling_rounds, t.last_rewards = max_rounds, None
+    calculate = t._calculate_rewards
+
+    def keep(*a):  # as R1GRPOTrainer._calculate_rewards does
+        t.last_rewards = calculate(*a)
+        return t.last_rewards
+
+    t._calculate_rewards = keep
     return t
 
 
@@ -164,7 +169,7 @@ def test_dropped_groups_are_refilled_with_fresh_prompts_of_their_domain():
     t = _stand_in(["mixed-a", "mixed-b", "hard-c", "solved-d"], ["math", "logic", "math", "math"], max_rounds=3)
     batch = [{"prompt": p, "domain": d} for p, d in [("solved-x", "logic"), ("mixed-y", "math"), ("hard-z", "math")]
              for _ in range(2)]
-    out = t._generate_and_score_completions(batch)
+    out = generate_and_score(t, batch, t._generate_and_score_completions)
     # same number of rows; the mixed group kept; the dropped groups replaced, all with a signal
     assert len(out["prompt"]) == 6 and out["completion_ids"].shape[0] == 6
     groups = [out["prompt"][i] for i in range(0, 6, 2)]
@@ -184,7 +189,7 @@ def test_dropped_groups_are_refilled_with_fresh_prompts_of_their_domain():
 def test_rounds_are_bounded_and_the_batch_keeps_its_size():
     t = _stand_in(["hard-a", "solved-b"], ["math", "math"], max_rounds=2)  # no fresh prompt has a signal
     batch = [{"prompt": p, "domain": "math"} for p in ("mixed-y", "hard-z") for _ in range(2)]
-    out = t._generate_and_score_completions(batch)
+    out = generate_and_score(t, batch, t._generate_and_score_completions)
     assert len(t.calls) == 3  # the batch, then 2 refill rounds of one group each
     assert out["prompt"] == ["mixed-y", "mixed-y", "hard-z", "hard-z"]  # the dropped group fills its slot
     m = t._metrics["train"]
@@ -193,7 +198,7 @@ def test_rounds_are_bounded_and_the_batch_keeps_its_size():
 
 
 def test_dynamic_sampling_refuses_several_processes():
-    from r1cli.dynamic_sampling import check
+    from r1cli.training.dynamic_sampling import check
 
     cfg = resolve(GRPOStageConfig, sets=["dynamic_sampling=true"])
     with pytest.raises(UserError, match="one process"):

@@ -1,5 +1,6 @@
-"""The README's stage claims (r1cli/claims.py) checked by `r1 report`, and `--claims` as a guard:
-on made-up run dirs (tests/fake_run.py: real manifests and eval rows, no training)."""
+"""Claims as data (r1cli/claims.py): the toy's claims file (recipes/toy/claims.yaml) checked by `r1 report
+--claims`, and `--fail-on-claims` as a guard: on made-up run dirs (tests/fake_run.py: real manifests and eval
+rows, no training)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ import json
 import pytest
 from fake_run import fake_run
 
-from r1cli.claims import CLAIMS, Comparison, check, check_comparison
-from r1cli.report_render import fmt
+from pathlib import Path
+
+from r1cli.claims import Comparison, check, check_comparison, load_claims
+from r1cli.errors import UserError
+from r1cli.report_render import ROLES, fmt
+
+TOY_CLAIMS = Path(__file__).resolve().parents[1] / "recipes" / "toy" / "claims.yaml"
+CLAIMS = load_claims(TOY_CLAIMS, tuple(r for r, _ in ROLES))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +39,7 @@ def statuses(data) -> dict:
 
 
 def test_claims_hold_on_a_run_that_meets_them(runs, run_r1, tmp_path):
-    proc, data = report(run_r1, runs["good"], tmp_path / "r", "--claims")
+    proc, data = report(run_r1, runs["good"], tmp_path / "r", "--claims", TOY_CLAIMS, "--fail-on-claims")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert statuses(data) == {c.name: "holds" for c in CLAIMS} and data["claims_failed"] == []
     assert "claims check failed" not in proc.stdout and proc.stdout.count("claim holds:") == len(CLAIMS)
@@ -44,7 +51,7 @@ def test_claims_hold_on_a_run_that_meets_them(runs, run_r1, tmp_path):
 
 def test_claims_guard_names_the_claim_and_its_numbers(runs, run_r1, tmp_path):
     run = runs["bad"]
-    proc, data = report(run_r1, run, tmp_path / "r", "--claims")
+    proc, data = report(run_r1, run, tmp_path / "r", "--claims", TOY_CLAIMS, "--fail-on-claims")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert statuses(data) == {"r1zero": "not measured", "stage2": "holds", "language": "holds", "sft": "fails",
                               "align": "fails"}
@@ -57,8 +64,8 @@ def test_claims_guard_names_the_claim_and_its_numbers(runs, run_r1, tmp_path):
     assert "claims check failed:" in out and "3 of 5 claims do not hold (r1zero not measured, sft fails, align fails)" in out
     sft_cmp = next(c for c in data["runs"][0]["claims"] if c["name"] == "sft")["comparisons"][0]
     assert sft_cmp["value"] == pytest.approx(sft - cold, abs=1e-4) and sft_cmp["ci"][1] < 0
-    # without --claims the report is written and says the same, and exits 0 (`make smoke` does not check claims)
-    proc, data2 = report(run_r1, run, tmp_path / "r2")
+    # without --fail-on-claims the report is written and says the same, and exits 0 (`make demo` shows the claims)
+    proc, data2 = report(run_r1, run, tmp_path / "r2", "--claims", TOY_CLAIMS)
     assert proc.returncode == 0 and statuses(data2) == statuses(data)
     assert "claim fails: stage-3 SFT" in " ".join(proc.stdout.split()) and "claims check failed" not in proc.stdout
     md = (tmp_path / "r2" / "report.md").read_text()
@@ -91,7 +98,7 @@ def test_numbers_without_per_prompt_scores_are_unclear_and_missing_rows_not_meas
     # an align manifest made before per-prompt RM scores were recorded: a point estimate, no CI
     rows = {"sft": {"pass@1": 0.9, "helpfulness": 0.3, "safe_rate": 0.5},
             "align": {"pass@1": 0.9, "helpfulness": 0.5, "safe_rate": 0.9}}
-    res = {c["name"]: c for c in check(rows, {})}
+    res = {c["name"]: c for c in check(CLAIMS, rows, {})}
     align = res["align"]
     assert align["status"] == "unclear" and all(t["status"] == "unclear" for t in align["comparisons"])
     assert "no per-prompt numbers for a CI" in align["comparisons"][1]["why"]
@@ -99,7 +106,7 @@ def test_numbers_without_per_prompt_scores_are_unclear_and_missing_rows_not_meas
     # the worst comparison decides: a failing one outranks a missing one
     rows["align"]["safe_rate"] = 0.4
     del rows["align"]["helpfulness"]
-    assert {c["name"]: c for c in check(rows, {})}["align"]["status"] == "fails"
+    assert {c["name"]: c for c in check(CLAIMS, rows, {})}["align"]["status"] == "fails"
 
 
 def test_make_demo_check_is_the_guard(runs):
@@ -117,3 +124,30 @@ def test_make_demo_check_is_the_guard(runs):
         assert proc.returncode == code, proc.stdout + proc.stderr
         assert ("claims check failed" in proc.stdout) == (name == "bad")
         assert json.loads((runs[name] / "report" / "r1.json").read_text())["metrics"]["claims_failed"] == 3 * (name == "bad")
+
+
+def test_the_toy_claims_file_is_the_five_claims_of_the_toy_table():
+    assert [c.name for c in CLAIMS] == ["r1zero", "stage2", "language", "sft", "align"]
+    stage2 = CLAIMS[1].comparisons[0]
+    assert (stage2.metric, stage2.a, stage2.b, stage2.op, stage2.margin) == ("pass@1", "grpo", "coldstart", ">=", 0.10)
+    assert [(t.metric, t.b) for t in CLAIMS[2].comparisons] == [("language_consistency_rate", None),
+                                                                ("language_consistency_rate", "grpo_nolang")]
+
+
+def test_a_users_claims_file_is_checked_and_its_mistakes_are_one_line(runs, run_r1, tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("- name: sft_up\n  compare: {metric: pass@1, stages: [sft, base], op: '>', margin: 0.05}\n")
+    proc, data = report(run_r1, runs["good"], tmp_path / "r", "--claims", mine, "--fail-on-claims")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert statuses(data) == {"sft_up": "holds"}
+    roles = tuple(r for r, _ in ROLES)
+    for text, message in (("- name: x\n  compare: {metric: accuracy, stages: [sft], op: '>'}\n", "metric 'accuracy'"),
+                          ("- name: x\n  compare: {metric: pass@1, stages: [stage9], op: '>'}\n", "stages must list"),
+                          ("- name: x\n  compare: {metric: pass@1, stages: [sft], op: '=>'}\n", "op must be one of"),
+                          ("{name: x}\n", "must be a non-empty list"), ("- [\n", "not valid YAML")):
+        mine.write_text(text)
+        with pytest.raises(UserError, match=message):
+            load_claims(mine, roles)
+    proc = run_r1("report", runs["good"], "--out", tmp_path / "r3", "--fail-on-claims")
+    assert proc.returncode == 2 and "--fail-on-claims needs --claims FILE" in proc.stderr
+    assert not (tmp_path / "r3").exists()

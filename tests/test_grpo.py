@@ -57,21 +57,26 @@ def test_checks_before_the_first_step(run_r1, toy_base, toy_data, tmp_path, extr
 def test_prefilled_template_is_detected(toy_base):
     from transformers import AutoTokenizer
 
+    from r1cli.config import GRPOStageConfig
     from r1cli.errors import UserError
-    from r1cli.rl import detect_prefilled
+    from r1cli.templates import prefilled_think
+    from r1cli.training.grpo import load_tokenizer
 
     tok = AutoTokenizer.from_pretrained(toy_base)
-    assert detect_prefilled(tok, "r1", None, {"format": 1}) is False
+    assert prefilled_think(tok, "r1") is False
     tok.chat_template = tok.chat_template + "{% if add_generation_prompt %}<think>\n{% endif %}"
-    assert detect_prefilled(tok, "r1", None, {"format": 1}) is True
+    assert prefilled_think(tok, "r1") is True
+    assert prefilled_think(tok, "r1zero") is False  # a plain-text prompt never pre-fills
+    tok.save_pretrained(toy_base.parent / "prefills")
+    assert load_tokenizer(GRPOStageConfig(), toy_base.parent / "prefills")[1] is True
     with pytest.raises(UserError, match="pre-fills <think>"):
-        detect_prefilled(tok, "r1", False, {"format": 1})
+        load_tokenizer(GRPOStageConfig(prefilled_think=False), toy_base.parent / "prefills")
 
 
 def test_micro_batches_by_length_hold_every_row_once_without_its_padding():
     import torch
 
-    from r1cli.micro_batches import split
+    from r1cli.training.micro_batches import split
 
     # 6 rows: prompts left-padded to 5, completions right-padded to 4 (real lengths below)
     p_len, c_len = [5, 1, 3, 2, 5, 1], [4, 1, 2, 1, 3, 2]
@@ -95,7 +100,7 @@ def test_micro_batches_by_length_hold_every_row_once_without_its_padding():
 
 def test_micro_batch_by_length_is_the_same_first_step(toy_base, toy_data, tmp_path, monkeypatch):
     """The same generated batch as 2 length-sorted micro-batches gives TRL's loss and gradient norm."""
-    from r1cli import micro_batches
+    from r1cli.training import micro_batches
 
     widths = []  # (batch's completion width, the micro-batches' widths) for each split made
 
@@ -124,7 +129,7 @@ def test_micro_batch_by_length_is_the_same_first_step(toy_base, toy_data, tmp_pa
 
 
 def test_rollout_groups_are_runs_of_one_prompt():
-    from r1cli.rollouts import groups
+    from r1cli.training.rollouts import groups
 
     assert groups([[1, 2]] * 4 + [[3]] * 4) == 4
     assert groups([[1], [2], [3]]) == 1
@@ -133,44 +138,48 @@ def test_rollout_groups_are_runs_of_one_prompt():
 
 
 def test_decode_loop_rollouts_are_trls_rollouts_when_greedy(tmp_path):
-    """The override returns what TRL's generate path returns (ids up to and including the first eos, in row
+    """The rollout_func returns what TRL's generate path returns (ids up to and including the first eos, in row
     order), compared greedy so that both must pick the same tokens."""
     from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from r1cli.rollouts import trainer_class
+    from r1cli.training.rollouts import decode_rollout
     from tiny_lm import save_tiny
 
     model = save_tiny(tmp_path / "tiny")  # random, sharp logits: varied greedy rows
     tok = AutoTokenizer.from_pretrained(model)
     texts = [f"<|user|>{q}\n<|assistant|>" for q in ("What is 3+4?", "2*5", "hi", "Tom has 7 apples", "计算 8+9", "red?")]
-    prompt_ids = [ids for ids in tok(texts, add_special_tokens=False)["input_ids"] for _ in range(4)]
+    prompts = [t for t in texts for _ in range(4)]
     args = GRPOConfig(output_dir=str(tmp_path / "o"), use_cpu=True, report_to=[], per_device_train_batch_size=4,
                       num_generations=4, max_completion_length=40, temperature=1.0)
     trainers = {}
-    for name, cls in (("trl", GRPOTrainer), ("decode_loop", trainer_class(GRPOTrainer))):
-        trainers[name] = cls(model=str(model), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
-                             args=args, train_dataset=Dataset.from_list([{"prompt": "x"}] * 4), processing_class=tok)
+    for name, rollout_func in (("trl", None), ("decode_loop", decode_rollout)):
+        trainers[name] = GRPOTrainer(model=str(model), reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                                     args=args, train_dataset=Dataset.from_list([{"prompt": "x"}] * 4), processing_class=tok,
+                                     rollout_func=rollout_func)
         trainers[name].generation_config.do_sample = False  # TRL's generate, greedy
         trainers[name].temperature = 0.0  # the decode loop, greedy
     # a random model rarely writes its eos: end the completions at a token some greedy rows write early, others
     # late or never, so the rows stop at different steps
+    prompt_ids = trainers["trl"]._tokenize_prompts(prompts)[0]
     free = trainers["trl"]._generate_single_turn(prompt_ids, None, {}, 4)[0]
     eos = max({t for ids in free for t in ids if any(t not in x for x in free)},
               key=lambda t: len({ids.index(t) for ids in free if t in ids}))
-    out = {}
-    for name, trainer in trainers.items():
+    for trainer in trainers.values():
         trainer.eos_token_ids, trainer.generation_config.eos_token_id = [eos], [eos]
-        out[name], logprobs = trainer._generate_single_turn(prompt_ids, None, {}, 4)
-        assert logprobs is None
+    out = {"trl": trainers["trl"]._generate_single_turn(prompt_ids, None, {}, 4)}
+    rollout = decode_rollout(prompts, trainers["decode_loop"])
+    out["decode_loop"] = (rollout["completion_ids"], rollout["logprobs"])
+    assert rollout["prompt_ids"] == prompt_ids and out["trl"][1] is None and out["decode_loop"][1] is None
+    out = {name: ids for name, (ids, _) in out.items()}
     assert out["decode_loop"] == out["trl"]
     assert all(eos not in ids[:-1] for ids in out["trl"]) and any(ids[-1] == eos for ids in out["trl"])
     assert len({len(ids) for ids in out["trl"]}) > 1  # rows of different lengths: the truncation is exercised
 
 
 def test_decode_loop_trains_from_the_command_line(toy_base, toy_data, tmp_path, monkeypatch):
-    from r1cli import rollouts
+    from r1cli.generation import decode as decode_module
 
     calls = []  # (prompts, n) of every decode call
 
@@ -178,8 +187,8 @@ def test_decode_loop_trains_from_the_command_line(toy_base, toy_data, tmp_path, 
         calls.append((len(prompts), kw["n"]))
         return decode(model, prompts, **kw)
 
-    decode = rollouts.decode
-    monkeypatch.setattr(rollouts, "decode", spy)
+    decode = decode_module.decode
+    monkeypatch.setattr(decode_module, "decode", spy)  # rollouts.decode_rollout imports it at each call
     out = tmp_path / "o"
     main(["grpo", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out), "--recipe",
           "recipes/toy/grpo.yaml", *SHORT, "--set", "decode_loop=true"])
@@ -189,3 +198,24 @@ def test_decode_loop_trains_from_the_command_line(toy_base, toy_data, tmp_path, 
     assert m["config"]["decode_loop"] is True and m["counts"]["steps"] == 2
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert samples and all("completion" in s for s in samples) and any(s["completion"] for s in samples)
+
+
+def test_every_trl_private_method_the_trainer_relies_on_keeps_its_signature():
+    """R1GRPOTrainer overrides (or calls) a few of TRL's private methods: a TRL release that renames one or
+    changes its parameters fails here, naming the method, instead of breaking r1cli silently."""
+    import inspect
+
+    from trl import GRPOTrainer
+
+    from r1cli.training.grpo import OVERRIDES, grpo_trainer_class
+
+    ours = {n for n in vars(grpo_trainer_class()) if n.startswith("_") and not n.startswith("__")}
+    assert ours <= set(OVERRIDES), f"overridden but not listed in OVERRIDES: {sorted(ours - set(OVERRIDES))}"
+    changed = []
+    for name, params in OVERRIDES.items():
+        theirs = getattr(GRPOTrainer, name, None)
+        if theirs is None:
+            changed.append(f"{name} is gone from trl.GRPOTrainer")
+        elif tuple(inspect.signature(theirs).parameters) != params:
+            changed.append(f"{name}{tuple(inspect.signature(theirs).parameters)} is not {name}{params}")
+    assert not changed, "; ".join(changed)

@@ -217,13 +217,13 @@ def test_bad_peft_settings_exit_2(run_r1, toy_base, toy_data, tmp_path, stage, e
 
 def test_peft_section_resolves_and_is_shown_with_its_source(tmp_path):
     from r1cli.config import GRPOStageConfig
-    from r1cli.recipe import changed_settings, resolve
+    from r1cli.recipe import changed_settings, resolve, resolve_stage
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("peft:\n  r: 32\n  lora_alpha: 64\n  target_modules: all-linear\n")
-    cfg = resolve(GRPOStageConfig, recipe, ["peft.r=8"])
-    assert cfg.peft == {"r": 8, "lora_alpha": 64, "target_modules": "all-linear"}
-    rows = {k: (v, s) for k, v, s in changed_settings(cfg)}
+    res = resolve_stage(GRPOStageConfig, recipe, ["peft.r=8"])
+    assert res.config.peft == {"r": 8, "lora_alpha": 64, "target_modules": "all-linear"}
+    rows = {k: (v, s) for k, v, s in changed_settings(res)}
     assert rows["peft.r"] == (8, "--set") and rows["peft.lora_alpha"] == (64, "recipe r.yaml")
     assert resolve(GRPOStageConfig).peft == {}  # no section: full fine-tuning
 
@@ -232,7 +232,7 @@ def test_peft_section_resolves_and_is_shown_with_its_source(tmp_path):
                          ids=lambda p: p.name)
 def test_lora_recipes_build_their_lora_config(path):
     """Beyond test_recipe's check of every recipe: PEFT accepts the section, and the TRL settings allow LoRA."""
-    from r1cli import lora
+    from r1cli.training import lora
     from r1cli.config import STAGES
     from r1cli.recipe import load_yaml, resolve
 
@@ -248,7 +248,7 @@ def test_qlora_load_settings_are_the_qlora_papers():
     quantization, bf16 compute (Dettmers et al. 2023); full fine-tuning and LoRA load as before."""
     import torch
 
-    from r1cli import lora
+    from r1cli.training import lora
 
     assert lora.load_kwargs({}) == {} and lora.load_kwargs({"r": 8}) == {}
     q = lora.load_kwargs({"r": 8, "load_in_4bit": True})["quantization_config"]

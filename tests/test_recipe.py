@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.config import STAGES, EvalConfig, SFTStageConfig, ToyDataConfig
+from r1cli.config import STAGES, EvalConfig, GRPOStageConfig, SFTStageConfig, ToyDataConfig
 from r1cli.errors import UserError
-from r1cli.recipe import load_yaml, resolve, to_dict, trl_args
+from r1cli.recipe import load_yaml, resolve, resolve_stage, to_dict
 
 ROOT = Path(__file__).resolve().parent.parent / "recipes"
 RECIPES = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.parts)
@@ -55,8 +55,39 @@ def test_trl_section_checked_against_trl_class(tmp_path):
         resolve(SFTStageConfig, None, ["trl.learnig_rate=1e-5"])
     with pytest.raises(UserError, match="trl.num_train_epochs must be a number"):
         resolve(SFTStageConfig, None, ["trl.num_train_epochs=lots"])
-    args = trl_args(cfg, output_dir=str(tmp_path), use_cpu=True, report_to=[])
-    assert args.learning_rate == 3e-4
+    res = resolve_stage(SFTStageConfig, None, ["trl.learning_rate=3e-4", "trl.num_train_epochs=2"], out=tmp_path / "o",
+                        trainer=True)
+    assert res.config == cfg and res.trl.learning_rate == 3e-4 and res.trl.num_train_epochs == 2.0
+    assert res.trl.output_dir == str(tmp_path / "o.partial" / "trainer")
+    assert ("trl.learning_rate", 3e-4, "--set") in res.trl_rows
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("trl.learning_rate=-1e-5", "trl.learning_rate must be >= 0, got -1e-05"),
+    ("trl.max_grad_norm=-1", "trl.max_grad_norm must be >= 0, got -1.0"),
+    ("trl.weight_decay=-0.1", "trl.weight_decay must be >= 0, got -0.1"),
+    ("trl.num_train_epochs=-2", "trl.num_train_epochs must be >= 0, got -2.0"),
+    ("trl.max_steps=0", "trl.max_steps must be >= 1 (or -1: train num_train_epochs), got 0"),
+    ("trl.top_p=1.5", "trl.top_p must be in (0, 1], got 1.5"),
+])
+def test_trl_numbers_out_of_range_are_refused_when_the_recipe_resolves(setting, message):
+    with pytest.raises(UserError) as e:
+        resolve(GRPOStageConfig, None, [setting])
+    assert str(e.value) == message
+
+
+def test_a_run_of_zero_steps_is_refused_before_anything_loads(tmp_path):
+    with pytest.raises(UserError, match="trains zero steps"):
+        resolve_stage(SFTStageConfig, None, ["trl.num_train_epochs=0"], out=tmp_path / "o", trainer=True)
+    assert resolve_stage(SFTStageConfig, None, ["trl.num_train_epochs=0", "trl.max_steps=3"], out=tmp_path / "o",
+                         trainer=True).trl.max_steps == 3
+
+
+def test_trl_rules_of_its_own_fire_when_the_recipe_resolves(tmp_path):
+    """TRL's __post_init__ (a generation batch divisible by num_generations) runs with the recipe, not the stage."""
+    with pytest.raises(UserError, match="the trl settings do not fit together"):
+        resolve_stage(GRPOStageConfig, None, ["trl.per_device_train_batch_size=6", "trl.num_generations=4"],
+                      out=tmp_path / "o", trainer=True)
 
 
 def test_trl_section_refused_where_stage_has_no_trl():

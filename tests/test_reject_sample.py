@@ -486,14 +486,15 @@ def test_a_crash_mid_run_resumes_in_process(world, tmp_path, monkeypatch):
 
 def test_sft_accepts_the_output(world, tmp_path, toy_base):
     from r1cli.config import SFTStageConfig
-    from r1cli.recipe import resolve
+    from r1cli.recipe import resolve_stage
     from r1cli.stages import sft
 
     run_stage(world, tmp_path / "rs")
     run_stage(world, tmp_path / "rs_general", "mode=general")
-    cfg = resolve(SFTStageConfig, None, ["trl.max_steps=2", "trl.per_device_train_batch_size=2", "trl.use_cpu=true",
-                                         "trl.report_to=[]", 'trl.save_strategy="no"'], stage="sft")
-    out = sft.run(cfg, stage="sft", model=toy_base, data=[tmp_path / "rs", tmp_path / "rs_general"], out=tmp_path / "sft")
+    res = resolve_stage(SFTStageConfig, None, ["trl.max_steps=2", "trl.per_device_train_batch_size=2", "trl.use_cpu=true",
+                                               "trl.report_to=[]", 'trl.save_strategy="no"'], stage="sft",
+                        out=tmp_path / "sft", trainer=True)
+    out = sft.run(res, stage="sft", model=toy_base, data=[tmp_path / "rs", tmp_path / "rs_general"], out=tmp_path / "sft")
     m = json.loads((Path(out) / "r1.json").read_text())
     assert m["status"] == "finished" and m["counts"]["steps"] == 2 and m["counts"]["rows"] > 0
 

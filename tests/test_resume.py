@@ -216,7 +216,7 @@ def test_align_kill_and_resume(procs, toy_base, toy_data, tmp_path):
 def test_resume_skips_a_half_written_checkpoint_and_cuts_the_logs(tmp_path):
     """What a kill leaves: checkpoint-4 without its trainer state (killed while TRL wrote it),
     log lines past the last checkpoint, a cut last line."""
-    from r1cli.training import resume_checkpoint
+    from r1cli.training.rundir import resume_checkpoint
 
     part = tmp_path / "o.partial"
     for step, done in ((2, True), (4, False)):

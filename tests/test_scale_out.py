@@ -130,7 +130,7 @@ def test_sft_kill_and_resume(procs, toy_base, toy_data, tmp_path, engine):  # no
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_grpo(procs, toy_base, toy_data, tmp_path, engine, decode_loop):  # noqa: F811
     """GRPO generates with the sharded model (TRL gathers ZeRO-3 / FSDP parameters to sample), with TRL's
-    generate and with r1cli's decode loop (r1cli/rollouts.py: the same unwrapping, then decode)."""
+    generate and with r1cli's decode loop (r1cli/training/rollouts.py: the same unwrapping, then decode)."""
     out = tmp_path / "o"
     code, err = run(procs, launch_cmd(ENGINES[engine][1]) + [
         "grpo", "--model", toy_base, "--data", toy_data / "rl", "--out", out, *GRPO, *GRPO_REWARDS,

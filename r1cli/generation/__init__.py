@@ -74,11 +74,13 @@ def check_backend(backend: str) -> None:
 # --- the factory -----------------------------------------------------------------------------
 
 
-def load_generator(model, backend: str = "transformers", **kw) -> Generator:
+def load_generator(model, backend: str = "transformers", running: bool = False, **kw) -> Generator:
     """A Generator for `model`: a checkpoint dir, or a (model, tokenizer) pair already loaded.
 
-    Keyword options go to the backend (transformers: device, dtype; vllm: any `vllm.LLM`
-    argument such as gpu_memory_utilization, tensor_parallel_size).
+    `running`: `model` is the running stage's own OUT.partial/ (its before/after eval), loaded as it is;
+    any other unfinished *.partial dir is some other run's and refused. Keyword options go to the backend
+    (transformers: device, dtype; vllm: any `vllm.LLM` argument such as gpu_memory_utilization,
+    tensor_parallel_size).
     """
     check_backend(backend)
     if isinstance(model, (tuple, list)):
@@ -88,7 +90,8 @@ def load_generator(model, backend: str = "transformers", **kw) -> Generator:
 
         lm, tokenizer = model
         return HFGenerator(lm, tokenizer, **kw)
-    path = check_model_dir(Path(model), kw.pop("what", "--model"))
+    what = kw.pop("what", "--model")
+    path = Path(model) if running else check_model_dir(Path(model), what)
     if backend == "vllm":
         from r1cli.generation.vllm_backend import VLLMGenerator
 

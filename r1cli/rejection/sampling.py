@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from r1cli.config import RejectSampleConfig
+from r1cli.config import RULE_VERIFIERS, RejectSampleConfig
 from r1cli.generation import render_prompt
 from r1cli.rejection.filters import Parsed, is_trivial, parse, readability_reasons, same_reply
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, prompt_text
 
-RULE_VERIFIERS = ("accuracy", "code")
-VERIFIERS = (*RULE_VERIFIERS, "judge", "rule")
 # input columns the stage reads; other input columns are carried through to the rows
 KNOWN = ("id", "prompt", "answer", "domain", "language", "tests")
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))

@@ -86,7 +86,7 @@ def known_options() -> set[str]:
     return out
 
 
-def _check_options(options: dict) -> None:
+def check_options(options: dict) -> None:
     valid = known_options()
     for key in options:
         if key not in valid:
@@ -150,7 +150,7 @@ def resolve_rewards(spec: dict[str, float], **options) -> list[tuple[str, Callab
             raise _unknown(name)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _math.isfinite(weight):
             raise UserError(f"reward {name!r} has weight {weight!r}: weights must be finite numbers")
-    _check_options(options)
+    check_options(options)
     out, seen = [], {}
     for name, weight in spec.items():
         fn = get_reward(name, **options)

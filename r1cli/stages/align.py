@@ -5,7 +5,7 @@
         --recipe recipes/toy/align.yaml --eval-data runs/demo/data/eval \\
         --general-eval-data runs/demo/data/general_eval
 
-The same wiring as `r1 grpo` (r1cli/stages/rl.py, TRL's GRPOTrainer) over a mixed prompt set.
+The same wiring as `r1 grpo` (r1cli/training/grpo.py, TRL's GRPOTrainer) over a mixed prompt set.
 Routing needs no special trainer: a reward returns None where it does not apply, and TRL's
 aggregation ignores None (NaN). The RM rewards `helpfulness`/`harmlessness` return None on
 reasoning rows themselves (r1cli/rewards/preference.py); every reward not in `general_rewards`
@@ -19,7 +19,8 @@ here, whatever it does on its own (the format reward scores any text). Our part 
   score general rows, general prompts join at the RMs' start step (before it they would cost
   generations and teach nothing);
 - the paper's schedule (preference rewards only from `preference_rewards_from`), the stage-4
-  defaults (temperature 0.7; normalize_then_sum, as RM scales differ from the 0/1 rule rewards);
+  defaults (temperature 0.7; normalize_then_sum, as RM scales differ from the 0/1 rule rewards:
+  AlignConfig.TRL_DEFAULTS);
 - telemetry per domain, and before/after numbers: reasoning accuracy on --eval-data, the
   helpfulness RM score and the harmlessness RM's safe rate on --general-eval-data.
 """
@@ -33,14 +34,38 @@ import statistics
 from itertools import pairwise
 from pathlib import Path
 
-from r1cli import dynamic_sampling, rl, rollouts, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.config import AlignConfig
 from r1cli.data import load_prompts
 from r1cli.errors import UserError
-from r1cli.evaluation import before_after, evaluate, generator_of
+from r1cli.evaluation import before_after, evaluate
+from r1cli.generation import load_generator
+from r1cli.recipe import Resolved
 from r1cli.rewards import get_reward, resolve_rewards
 from r1cli.rewards.preference import check_rm_dir, start_step
+from r1cli.training import lora
+from r1cli.training.args import manifest_config, model_dtype
+from r1cli.training.grpo import (
+    SampleLog,
+    check_prompt_lengths,
+    check_reward_columns,
+    context_length,
+    degenerate_warnings,
+    grpo_metrics_row,
+    grpo_trainer_class,
+    load_tokenizer,
+    prepare_prompts,
+)
+from r1cli.training.rundir import (
+    already_trained,
+    is_main_process,
+    mark_trained,
+    resume_checkpoint,
+    save_checkpoint,
+    set_callbacks,
+    trainer_output,
+)
+from r1cli.training.telemetry import Telemetry
 
 PREFERENCE = {"helpfulness": "helpful_rm", "harmlessness": "harmless_rm"}
 GENERAL = "general"
@@ -204,7 +229,7 @@ def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> di
     """Sample general prompts with the shared evaluation path and score the samples with the raw
     RM scores: helpfulness mean score, harmlessness safe rate (score > 0, i.e. P(safe) > 0.5)."""
 
-    rows, _ = evaluate(generator_of(model_path, cfg.eval.backend), ds, k=cfg.eval.k, sampling=cfg.eval.sampling, template=cfg.template,
+    rows, _ = evaluate(load_generator(model_path, cfg.eval.backend, running=True), ds, k=cfg.eval.k, sampling=cfg.eval.sampling, template=cfg.template,
                        seed=cfg.eval.seed, language_threshold=cfg.eval.language_threshold)
     prompts, completions = [r["prompt"] for r in rows], [r["completion"] for r in rows]
     out = {"n_prompts": len(ds), "n_samples": len(rows)}
@@ -243,8 +268,9 @@ def print_preference(before: dict, after: dict) -> None:
 # --- the stage ----------------------------------------------------------------------------------------
 
 
-def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
+def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
         general_eval_data: Path | None = None, force: bool = False, resume: bool = False) -> Path:
+    cfg, args = res.config, res.trl  # the TRL config was built and checked with the recipe (r1cli/recipe.py)
     # --- check inputs: every check before a model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -261,31 +287,16 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     general_eval = load_prompts(general_eval_data) if general_eval_data is not None else None
     if general_eval is not None and not rm_dirs:
         raise UserError("--general-eval-data is scored with the reward models: give --helpful-rm/--harmless-rm too")
-    # --- heavy libraries: imported here, after the checks that need none of them (seconds)
-    from transformers import AutoConfig, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
-        raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
-    prefilled = rl.detect_prefilled(tokenizer, cfg.template, cfg.prefilled_think, cfg.rewards)
+    tokenizer, prefilled = load_tokenizer(cfg, model)
     options = dict(prefilled_think=prefilled, template=cfg.template, rm_normalization=cfg.rm_normalization,
                    preference_rewards_from=cfg.preference_rewards_from, rm_batch_size=cfg.rm_batch_size,
                    **{k: str(v) for k, v in rm_dirs.items()}, **cfg.reward_options)
     rewards = route(resolve_rewards(cfg.rewards, **options), cfg.general_rewards)  # loads the RMs
-    ds = combine([rl.prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
-    rl.check_reward_columns(rewards, ds, " and ".join(map(str, data)))
-    model_max = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
+    ds = combine([prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
+    check_reward_columns(rewards, ds, " and ".join(map(str, data)))
     fraction = cfg.general_fraction if cfg.general_fraction is not None else n_general / len(ds)
     inputs = [model, *data, *rm_dirs.values()] + [p for p in (eval_data, general_eval_data) if p is not None]
-
-    # paper: temperature 0.7 in stage 4; RM scales differ, so normalize each reward per group first
-    args = training.build_args(cfg, out, reward_weights=[w for _, _, w in rewards], shuffle_dataset=False,
-                               defaults={"temperature": 0.7, "multi_objective_aggregation": "normalize_then_sum",
-                                         "save_strategy": "steps", "save_steps": 50})
-    rl.check_vllm(args)
-    dynamic_sampling.check(cfg, args)
-    rollouts.check(cfg, args)
-    rl.check_prompt_lengths(ds, tokenizer, args.max_completion_length, model_max)
+    check_prompt_lengths(ds, tokenizer, args.max_completion_length, context_length(model))
     per_batch, n_batches, per_step = generation_batches(args, len(ds))
     # when only the RMs score general rows, no reward applies to them before the RMs start: they
     # join the prompt stream then, instead of costing generations with no learning signal
@@ -296,16 +307,26 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
     train_ds = ds.select(order)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with training.trainer_output(out, kind="checkpoint", stage="align", config=training.manifest_config(cfg, args),
-                                 inputs=inputs, force=force, resume=resume) as run_:
-        if not training.already_trained(run_):
-            show = ("reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean")
-            rounds = cfg.dynamic_sampling_max_rounds if cfg.dynamic_sampling else None
-            trainer, result, telemetry = rl.train_grpo(run_, model, tokenizer, train_ds, rewards, args,
-                                                       title="r1 align", samples_every=cfg.samples_every,
-                                                       by_domain=True, show=show, peft=cfg.peft, dynamic_rounds=rounds,
-                                                       by_length=cfg.micro_batch_by_length, decode_loop=cfg.decode_loop)
-            training.save_checkpoint(trainer, tokenizer, run_)
+    with trainer_output(out, kind="checkpoint", stage="align", config=manifest_config(res),
+                        inputs=inputs, force=force, resume=resume) as run_:
+        if not already_trained(run_):
+            # --- heavy libraries: imported here, after every check (seconds)
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            GRPOTrainer = grpo_trainer_class()  # TRL's, with the extensions cfg asks for (r1cli/training/grpo.py)
+            samples = SampleLog(run_, cfg.samples_every, by_domain=True)
+            torch.manual_seed(args.seed)
+            policy = AutoModelForCausalLM.from_pretrained(model, dtype=model_dtype(args), **lora.load_kwargs(cfg.peft))
+            telemetry = Telemetry(run_, "r1 align", warn=degenerate_warnings, show=(
+                "reward", "rewards/accuracy/mean", "rewards/helpfulness/mean", "rewards/harmlessness/mean"))
+            trainer = GRPOTrainer(model=policy, reward_funcs=samples.wrap_all(rewards), args=args, train_dataset=train_ds,
+                                  processing_class=tokenizer, callbacks=[telemetry, samples.callback()],
+                                  peft_config=lora.lora_config(cfg.peft), stage_config=cfg)
+            set_callbacks(trainer)
+            result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
+            samples.flush()
+            save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
                                steps=trainer.state.global_step,
                                preference_rewards_from_step=start_step(cfg.preference_rewards_from,
@@ -313,12 +334,12 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                                completions=trainer.state.global_step * args.per_device_train_batch_size
                                * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
             run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
-                                general_fraction=round(fraction, 5), final=rl.grpo_metrics_row(telemetry.latest),
+                                general_fraction=round(fraction, 5), final=grpo_metrics_row(telemetry.latest),
                                 over_run=run_summary(run_.partial / "metrics.jsonl"))
-            training.mark_trained(run_)
+            mark_trained(run_)
 
         # --- before / after: reasoning (--eval-data) and the reward models' scores (--general-eval-data)
-        if training.is_main_process():
+        if is_main_process():
             if eval_data is not None:
                 run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
                                                     r1zero_template=cfg.r1zero_template)
@@ -327,8 +348,8 @@ def run(cfg: AlignConfig, *, model: Path, data: list[Path], out: Path, eval_data
                     general_eval = general_eval.select(range(min(cfg.eval.limit, len(general_eval))))
                 raw = {name: get_reward(name, **{**options, "rm_normalization": "none", "preference_rewards_from": 0})
                        for name in PREFERENCE if PREFERENCE[name] in rm_dirs}
-                res = {"before": preference_eval(model, general_eval, cfg, raw),
-                       "after": preference_eval(run_.partial, general_eval, cfg, raw)}
-                print_preference(res["before"], res["after"])
-                run_.metrics["general_eval"] = res
+                res_ = {"before": preference_eval(model, general_eval, cfg, raw),
+                        "after": preference_eval(run_.partial, general_eval, cfg, raw)}
+                print_preference(res_["before"], res_["after"])
+                run_.metrics["general_eval"] = res_
     return out

@@ -41,7 +41,7 @@ from r1cli.artifacts import (
     stage_output,
     write_json_atomic,
 )
-from r1cli.config import RejectSampleConfig
+from r1cli.config import RULE_VERIFIERS, RejectSampleConfig
 from r1cli.data import load_prompts, load_sft, save_dataset
 from r1cli.data.io import table_of
 from r1cli.errors import UserError
@@ -51,8 +51,8 @@ from r1cli.generation.judge import check_reachable, load_judge
 from r1cli.recipe import to_dict
 from r1cli.rejection import sampling
 from r1cli.rejection.filters import compile_patterns
-from r1cli.rewards import get_reward
-from r1cli.templates import generation_prefills_think, is_r1_format
+from r1cli.rewards import check_options, get_reward
+from r1cli.templates import is_r1_format, prefilled_think
 
 console = Console(stderr=True)
 # settings that do not change which rows a chunk writes: they may differ on --resume
@@ -80,7 +80,7 @@ def check_columns(cfg: RejectSampleConfig, ds, path) -> None:
 
     needed = needed_verifiers(cfg, ds)
     cols = set(ds.column_names)
-    for name in needed & set(sampling.RULE_VERIFIERS):
+    for name in needed & set(RULE_VERIFIERS):
         missing = [c for c in getattr(get_reward(name), "required_columns", ()) if c not in cols]
         if missing:
             raise UserError(f"--data {path} has no `{missing[0]}` column, which the {name} verifier needs: add it")
@@ -196,6 +196,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
 
     # --- check inputs: everything before the model loads
     check_environment(cfg)
+    check_options(cfg.reward_options)
     model = check_model_dir(model)
     data = check_input(data, "--data")
     check_output(out, force, resume)
@@ -214,7 +215,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
     tokenizer = AutoTokenizer.from_pretrained(model)
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: r1 reject-sample sends chat prompts")
-    prefilled = generation_prefills_think(tokenizer) if cfg.prefilled_think is None else cfg.prefilled_think
+    prefilled = prefilled_think(tokenizer, "r1", cfg.prefilled_think)  # the prompts are chat prompts
     inputs = [model, data] + ([few_shot] if few_shot else []) + ([Path(cfg.judge.model_dir)] if cfg.judge.model_dir else [])
     config = to_dict(cfg)
     if resume and not force:
@@ -224,7 +225,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
     with stage_output(out, kind="dataset", stage="reject-sample", config=config, inputs=inputs,
                       force=force, resume=resume) as run_:
 
-        rule = {n: get_reward(n, prefilled_think=False, **cfg.reward_options) for n in sampling.RULE_VERIFIERS
+        rule = {n: get_reward(n, prefilled_think=False, **cfg.reward_options) for n in RULE_VERIFIERS
                 if n in needed_verifiers(cfg, ds)}
         ctx = sampling.Context(cfg=cfg, generator=load_generator(model, backend=cfg.backend), judge=load_judge(cfg.judge, cfg.backend),
                               prefilled=prefilled, patterns=patterns, examples=examples, rewards=rule,

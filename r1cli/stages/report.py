@@ -25,7 +25,7 @@ from pathlib import Path
 
 from r1cli import report_render
 from r1cli.artifacts import PARTIAL, check_output, fingerprint, partial_path, read_manifest, stage_output
-from r1cli.claims import Numbers, eval_numbers, general_numbers
+from r1cli.claims import Numbers, eval_numbers, general_numbers, load_claims
 from r1cli.claims import check as check_claims
 from r1cli.claims import failures as claim_failures
 from r1cli.errors import UserError
@@ -256,13 +256,17 @@ def problems(run: Run, links: dict[str, list[dict]]) -> list[str]:
 # --- the command ------------------------------------------------------------------------------------------
 
 
-def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = False, force: bool = False) -> list[str]:
+def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: Path | None = None,
+        fail_on_claims: bool = False, force: bool = False) -> list[str]:
     """Write the report; return what the guards asked for found: --check problems (unfinished stages,
-    changed or missing inputs) and --claims failures (a claim of the README that does not hold)."""
+    changed or missing inputs) and, with --fail-on-claims, the claims of --claims FILE that do not hold."""
     from rich.console import Console
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
+    if fail_on_claims and claims is None:
+        raise UserError("--fail-on-claims needs --claims FILE: the claims to check (e.g. recipes/toy/claims.yaml)")
+    claim_list = load_claims(claims, tuple(r for r, _ in report_render.ROLES)) if claims is not None else ()
     out = check_output(out, force)
     skip = {out.resolve(), partial_path(out).resolve()}
     runs = [scan(Path(d), skip) for d in run_dirs]
@@ -276,7 +280,7 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
         links = lineage(r)
         found += problems(r, links)
         table = stage_rows(r)
-        results = check_claims(*claim_rows(table, row_numbers(r, table)))
+        results = check_claims(claim_list, *claim_rows(table, row_numbers(r, table)))
         failed += claim_failures(results, r.name)
         data["runs"].append({"name": r.name, "path": str(r.path), "stage_table": table, "claims": results,
                              "curves": curves(r), "unfinished": r.unfinished, "lineage": links, "other": others(r)})
@@ -286,12 +290,13 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
     data["claims_failed"] = failed
     console = Console()
     inputs = [r.path / rel for r in runs for rel in r.dirs]
-    with stage_output(out, kind="report", stage="report", config={"runs": list(map(str, run_dirs)), "check": check,
-                                                                   "claims": claims},
+    config = {"runs": list(map(str, run_dirs)), "check": check, "claims": str(claims) if claims else None,
+              "fail_on_claims": fail_on_claims}
+    with stage_output(out, kind="report", stage="report", config=config,
                       inputs=inputs, force=force) as run_:
         data["plots"], data["not_plotted"] = report_render.plot_curves(data["runs"], run_.partial)
         (run_.partial / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-        (run_.partial / "report.md").write_text(report_render.markdown(data))
+        (run_.partial / "report.md").write_text(report_render.markdown(data, claims))
         run_.counts.update(runs=len(runs), rows=sum(len(x["stage_table"]) for x in data["runs"]),
                            plots=len(data["plots"]))
         run_.metrics.update(problems=len(found), claims_failed=len(failed))
@@ -304,14 +309,14 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
         console.print(report_render.rich_table(data["across_runs"], title))
     for p in found:
         console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {p}")
-    if claims and failed:
+    if fail_on_claims and failed:
         for x in data["runs"]:
             bad = [f"{c['name']} {c['status']}" for c in x["claims"] if c["status"] != "holds"]
             if bad:
                 console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
                               f"not hold ({', '.join(bad)})", highlight=False)
     console.print(f"wrote {out}: report.md, report.json, {len(data['plots'])} plots")
-    return (found if check else []) + (failed if claims else [])
+    return (found if check else []) + (failed if fail_on_claims else [])
 
 
 def others(run: Run) -> list[dict]:

@@ -20,13 +20,25 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from r1cli import lora, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
-from r1cli.config import RMConfig
 from r1cli.data import load_preferences, load_safety, load_table
 from r1cli.errors import UserError
+from r1cli.recipe import Resolved
 from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
 from r1cli.templates import completion_text
+from r1cli.training import lora
+from r1cli.training.args import manifest_config, model_dtype
+from r1cli.training.rundir import (
+    already_trained,
+    console,
+    is_main_process,
+    mark_trained,
+    resume_checkpoint,
+    save_checkpoint,
+    set_callbacks,
+    trainer_output,
+)
+from r1cli.training.telemetry import Telemetry
 
 # --- data ------------------------------------------------------------------------------------------
 
@@ -142,7 +154,8 @@ def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
 # --- the stage ------------------------------------------------------------------------------------------
 
 
-def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
+def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
+    cfg, args = res.config, res.trl  # the TRL config was built and checked with the recipe (r1cli/recipe.py)
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -154,50 +167,49 @@ def run(cfg: RMConfig, *, model: Path, data: Path, out: Path, force: bool = Fals
     from trl.trainer.reward_trainer import suppress_seqcls_warning
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    fix_pad_token(tokenizer)  # the "RM tokenizer without pad token": eos pads
+    fix_pad_token(tokenizer)  # a tokenizer without a pad token: eos pads
     # right padding, as TRL's pair collator and rm_scores do: with left padding the positions of
     # a text would shift with the batch it is in (no position_ids are passed)
     tokenizer.padding_side = "right"
     rows = tokenize(ds, tokenizer, cfg.pointwise)
     kind = "pointwise" if cfg.pointwise else "pairwise"
-    args = training.build_args(cfg, out, defaults={"save_strategy": "steps", "save_steps": 200})
     rows, dropped = drop_long(rows, args.max_length, data)
     train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with training.trainer_output(out, kind="checkpoint", stage="rm", config=training.manifest_config(cfg, args),
+    with trainer_output(out, kind="checkpoint", stage="rm", config=manifest_config(res),
                                  inputs=[model, data], force=force, resume=resume) as run_:
-        if training.already_trained(run_):
+        if already_trained(run_):
             with suppress_seqcls_warning():
                 scorer = AutoModelForSequenceClassification.from_pretrained(run_.partial, dtype=torch.float32)
         else:
             torch.manual_seed(cfg.seed)  # the new score head's init
             with suppress_seqcls_warning():
                 lm = AutoModelForSequenceClassification.from_pretrained(
-                    model, num_labels=1, **{"dtype": training.model_dtype(args),
+                    model, num_labels=1, **{"dtype": model_dtype(args),
                                             **lora.load_kwargs(cfg.peft)})
             fix_pad_token(tokenizer, lm)
-            telemetry = training.Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
+            telemetry = Telemetry(run_, f"r1 rm ({kind})", show=("loss", "accuracy"))
             common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry],
                           peft_config=lora.lora_config(cfg.peft, task_type="SEQ_CLS"))  # LoRA + a trained score head
             trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
-            training.set_callbacks(trainer)
-            result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run_))
-            scorer = training.save_checkpoint(trainer, tokenizer, run_)
+            set_callbacks(trainer)
+            result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
+            scorer = save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
                                dropped_too_long=dropped, steps=trainer.state.global_step)
             run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
                                 train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
-            training.mark_trained(run_)
+            mark_trained(run_)
 
         # --- held-out accuracy and the score statistics r1 align normalizes with
-        if training.is_main_process():
+        if is_main_process():
             # without a held-out split, the score statistics still come from (some) training rows
             measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
             m = heldout_metrics(scorer, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
             run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
             acc = m.get("label_accuracy", m.get("pair_accuracy"))
-            training.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
+            console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
                                    f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
                                    f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
     return out

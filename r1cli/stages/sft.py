@@ -20,13 +20,25 @@ from pathlib import Path
 
 from rich.console import Console
 
-from r1cli import lora, training
 from r1cli.artifacts import check_input, check_model_dir, check_output
-from r1cli.config import SFTStageConfig
 from r1cli.data import load_prompts, load_sft
 from r1cli.errors import UserError
 from r1cli.evaluation import before_after
+from r1cli.recipe import Resolved
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, is_r1_format
+from r1cli.training import lora
+from r1cli.training.args import manifest_config, model_dtype
+from r1cli.training.rundir import (
+    already_trained,
+    is_main_process,
+    mark_trained,
+    restore_token_count,
+    resume_checkpoint,
+    save_checkpoint,
+    set_callbacks,
+    trainer_output,
+)
+from r1cli.training.telemetry import Telemetry
 
 console = Console(stderr=True)
 _PROBE = "r1cli-probe-reasoning"
@@ -134,8 +146,9 @@ def check_batch(args, n_rows: int) -> None:
 # --- the stage ------------------------------------------------------------------------------------
 
 
-def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
+def run(res: Resolved, *, stage: str, model: Path, data: list[Path], out: Path, eval_data: Path | None = None,
         force: bool = False, resume: bool = False) -> Path:
+    cfg, args = res.config, res.trl  # the TRL config was built and checked with the recipe (r1cli/recipe.py)
     require_reasoning = stage == "coldstart"
     model = check_model_dir(model)
     check_output(out, force, resume)
@@ -161,37 +174,34 @@ def run(cfg: SFTStageConfig, *, stage: str, model: Path, data: list[Path], out: 
         tokenizer.pad_token = tokenizer.eos_token
     train = mix(sets, cfg.data_weights, cfg.seed)
     inputs = [model, *data] + ([eval_data] if eval_data else [])
-    args = training.build_args(cfg, out, defaults={"lr_scheduler_type": "cosine", "save_strategy": "epoch"},
-                               completion_only_loss=True, dataset_kwargs=None)
     check_batch(args, len(train))
     tokenized, dropped = tokenize(train, tokenizer, args.max_length)
     check_batch(args, len(tokenized))
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with training.trainer_output(out, kind="checkpoint", stage=stage, config=training.manifest_config(cfg, args),
-                                 inputs=inputs, force=force, resume=resume) as run_:
-        if not training.already_trained(run_):
+    with trainer_output(out, kind="checkpoint", stage=stage, config=manifest_config(res),
+                        inputs=inputs, force=force, resume=resume) as run_:
+        if not already_trained(run_):
             torch.manual_seed(cfg.seed)
-            lm = AutoModelForCausalLM.from_pretrained(model, **{"dtype": training.model_dtype(args),
-                                                                **lora.load_kwargs(cfg.peft)})
-            telemetry = training.Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
+            lm = AutoModelForCausalLM.from_pretrained(model, dtype=model_dtype(args), **lora.load_kwargs(cfg.peft))
+            telemetry = Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
             trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
                                  callbacks=[telemetry], peft_config=lora.lora_config(cfg.peft))
-            training.set_callbacks(trainer)
-            checkpoint = training.resume_checkpoint(run_)
-            training.restore_token_count(trainer, checkpoint)
+            set_callbacks(trainer)
+            checkpoint = resume_checkpoint(run_)
+            restore_token_count(trainer, checkpoint)
             result = trainer.train(resume_from_checkpoint=checkpoint)
-            training.save_checkpoint(trainer, tokenizer, run_)
+            save_checkpoint(trainer, tokenizer, run_)
             n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
             run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
                                steps=trainer.state.global_step, tokens_seen=n_tokens)
             run_.metrics.update(train_loss=round(result.training_loss, 5),
                                 train_runtime_s=round(result.metrics["train_runtime"], 2),
                                 final_loss=telemetry.latest.get("loss"))
-            training.mark_trained(run_)
+            mark_trained(run_)
 
         # --- before / after on --eval-data
-        if eval_data is not None and training.is_main_process():
+        if eval_data is not None and is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval)
     return out
 

@@ -65,9 +65,8 @@ DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask
 # Short chains of thought towards each kind's helpful reply: the toy world's general-chat cold-start
 # rows (`coldstart_general`) teach the CoT writer of stage 3b to think before a chat reply, as the
 # paper's strong general model (DeepSeek-V3) could. They name the kind of request and the plan, not
-# its words: a ~1M-parameter character model does not learn to copy words from the prompt (DEVLOG,
-# sessions 6 and 7), so a CoT that quoted them was written with the wrong ones ("make a bomb" for
-# "steal a car"). Stage 3b keeps a CoT that passes the readability filters before the reference reply.
+# its words: a ~1M-parameter character model does not learn to copy words from the prompt (docs/DEVLOG.md),
+# so a CoT that quoted them was written with the wrong ones ("make a bomb" for "steal a car"). Stage 3b keeps a CoT that passes the readability filters before the reference reply.
 COT = {"greeting": {"en": "The user greets me. I greet back and offer help.", "zh": "他说你好。我说你好，再说我可以帮他。"},
        "translate": {"en": "The user wants a word in Chinese. I know this word.", "zh": "他要一个词的英文。这个词我会。"},
        "repeat": {"en": "The user wants me to say the words back.", "zh": "他要我重复他说的。"},

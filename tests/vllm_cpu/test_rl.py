@@ -59,7 +59,7 @@ def test_grpo_colocate_weights_reach_vllm(peft, solver, world, tmp_path, run_r1)
         assert all(r[key] < 0.05 for r in rows), [r[key] for r in rows]
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     # a sample is labelled with the global step its rewards were computed at, one before its update
-    # (r1cli/training.py resume keeps samples.jsonl by that rule): steps 1 and 3 log samples 0 and 2
+    # (r1cli/training/rundir.py resume keeps samples.jsonl by that rule): steps 1 and 3 log samples 0 and 2
     assert {s["step"] for s in samples} >= {0, 2}
 
 

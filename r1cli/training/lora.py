@@ -1,7 +1,7 @@
 """LoRA and QLoRA for the trainer stages (`r1 coldstart`, `r1 sft`, `r1 grpo`, `r1 align`, `r1 rm`).
 
 A recipe's `peft:` section is PEFT's `LoraConfig` (checked against its fields when the recipe is
-resolved, r1cli/recipe.py); empty or absent means full fine-tuning. TRL's trainers get it as
+resolved, r1cli/recipe.py, with the keys r1cli/config.py names); empty or absent means full fine-tuning. TRL's trainers get it as
 `peft_config=` and train the adapter only. What the stage leaves in OUT:
 
     OUT/                 the merged model (base + LoRA delta): a plain HF dir, loadable with
@@ -21,16 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from r1cli.config import LORA_OWN_KEYS
 from r1cli.errors import UserError
 
 ADAPTER = "adapter"  # the adapter's dir inside OUT
-# keys of the `peft:` section that are r1cli's, not LoraConfig's (recipe.py checks the rest against LoraConfig)
-OWN_KEYS = {"load_in_4bit": bool}
-# LoraConfig's bookkeeping, which the stage or PEFT sets (task_type: causal LM, or sequence classification for r1 rm)
-NOT_SETTABLE = ("task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
-                "inference_mode")
-# ranges LoraConfig does not check itself (a rank of 0 would fail only after the model loads)
-BOUNDS = {"r": {"ge": 1}, "lora_alpha": {"gt": 0}, "lora_dropout": {"ge": 0, "lt": 1}}
 
 
 # --- checks (before anything loads) -------------------------------------------------------------
@@ -42,7 +36,7 @@ def lora_config(section: dict, task_type: str = "CAUSAL_LM"):
         return None
     from peft import LoraConfig
 
-    kwargs = {k: v for k, v in section.items() if k not in OWN_KEYS}
+    kwargs = {k: v for k, v in section.items() if k not in LORA_OWN_KEYS}
     try:
         return LoraConfig(**{**kwargs, "task_type": task_type})
     except (ValueError, TypeError) as e:

@@ -1,6 +1,5 @@
-"""What every TRL-trained stage shares: TRL args on CPU or GPU, the run's telemetry
-(metrics.jsonl + a rich progress bar), resume from OUT.partial/, multi-process output, and
-saving the final checkpoint per the directory contract.
+"""A trainer stage's run dir: resume from OUT.partial/, output across processes (accelerate launch),
+and the final checkpoint saved per the directory contract.
 
 Used by `r1 coldstart`/`r1 sft`, `r1 grpo`, `r1 align` and `r1 rm`, so that no trainer stage
 wires these its own way.
@@ -18,121 +17,11 @@ from typing import Iterator
 
 from rich.console import Console
 
-from r1cli import algorithms, lora, trackers
 from r1cli.artifacts import StageRun, check_output, partial_path, read_manifest, stage_output
-from r1cli.errors import UserError
-from r1cli.recipe import show_settings, to_dict, trl_args
-from r1cli.telemetry import Callback, Telemetry  # noqa: F401 (the trainer stages use training.Telemetry)
+from r1cli.training import lora, trackers
 
 console = Console(stderr=True)
 CHECKPOINTS = "trainer"  # where TRL writes its checkpoints inside OUT.partial/ (removed at the end)
-
-
-# --- TRL arguments -------------------------------------------------------------------------
-
-
-def quiet_libraries() -> None:
-    """Our rich bar and metrics.jsonl replace the libraries' own tqdm bars and log prints."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    # TRL 1.16 still defaults `gradient_checkpointing`, which transformers 5 renamed: nothing for a user to fix
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing` is deprecated.*")
-
-
-def device_defaults() -> dict:
-    """TRL's defaults assume a GPU (bf16, gradient checkpointing); on CPU both only cost time."""
-    import torch
-
-    if torch.cuda.is_available():
-        return {}
-    # without gradient checkpointing transformers asks DDP to search for unused parameters on every
-    # step (and warns that it found none); with it, as on GPU, it does not
-    cpu = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
-           "ddp_find_unused_parameters": False}
-    engine = cpu_engine()
-    precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if engine == "deepspeed" and precision != "no":
-        # transformers would refuse it after the model loads (`ds bf16.enabled=True vs hf bf16=False`)
-        raise UserError(f"the accelerate config asks DeepSpeed for {precision} (mixed_precision), but without a GPU r1 "
-                        f"trains in float32: launch with recipes/accelerate/zero2_cpu.yaml or zero3_cpu.yaml")
-    if engine:  # keep the state process_state() makes: TRL's args would otherwise rebuild it as plain DDP
-        process_state()
-        cpu["accelerator_config"] = {"use_configured_state": True}
-    if engine == "deepspeed":  # accelerate builds its DeepSpeed plugin only for a state made without cpu=True
-        cpu["use_cpu"] = False
-    return cpu
-
-
-def model_dtype(args):
-    """The dtype to load a trained model in: float32 on CPU (DeepSpeed runs there without use_cpu, see
-    device_defaults), else the checkpoint's own."""
-    import torch
-
-    return torch.float32 if args.use_cpu or not torch.cuda.is_available() else "auto"
-
-
-def build_args(cfg, out: Path, defaults: dict | None = None, **fixed):
-    """The stage's TRL config, built (and so checked by TRL's own __post_init__) before anything loads:
-    r1cli's defaults < the device's < the stage's `defaults` < the algorithm preset (RL stages,
-    r1cli/algorithms.py) < the recipe's `trl:` section < what the stage fixes. Prints every value that
-    differs from TRL's default and every preset value, with where it came from (and a `trl:` key that
-    overrides the preset says so)."""
-    quiet_libraries()
-    seed = getattr(cfg, "seed", 42)
-    ours = {"report_to": [], "seed": seed, "data_seed": seed,
-            "disable_tqdm": True,  # the rich bar below replaces tqdm
-            "save_total_limit": 1, "logging_steps": 5}
-    device, stage = device_defaults(), dict(defaults or {})
-    name = getattr(cfg, "algorithm", None)
-    preset = algorithms.preset_args(name) if name else {}
-    try:
-        args = trl_args(cfg, {**ours, **device, **stage, **preset}, output_dir=str(partial_path(out) / CHECKPOINTS),
-                        **fixed)
-    except (ValueError, TypeError, ArithmeticError) as e:  # TRL checks its settings in __post_init__
-        raise UserError(f"the trl settings do not fit together: {str(e).splitlines()[0]}") from None
-    trackers.check(args.report_to)
-    lora.check(getattr(cfg, "peft", {}), args)
-    sources = getattr(cfg, "_sources", {})
-    clashes = algorithms.overrides(name, args) if name else {}
-    rows = []
-    for key in {**ours, **device, **stage, **preset, **cfg.trl, **fixed}:
-        if key == "output_dir":
-            continue
-        value = getattr(args, key, None)
-        if value == _trl_default(type(args), key) and key not in preset:
-            continue
-        value = getattr(value, "value", value)  # TRL turns some strings into enums: show the string
-        source = (sources.get(f"trl.{key}", "recipe") if key in cfg.trl else "stage" if key in fixed or key in stage
-                  else f"preset {name}" if key in preset
-                  else "device default" if key in device else "r1cli default")
-        if key in clashes:
-            source += f", trl: {value} overrides preset {name}'s {clashes[key][1]}"
-        rows.append((f"trl.{key}", value, source))
-    title = f"{type(args).__name__}: what differs from TRL's defaults"
-    if name:
-        title += f", and algorithm preset {name}"
-    show_settings(rows, title)
-    return args
-
-
-def _trl_default(cls, key: str):
-    import dataclasses
-
-    f = next((f for f in dataclasses.fields(cls) if f.name == key), None)
-    if f is None:
-        return None
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-
-
-def effective_args(args) -> dict:
-    """The TRL arguments as the trainer sees them, for the manifest (JSON-safe)."""
-    return json.loads(json.dumps(args.to_dict(), default=str))
 
 
 def resume_checkpoint(run: StageRun) -> str | None:
@@ -288,7 +177,7 @@ def is_main_process() -> bool:
 
 def set_callbacks(trainer) -> None:
     """With tqdm off, transformers prints every log dict; Telemetry already shows and records them.
-    The trackers of trl.report_to write into OUT.partial/ (r1cli/trackers.py)."""
+    The trackers of trl.report_to write into OUT.partial/ (r1cli/training/trackers.py)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
@@ -298,7 +187,7 @@ def set_callbacks(trainer) -> None:
 
 def save_checkpoint(trainer, tokenizer, run: StageRun):
     """The final model + tokenizer into OUT.partial/ (loadable by AutoModelForCausalLM); a LoRA run's
-    merged model, with its adapter in OUT.partial/adapter/ (r1cli/lora.py). Returns the model saved."""
+    merged model, with its adapter in OUT.partial/adapter/ (r1cli/training/lora.py). Returns the model saved."""
     main = trainer.accelerator.is_main_process
     if lora.is_peft(trainer.model):
         model, run.peft = lora.save_merged(trainer, run.partial, main)
@@ -330,15 +219,6 @@ def already_trained(run: StageRun) -> bool:
                       "skipping the training, finishing the rest")
         return True
     return False
-
-
-def manifest_config(cfg, args) -> dict:
-    """The manifest's `config`: the resolved recipe, the effective TRL arguments the trainer ran with and,
-    for the RL stages, the algorithm preset (its values and the ones a `trl:` key overrode)."""
-    out = {**to_dict(cfg), "trl_args": effective_args(args)}
-    if getattr(cfg, "algorithm", None):
-        out["algorithm_preset"] = json.loads(json.dumps(algorithms.record(cfg.algorithm, args), default=str))
-    return out
 
 
 def drop_trainer_checkpoints(run: StageRun) -> None:

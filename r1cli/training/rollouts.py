@@ -4,8 +4,9 @@ TRL's GRPOTrainer (without vLLM) samples a batch's completions with transformers
 prompt is repeated `num_generations` times and prefilled once per copy, and every row stays in the
 batch until the last one ends. `r1 eval` and `r1 reject-sample` sample with r1cli/generation/decode.py
 instead (each prompt prefilled once and shared by its samples, finished rows leave the batch); this
-module lets GRPO do the same, by overriding one method, `_generate_single_turn` (TRL's non-vLLM
-generation of token ids), under the same model unwrapping (ZeRO-3 gather, FSDP full parameters).
+module lets GRPO do the same through TRL's public `rollout_func` hook (`decode_rollout`): TRL hands it a
+batch's prompts and takes back their token ids; the model is unwrapped as TRL's own generation does it
+(ZeRO-3 gather, FSDP full parameters).
 
 The sampling is the same protocol (temperature, then top-p; the completion ends with its first eos,
 which it keeps, as TRL's does); the draws are not the same ones, so a run differs from TRL's generate
@@ -15,7 +16,7 @@ What the loop does not do is refused by `check` before the model loads: transfor
 batching, top-k / min-p / repetition penalty, extra generation kwargs. Prompts are text (r1cli's
 stages have no images).
 Measured on the toy (stage 2's 8 prompts x 8 completions of <= 96 tokens, one thread): 0.77-0.95 s a
-batch against 1.5-1.8 s with generate; whole steps 1.33x faster (bench/grpo_decode.py; docs/DEVLOG.md, session 10).
+batch against 1.5-1.8 s with generate; whole steps 1.33x faster (bench/grpo_decode.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import itertools
 
 from r1cli.errors import UserError
-from r1cli.generation.decode import decode
 
 
 def check(cfg, args) -> None:
@@ -50,24 +50,26 @@ def groups(prompt_ids: list[list[int]]) -> int:
     return runs[0] if len(set(runs)) == 1 else 1
 
 
-def trainer_class(base):
-    """A subclass of TRL's GRPOTrainer `base` (or of a subclass of it) whose rollouts come from `decode`."""
+def decode_rollout(prompts: list, trainer) -> dict:
+    """TRL's `rollout_func`: the prompts of one generation batch (each repeated num_generations times in a
+    row by TRL's sampler), tokenized as TRL tokenizes them, sampled with `decode`. No sampling logprobs
+    (TRL's own transformers path has none either)."""
     import torch
     from trl.models import unwrap_model_for_generation  # TRL's own generation path uses it
 
-    class DecodeLoopGRPOTrainer(base):
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-            if images is not None or multimodal_fields:
-                raise UserError("decode_loop samples text prompts only: set decode_loop: false for multimodal data")
-            n = groups(prompt_ids)
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-            with (unwrap_model_for_generation(self.model_wrapped, self.accelerator,
-                                              gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                                              gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs)
-                  as model, self._dist.summon_full_params(self.model_wrapped, recurse=False)):
-                rows = decode(model, prompt_ids[::n], n=n, temperature=self.temperature, top_p=self.top_p,
-                              max_new_tokens=self.max_completion_length, eos_ids=list(self.eos_token_ids),
-                              pad_id=self._tokenizer.pad_token_id, seed=seed)
-            return [tokens for tokens, _ in rows], None
+    from r1cli.generation.decode import decode  # imports torch
 
-    return DecodeLoopGRPOTrainer
+    prompt_ids, images, multimodal_fields = trainer._tokenize_prompts(prompts)
+    if images is not None or multimodal_fields:
+        raise UserError("decode_loop samples text prompts only: set decode_loop: false for multimodal data")
+    n = groups(prompt_ids)
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    args = trainer.args
+    with (unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator,
+                                      gather_deepspeed3_params=args.ds3_gather_for_generation,
+                                      gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model,
+          trainer._dist.summon_full_params(trainer.model_wrapped, recurse=False)):
+        rows = decode(model, prompt_ids[::n], n=n, temperature=trainer.temperature, top_p=trainer.top_p,
+                      max_new_tokens=trainer.max_completion_length, eos_ids=list(trainer.eos_token_ids),
+                      pad_id=trainer._tokenizer.pad_token_id, seed=seed)
+    return {"prompt_ids": prompt_ids, "completion_ids": [tokens for tokens, _ in rows], "logprobs": None}

@@ -12,12 +12,12 @@ and the same gradient, with fewer tokens through the forward and backward:
 - dropping a prompt's left padding shifts every position of a row by the same amount, which rotary
   position embeddings do not see (attention depends on relative positions only).
 Measured on the toy (stage 2, 64 rows a step as 4 micro-batches of 16, one thread): step 1's loss and
-gradient norm identical to TRL's one batch of 64, steps 1.16x faster (docs/DEVLOG.md, session 9).
+gradient norm identical to TRL's one batch of 64, steps 1.16x faster (docs/DEVLOG.md).
 """
 
 from __future__ import annotations
 
-from r1cli.dynamic_sampling import LEFT, take_rows
+from r1cli.training.dynamic_sampling import LEFT, take_rows
 
 
 def split(batch: dict, parts: int) -> list[dict]:
@@ -42,18 +42,11 @@ def split(batch: dict, parts: int) -> list[dict]:
     return out
 
 
-def trainer_class(base):
-    """A subclass of TRL's GRPOTrainer `base` (or of r1cli's dynamic-sampling one) whose training batches are
-    `split`: it overrides `_prepare_inputs` (TRL's buffering of a generation batch over its micro-batches)."""
-
-    class LengthSortedGRPOTrainer(base):
-        def _prepare_inputs(self, generation_batch):
-            if not self.model.training:
-                return super()._prepare_inputs(generation_batch)
-            every = self.args.steps_per_generation * self.num_iterations
-            if self._step % every == 0 or self._buffered_inputs is None:
-                batch = self._generate_and_score_completions(generation_batch)
-                self._buffered_inputs = split(batch, self.args.steps_per_generation)
-            return self._buffered_inputs[self._step % self.args.steps_per_generation]
-
-    return LengthSortedGRPOTrainer
+def prepare_inputs(trainer, generation_batch) -> dict:
+    """TRL's `_prepare_inputs` (its buffering of a generation batch over its micro-batches) with the
+    batch `split` by length: r1cli/training/grpo.py's trainer calls this in its place."""
+    every = trainer.args.steps_per_generation * trainer.num_iterations
+    if trainer._step % every == 0 or trainer._buffered_inputs is None:
+        batch = trainer._generate_and_score_completions(generation_batch)
+        trainer._buffered_inputs = split(batch, trainer.args.steps_per_generation)
+    return trainer._buffered_inputs[trainer._step % trainer.args.steps_per_generation]
