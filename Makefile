@@ -113,7 +113,7 @@ endif
 # align -> its eval, each stage needing the one before. The side lane: everything else (R1-Zero, the
 # no-language ablation, the RMs, the other evals, the stage-3b ablation, the report), in the order below.
 # With one `make -j2` the free slot often went to a side stage while the next chain stage waited (about
-# three minutes of a 19-minute run, measured: docs/DEVLOG.md, session 8).
+# three minutes of a 19-minute run, measured: docs/DEVLOG.md).
 CHAIN := $(D) $(RUN)/base $(RUN)/coldstart $(RUN)/grpo $(RUN)/rs $(RUN)/rs_general $(RUN)/sft $(RUN)/align $(RUN)/eval/align
 SIDE  := $(RUN)/rm_helpful $(RUN)/rm_safety $(RUN)/eval/base $(RUN)/eval/base_r1zero $(RUN)/r1zero $(RUN)/eval/r1zero \
          $(RUN)/eval/coldstart $(RUN)/grpo_nolang $(RUN)/eval/grpo $(RUN)/eval/grpo_nolang
@@ -154,7 +154,7 @@ $(RUN)/grpo: | $(RUN)/coldstart
 
 # stage 3: rejection sampling (reasoning + general), then SFT of the BASE on both; one CoT per general
 # prompt (--keep first): ~600 general rows beside ~2000 reasoning ones, the paper's 200k : 600k. Two
-# samples a general prompt are enough for one CoT (session 8, seed 0: all 4 of 4 passed on 495 of 547 prompts)
+# samples a general prompt are enough for one CoT (seed 0: all 4 of 4 samples passed on 495 of 547 prompts)
 $(RUN)/rs: | $(RUN)/grpo
 	$(R1RUN) reject-sample --model $(RUN)/grpo --data $(D)/rl --out $@ --recipe recipes/toy/reject_sample.yaml $(RS_SET) --force
 $(RUN)/rs_general: | $(RUN)/rs
