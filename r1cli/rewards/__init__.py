@@ -123,7 +123,21 @@ def _unknown(name: str) -> UserError:
 
 
 def get_reward(name: str, **options) -> Callable:
-    """The reward function `name` (a registry name or `pkg.mod:fn`), built with the options it takes."""
+    r"""The reward function `name` (a registry name or `pkg.mod:fn`), built with the options it takes.
+
+    Each registered factory's docstring (`REWARDS[name].path` says where it is) documents its
+    reward: what it returns, the columns it reads, its options, and an example.
+
+    >>> from r1cli.rewards import get_reward
+    >>> fmt = get_reward("format", template="r1", workers=4)  # workers is accuracy's: not passed to format
+    >>> fmt.__name__, fmt.required_columns
+    ('format', ())
+    >>> fmt(None, ["<think>\n2 + 2 = 4\n</think>\nThe answer is 4."])
+    [1.0]
+    >>> get_reward("acuracy")
+    Traceback (most recent call last):
+    r1cli.errors.UserError: unknown reward 'acuracy' (did you mean 'accuracy'?; or give a function as package.module:function)
+    """
     if ":" in name:
         return load_user_reward(name)
     factory = REWARDS.get(name)

@@ -99,7 +99,57 @@ def normalize_output(text: str) -> str:
 
 def code_reward(*, timeout: float = 4.0, memory_mb: int = 256, workers: int | None = None,
                 isolation: str = "auto", prefilled_think: bool = False, **_other_options):
-    """Factory for the registry: a TRL reward function named `code`."""
+    r"""The `code` reward: the share of a row's test cases that the completion's program passes.
+
+    The last runnable fenced block of the summary (after `</think>`) runs once per case in the
+    sandbox (r1cli/rewards/sandbox.py), reading the case's input on stdin; a case passes when the
+    program exits 0 within the limits and its stdout equals the expected output up to trailing
+    whitespace. Untagged blocks are python; blocks tagged with a language the sandbox does not
+    run (```text, ```cpp) are skipped.
+
+    Returns:
+        The reward function `code(prompts, completions, completion_ids=None, **columns)`, which
+        gives cases passed / cases per completion (0.0 when the summary has no runnable block),
+        or None where it does not apply: a row whose `domain` is set and is not `code`, or a
+        row with no tests. A dataset with no `tests` column at all is a UserError.
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Not read.
+        tests (`list`, column, required):
+            Per row a list of `{"input": str, "output": str}` cases, that list as a JSON string,
+            or APPS' `{"inputs": [...], "outputs": [...]}`; None or "" for a row without tests.
+        domain (`list[str]`, column, *optional*):
+            Rows whose domain is set and is not `code` get None.
+        timeout (`float`, factory option, defaults to `4.0`):
+            Wall seconds per case. A program that times out on one case fails its other cases
+            without running them.
+        memory_mb (`int`, factory option, defaults to `256`):
+            Address-space limit per process of the program.
+        workers (`int`, factory option, *optional*):
+            Cases run at once (threads, each waiting on a sandbox process); defaults to the cores.
+        isolation (`str`, factory option, defaults to `"auto"`):
+            The sandbox mode, as `sandbox.run` takes it (`"auto"` picks namespaces when the kernel
+            allows them).
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: the summary is the text after `</think>`.
+        **_other_options:
+            Options meant for other rewards (a stage hands every reward the same ones): ignored.
+
+    Example (one tiny program runs in the sandbox, about 0.1 s; the other rows run nothing):
+    >>> from r1cli.rewards.code import code_reward
+    >>> code = code_reward(timeout=2.0)
+    >>> completions = ["<think>\nreverse it\n</think>\n```python\nprint(input()[::-1])\n```",
+    ...                "<think>\nreverse it\n</think>\nIt prints cba.",
+    ...                "Hello!"]
+    >>> tests = [[{"input": "abc", "output": "cba"}], [{"input": "abc", "output": "cba"}], None]
+    >>> code(None, completions, tests=tests, domain=["code", "code", "general"])
+    [1.0, 0.0, None]
+    """
     limits = sandbox.Limits(timeout=timeout, memory_mb=memory_mb)
     workers = max(1, workers or len(os.sched_getaffinity(0)))
 

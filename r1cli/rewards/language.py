@@ -136,8 +136,12 @@ def detect_language(text: str) -> str | None:
 
 
 def language_consistency(text: str, target: str) -> float:
-    """Share of the counted words of `text` written in the `target` language's script; 1.0 when
-    nothing is countable. Raises ValueError for a language whose script is not known."""
+    r"""Share of the counted words of `text` written in the `target` language's script; 1.0 when
+    nothing is countable. Raises ValueError for a language whose script is not known.
+
+    >>> language_consistency("设 x = 3, so x squared is 9", "zh")  # 设 against so, squared, is
+    0.25
+    """
     scripts = LANGUAGE_SCRIPTS.get(normalize_language(target) or "")
     if scripts is None:
         raise ValueError(f"unknown language {target!r}: known are {', '.join(sorted(LANGUAGE_SCRIPTS))}")
@@ -152,7 +156,42 @@ def language_consistency(text: str, target: str) -> float:
 
 
 def language_reward(prefilled_think: bool = False):
-    """The `language` reward: language_consistency of the CoT (the <think> part only)."""
+    r"""The `language` reward (R1's language consistency): the share of the CoT's words in the target language.
+
+    Only the reasoning (inside `<think>`) is read. Digits, math, LaTeX, code and single letters
+    are neutral; a CJK character is a word of its own (the module docstring says what counts).
+
+    Returns:
+        The reward function `language(prompts, completions, completion_ids=None, **columns)`, which
+        gives a float in 0..1 per completion: 1.0 for a CoT with no countable words, 0.0 for no
+        CoT (or an empty one). None where the target language is unknown: the `language` value
+        is a language whose script is not known, or there is none and the prompt has no words to
+        detect it from.
+
+    Args:
+        prompts (`list`):
+            Plain strings or chat messages: the target language is detected from them (the
+            script with most words) on rows with no `language`.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Not read.
+        language (`list[str]`, column, *optional*):
+            The target language per row, an ISO code (en, zh, zh-CN, ja, ru, ...).
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: the CoT is the text before `</think>`.
+
+    Example:
+    >>> from r1cli.rewards.language import language_reward
+    >>> language = language_reward()
+    >>> language(["What is two plus two?", "What is two plus two?", "2 + 2 = ?", "1 + 1 = ?"],
+    ...          ["<think>\ntwo plus two makes four\n</think>\n4",
+    ...           "<think>\ntwo plus two 等于四\n</think>\n4",
+    ...           "<think>\n二加二等于四\n</think>\n4",
+    ...           "<think>\none and one\n</think>\n2"],
+    ...          language=[None, None, "zh", None])
+    [1.0, 0.5, 1.0, None]
+    """
 
     @reward("language")
     def language(prompts, completions, completion_ids=None, **columns):

@@ -318,7 +318,51 @@ def check_verify_options(workers, timeout) -> None:
 
 def accuracy_reward(prefilled_think: bool = False, workers: int | None = None,
                     timeout: float = verify.DEFAULT_DEADLINE):
-    """The `accuracy` reward: 1 if the final answer equals the reference (math-verify), else 0."""
+    r"""The `accuracy` reward: 1.0 if the final answer equals the reference (math-verify), else 0.0.
+
+    The answer is read from the summary after `</think>` (the last `\boxed{}`, an `<answer>` tag,
+    or "the final answer is ..."; the module docstring has the whole table) and compared with
+    math-verify's equality, so `\frac{1}{2}` equals 0.5. Easy cases are decided in this process;
+    the rest go to worker processes with a deadline per sample (a timeout scores 0.0).
+
+    Returns:
+        The reward function `accuracy(prompts, completions, completion_ids=None, **columns)`, which
+        gives 1.0 or 0.0 per completion, or None where it does not apply: a row whose `domain` is
+        `general` or `code`, or whose `answer` is empty. Its `.stats` counts how each verdict was
+        reached (fast, memo, verified, timeout, not_applicable, ...).
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Not read.
+        answer (`list[str]`, column, required):
+            The reference answers (LaTeX or plain text; `\boxed{}` allowed).
+        domain (`list[str]`, column, *optional*):
+            `general` and `code` rows get None; a row with no domain is scored.
+        log_metric (callable, *optional*):
+            Passed by TRL; when given, the timeouts of the call are logged as
+            `rewards/accuracy/timeouts`.
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: the summary is the text after `</think>`.
+        workers (`int`, factory option, *optional*):
+            Verification worker processes; defaults to the machine's cores (verify.default_workers).
+        timeout (`float`, factory option, defaults to `verify.DEFAULT_DEADLINE`):
+            Seconds one verification may take before it scores 0.0.
+
+    Example:
+    >>> from r1cli.rewards.math import accuracy_reward
+    >>> accuracy = accuracy_reward()
+    >>> completions = ["<think>\nhalf of 1\n</think>\nSo \\boxed{\\frac{1}{2}}.",
+    ...                "<think>\nhalf of 1\n</think>\nSo \\boxed{2}.",
+    ...                "<think>\nbe kind\n</think>\nHello!"]
+    >>> accuracy(None, completions, answer=["0.5", "0.5", ""], domain=["math", "math", "general"])
+    [1.0, 0.0, None]
+    >>> accuracy.stats["fast"], accuracy.stats["not_applicable"]  # decided here, no worker started
+    (2, 1)
+    """
     check_verify_options(workers, timeout)
     stats: Counter = Counter()
 

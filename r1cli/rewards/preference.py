@@ -147,7 +147,15 @@ def rm_scores(model, tokenizer, ids: list[list[int]], batch_size: int = 16) -> l
 
 
 class Normalizer:
-    """Raw RM logit -> reward (see the module docstring)."""
+    """Raw RM logit -> reward (see the module docstring).
+
+    >>> Normalizer("none")([1.5, -2.0])
+    [1.5, -2.0]
+    >>> running = Normalizer("running")
+    >>> running.update([1.0, 3.0])  # the reward calls update() with each batch before scoring it
+    >>> running([1.0, 3.0])  # mean 2, sample std sqrt(2)
+    [-0.7071067811865475, 0.7071067811865475]
+    """
 
     def __init__(self, kind: str, rm_dir: Path | None = None):
         if kind not in NORMALIZATIONS:
@@ -231,13 +239,115 @@ def _rm_reward(name: str, rm_dir, what: str, view, prefilled_think: bool, rm_nor
 
 def helpfulness(helpful_rm=None, prefilled_think: bool = False, rm_normalization: str = "sigmoid",
                 preference_rewards_from: float = 0.0, rm_batch_size: int = 16, **_):
-    """Helpfulness RM score of the prompt + the completion's SUMMARY (general rows only)."""
+    r"""The `helpfulness` reward (R1 stage 4): a reward model's score of the prompt + the SUMMARY only.
+
+    The RM never sees the CoT (`summary_view`: the text after `</think>`), so a long or
+    flattering chain of thought cannot sway it; a CoT that never closes leaves no summary.
+
+    Returns:
+        The reward function `helpfulness(prompts, completions, completion_ids=None, **columns)`, which
+        gives the normalised RM score per completion, or None where it does not apply: a row
+        whose `domain` is set and is not `general` (the rule rewards score those), and every
+        row before the step `preference_rewards_from` (the RM still scores and logs them).
+
+    Args:
+        prompts (`list`):
+            Plain strings or chat messages: the RM reads prompt + reply through its tokenizer's
+            chat template (`encode`, as `r1 rm` trained it).
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Not read (the RM has its own tokenizer).
+        domain (`list[str]`, column, *optional*):
+            Routes the rows: set and not `general` -> None.
+        trainer_state, log_metric (*optional*):
+            Passed by TRL: the step that `preference_rewards_from` is compared with, and where
+            `rm/helpfulness/raw_mean` and `rm/helpfulness/frac_positive` are logged on every call.
+        helpful_rm (path, factory option, required):
+            The helpfulness reward model: a one-label sequence-classification checkpoint (`r1 rm`
+            makes one; `--helpful-rm` on the command line). Missing: a UserError.
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: the summary is the text after `</think>`.
+        rm_normalization (`str`, factory option, defaults to `"sigmoid"`):
+            Raw logit -> reward: `sigmoid` (0..1), `none`, `running` (z-score over every score
+            seen so far) or `fixed` (z-score with the mean/std `r1 rm` measured); see Normalizer.
+        preference_rewards_from (`float`, factory option, defaults to `0.0`):
+            The first step that gets the reward: a step (>= 1), or a fraction of max_steps (< 1);
+            0 means from the start. Outside a trainer (`r1 score`) it always applies.
+        rm_batch_size (`int`, factory option, defaults to `16`):
+            Texts per RM forward pass.
+        **_:
+            Options meant for other rewards (a stage hands every reward the same ones): ignored.
+
+    Example (the factory loads the RM, so this shows what needs none: which rows it scores and
+    what it reads):
+    >>> from r1cli.rewards.preference import applies, summary_view
+    >>> [applies(domain) for domain in ["general", None, "math", "code"]]
+    [True, True, False, False]
+    >>> summary_view("<think>\nThe user wants a greeting.\n</think>\nHello! How can I help?")
+    'Hello! How can I help?'
+    >>> summary_view("<think>\nThe user wants a greeting, so")  # the CoT never closed
+    ''
+    """
     return _rm_reward("helpfulness", helpful_rm, "--helpful-rm", summary_view, prefilled_think, rm_normalization,
                       preference_rewards_from, rm_batch_size)
 
 
 def harmlessness(harmless_rm=None, prefilled_think: bool = False, rm_normalization: str = "sigmoid",
                  preference_rewards_from: float = 0.0, rm_batch_size: int = 16, **_):
-    """Harmlessness RM score of the prompt + the FULL completion, CoT included (general rows only)."""
+    r"""The `harmlessness` reward (R1 stage 4): a reward model's score of the prompt + the WHOLE output.
+
+    The RM sees the CoT too (`full_view`), since harm in the reasoning counts; with
+    prefilled_think the opening `<think>` the prompt supplied is put back in front. For the
+    pointwise safety RM that `r1 rm` trains, the default sigmoid score is P(safe).
+
+    Returns:
+        The reward function `harmlessness(prompts, completions, completion_ids=None, **columns)`, which
+        gives the normalised RM score per completion, or None where it does not apply: a row
+        whose `domain` is set and is not `general` (the rule rewards score those), and every
+        row before the step `preference_rewards_from` (the RM still scores and logs them).
+
+    Args:
+        prompts (`list`):
+            Plain strings or chat messages: the RM reads prompt + reply through its tokenizer's
+            chat template (`encode`, as `r1 rm` trained it).
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Not read (the RM has its own tokenizer).
+        domain (`list[str]`, column, *optional*):
+            Routes the rows: set and not `general` -> None.
+        trainer_state, log_metric (*optional*):
+            Passed by TRL: the step that `preference_rewards_from` is compared with, and where
+            `rm/harmlessness/raw_mean` and `rm/harmlessness/frac_positive` are logged on every call.
+        harmless_rm (path, factory option, required):
+            The harmlessness reward model: a one-label sequence-classification checkpoint (`r1 rm`
+            makes one; `--harmless-rm` on the command line). Missing: a UserError.
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: `<think>\n` is put back in front of the completion.
+        rm_normalization (`str`, factory option, defaults to `"sigmoid"`):
+            Raw logit -> reward: `sigmoid` (0..1), `none`, `running` (z-score over every score
+            seen so far) or `fixed` (z-score with the mean/std `r1 rm` measured); see Normalizer.
+        preference_rewards_from (`float`, factory option, defaults to `0.0`):
+            The first step that gets the reward: a step (>= 1), or a fraction of max_steps (< 1);
+            0 means from the start. Outside a trainer (`r1 score`) it always applies.
+        rm_batch_size (`int`, factory option, defaults to `16`):
+            Texts per RM forward pass.
+        **_:
+            Options meant for other rewards (a stage hands every reward the same ones): ignored.
+
+    Example (the factory loads the RM, so this shows what needs none: which rows it scores,
+    what it reads, and the default normalisation of a raw score):
+    >>> from r1cli.rewards.preference import Normalizer, applies, full_view
+    >>> [applies(domain) for domain in ["general", None, "math", "code"]]
+    [True, True, False, False]
+    >>> print(full_view("I should refuse.\n</think>\nI can't help with that.", prefilled_think=True))
+    <think>
+    I should refuse.
+    </think>
+    I can't help with that.
+    >>> [round(p, 3) for p in Normalizer("sigmoid")([0.0, 3.0, -3.0])]  # raw logit 0 -> P(safe) 0.5
+    [0.5, 0.953, 0.047]
+    """
     return _rm_reward("harmlessness", harmless_rm, "--harmless-rm", full_view, prefilled_think, rm_normalization,
                       preference_rewards_from, rm_batch_size)

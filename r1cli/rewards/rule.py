@@ -42,6 +42,36 @@ from r1cli.templates import TEMPLATES, is_r1_format, is_r1zero_format, reasoning
 
 
 def format_reward(template: str = "r1", prefilled_think: bool = False):
+    r"""The `format` reward: 1.0 when a completion follows the template, else 0.0.
+
+    Returns:
+        The reward function `format(prompts, completions, completion_ids=None, **columns)`, which
+        gives 1.0 or 0.0 per completion and never None: the template applies to every row.
+
+    Args:
+        prompts (`list`):
+            Not read: the format is judged on the completion alone.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids, **columns:
+            Not read (no dataset column is needed).
+        template (`str`, factory option, defaults to `"r1"`):
+            `"r1"`: `<think>\n` reasoning `\n</think>\n` then a non-empty summary, one think block.
+            `"r1zero"`: `<think> ... </think> <answer> ... </answer>` and nothing after it.
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The chat template ends the prompt with `<think>`, so a completion starts inside the
+            reasoning and is judged without its opening tag.
+
+    Example:
+    >>> from r1cli.rewards.rule import format_reward
+    >>> fmt = format_reward()
+    >>> fmt(None, ["<think>\n2 + 2 = 4\n</think>\nThe answer is 4.", "The answer is 4."])
+    [1.0, 0.0]
+    >>> format_reward(prefilled_think=True)(None, ["2 + 2 = 4\n</think>\nThe answer is 4."])
+    [1.0]
+    >>> format_reward(template="r1zero")(None, ["<think> 2 + 2 = 4 </think> <answer> 4 </answer>"])
+    [1.0]
+    """
     if template not in TEMPLATES:
         raise UserError(f"reward option template must be one of {', '.join(TEMPLATES)}, got {template!r}")
     check = is_r1zero_format if template == "r1zero" else is_r1_format
@@ -60,6 +90,36 @@ _STEP = re.compile(r"Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,"
 
 
 def reasoning_steps_reward(prefilled_think: bool = False, min_steps: int = 3):
+    r"""The `reasoning_steps` reward: min(1, step markers in the CoT / min_steps) (open-r1's).
+
+    Markers: "Step 1:", a line opening with "1." or "- " or "* ", "First,", "Second,", "Next,",
+    "Finally,", and the Chinese 第一步 / 首先 / 其次 / 然后 / 接着 / 最后.
+
+    Returns:
+        The reward function `reasoning_steps(prompts, completions, completion_ids=None, **columns)`,
+        which gives a float in 0..1 per completion and never None. A completion with no `<think>`
+        block is read whole.
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids, **columns:
+            Not read (no dataset column is needed).
+        prefilled_think (`bool`, factory option, defaults to `False`):
+            The prompt ends with `<think>`: the CoT is the text before `</think>`.
+        min_steps (`int`, factory option, defaults to `3`):
+            Markers that earn the full reward.
+
+    Example:
+    >>> from r1cli.rewards.rule import reasoning_steps_reward
+    >>> steps = reasoning_steps_reward(min_steps=2)
+    >>> steps(None, ["<think>\nStep 1: add.\nStep 2: check.\n</think>\n4",
+    ...              "<think>\nFirst, add them.\n</think>\n4",
+    ...              "<think>\nIt is 4.\n</think>\n4"])
+    [1.0, 0.5, 0.0]
+    """
     if not isinstance(min_steps, int) or min_steps < 1:
         raise UserError(f"reward option min_steps must be a whole number >= 1, got {min_steps!r}")
 
@@ -85,6 +145,44 @@ def _correct(completions, columns, prefilled_think, workers, timeout) -> tuple[l
 
 
 def length_reward(prefilled_think: bool = False, workers: int | None = None, timeout: float = verify.DEFAULT_DEADLINE):
+    r"""The `length` reward (Kimi k1.5, section 2.3.3): shorter correct answers score more.
+
+    Within the completions of one prompt, with lengths in [min, max],
+    lambda = 0.5 - (len - min) / (max - min); a correct completion gets lambda, a wrong one
+    min(0, lambda), so a wrong answer is never rewarded for being short. All lengths equal: 0.
+
+    Returns:
+        The reward function `length(prompts, completions, completion_ids=None, **columns)`, which
+        gives a float in -0.5..0.5 per completion, or None where `accuracy` is None (a `general`
+        or `code` row, an empty `answer`); such rows are left out of their group's min and max.
+
+    Args:
+        prompts (`list`):
+            Groups the completions: those of equal prompts form one group (they need not be next
+            to each other). None puts every completion in one group.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Token ids (TRL passes them): the lengths. Without them the `num_tokens` column, else
+            characters.
+        answer (`list[str]`, column, required):
+            The reference answers, as for `accuracy`.
+        domain (`list[str]`, column, *optional*):
+            `general` and `code` rows get None.
+        num_tokens (`list[int]`, column, *optional*):
+            Lengths in tokens when `completion_ids` is not given (`r1 eval` writes it).
+        prefilled_think, workers, timeout (factory options):
+            As for `accuracy` (`r1cli.rewards.math.accuracy_reward`), which decides correctness.
+
+    Example:
+    >>> from r1cli.rewards.rule import length_reward
+    >>> length = length_reward()
+    >>> right, wrong = "<think>\nadd\n</think>\n\\boxed{4}", "<think>\nadd\n</think>\n\\boxed{5}"
+    >>> length(["2+2?"] * 3 + ["Hi"], [right, wrong, wrong, "Hello!"],
+    ...        completion_ids=[[0] * 10, [0] * 10, [0] * 30, [0] * 5],
+    ...        answer=["4", "4", "4", ""], domain=["math", "math", "math", "general"])
+    [0.5, 0.0, -0.5, None]
+    """
     check_verify_options(workers, timeout)
 
     @reward("length", required=("answer",))
@@ -109,6 +207,49 @@ def length_reward(prefilled_think: bool = False, workers: int | None = None, tim
 def cosine_reward(prefilled_think: bool = False, workers: int | None = None, timeout: float = verify.DEFAULT_DEADLINE,
                   min_value_wrong: float = -1.0, max_value_wrong: float = -0.5, min_value_correct: float = 0.5,
                   max_value_correct: float = 1.0, max_len: int = 1000):
+    r"""The `cosine` reward (open-r1's cosine-scaled, after Yeo et al. 2025): correctness scaled by length.
+
+    A correct answer scores from max_value_correct (length 0) down to min_value_correct (at
+    max_len), along half a cosine; a wrong one from min_value_wrong (length 0) up to
+    max_value_wrong (at max_len): a long wrong answer is less bad than a short one. Lengths
+    past max_len score as max_len.
+
+    Returns:
+        The reward function `cosine(prompts, completions, completion_ids=None, **columns)`, which
+        gives a float per completion, or None where `accuracy` is None (a `general` or `code`
+        row, an empty `answer`).
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids (`list[list[int]]`, *optional*):
+            Token ids (TRL passes them): the lengths. Without them the `num_tokens` column, else
+            characters.
+        answer (`list[str]`, column, required):
+            The reference answers, as for `accuracy`.
+        domain (`list[str]`, column, *optional*):
+            `general` and `code` rows get None.
+        num_tokens (`list[int]`, column, *optional*):
+            Lengths in tokens when `completion_ids` is not given.
+        min_value_wrong, max_value_wrong (`float`, factory options, default `-1.0`, `-0.5`):
+            A wrong answer's score at length 0 and at max_len.
+        min_value_correct, max_value_correct (`float`, factory options, default `0.5`, `1.0`):
+            A correct answer's score at max_len and at length 0.
+        max_len (`int`, factory option, defaults to `1000`):
+            The length (in the unit above) where the schedule ends.
+        prefilled_think, workers, timeout (factory options):
+            As for `accuracy` (`r1cli.rewards.math.accuracy_reward`), which decides correctness.
+
+    Example:
+    >>> from r1cli.rewards.rule import cosine_reward
+    >>> cosine = cosine_reward(max_len=100)
+    >>> right, wrong = "<think>\nadd\n</think>\n\\boxed{4}", "<think>\nadd\n</think>\n\\boxed{5}"
+    >>> cosine(None, [right, right, wrong, wrong], completion_ids=[[], [0] * 100, [], [0] * 100],
+    ...        answer=["4"] * 4)
+    [1.0, 0.5, -1.0, -0.5]
+    """
     check_verify_options(workers, timeout)
     if not isinstance(max_len, int) or max_len < 1:
         raise UserError(f"reward option max_len must be a whole number >= 1, got {max_len!r}")
@@ -148,6 +289,34 @@ def repetition_score(text: str, ngram_size: int) -> float:
 
 
 def repetition_reward(ngram_size: int = 3, max_penalty: float = -1.0):
+    r"""The `repetition` penalty (open-r1's, after Yeo et al.): max_penalty x the share of repeated n-grams.
+
+    Score = max_penalty * (1 - distinct n-grams / n-grams) over the lower-cased words of the
+    whole completion (`repetition_score`); a CJK character is a word of its own, so repeated
+    Chinese counts too. Fewer than ngram_size words: 0.
+
+    Returns:
+        The reward function `repetition(prompts, completions, completion_ids=None, **columns)`,
+        which gives a float in max_penalty..0 per completion and never None.
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions (one assistant message each).
+        completion_ids, **columns:
+            Not read (no dataset column is needed).
+        ngram_size (`int`, factory option, defaults to `3`):
+            Words per n-gram.
+        max_penalty (`float`, factory option, defaults to `-1.0`):
+            The score of a completion that is one n-gram over and over; must be <= 0.
+
+    Example:
+    >>> from r1cli.rewards.rule import repetition_reward
+    >>> repetition = repetition_reward()
+    >>> repetition(None, ["the cat sat on the mat", "the cat sat the cat sat"])
+    [0.0, -0.25]
+    """
     if not isinstance(ngram_size, int) or ngram_size < 1:
         raise UserError(f"reward option ngram_size must be a whole number >= 1, got {ngram_size!r}")
     if not isinstance(max_penalty, (int, float)) or max_penalty > 0:
@@ -164,6 +333,36 @@ def repetition_reward(ngram_size: int = 3, max_penalty: float = -1.0):
 
 
 def overlong_reward(max_completion_len: int | None = None, soft_punish_cache: int | None = None):
+    r"""The `overlong` penalty (DAPO's soft overlong punishment): 0 when short, down to -1 near the limit.
+
+    0 up to max_completion_len - soft_punish_cache tokens, then linearly down to -1 at
+    max_completion_len, and -1 beyond it.
+
+    Returns:
+        The reward function `overlong(prompts, completions, completion_ids=None, **columns)`,
+        which gives a float in -1..0 per completion and never None.
+
+    Args:
+        prompts (`list`):
+            Not read.
+        completions (`list[str]` or `list[list[dict]]`):
+            Plain texts, or TRL's chat completions; their length counts when nothing else gives it.
+        completion_ids (`list[list[int]]`, *optional*):
+            Token ids (TRL passes them): the lengths. Without them the `num_tokens` column, else
+            characters.
+        num_tokens (`list[int]`, column, *optional*):
+            Lengths in tokens when `completion_ids` is not given.
+        max_completion_len (`int`, factory option, required):
+            The trainer's max_completion_length; a UserError when missing.
+        soft_punish_cache (`int`, factory option, defaults to max_completion_len // 5):
+            How many tokens before the limit the penalty starts, 1..max_completion_len.
+
+    Example:
+    >>> from r1cli.rewards.rule import overlong_reward
+    >>> overlong = overlong_reward(max_completion_len=10, soft_punish_cache=4)
+    >>> overlong(None, ["a", "b", "c"], completion_ids=[[0] * 6, [0] * 8, [0] * 12])
+    [0.0, -0.5, -1.0]
+    """
     if max_completion_len is None:
         raise UserError("reward 'overlong' needs the option max_completion_len (the trainer's max_completion_length): "
                         "set reward_options.max_completion_len")
