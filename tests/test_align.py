@@ -120,7 +120,7 @@ def test_causal_lm_is_not_a_reward_model(tmp_path):
 def test_rm_tokenizer_without_pad_token(tmp_path):
     rm = save_tiny_rm(tmp_path / "nopad", pad=False)
     out = harmlessness(harmless_rm=rm)([PROMPT] * 3, [CALM, DARK, "short"], domain=["general"] * 3)
-    assert all(isinstance(v, float) for v in out)  # batched scoring needs a pad token: set from eos
+    assert len(out) == 3 and all(isinstance(v, float) for v in out)  # batched scoring needs a pad token: set from eos
 
 
 # --- batch composition -------------------------------------------------------------------------------
