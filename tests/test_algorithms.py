@@ -175,14 +175,23 @@ def test_dropped_groups_are_refilled_with_fresh_prompts_of_their_domain():
     groups = [out["prompt"][i] for i in range(0, 6, 2)]
     assert groups[0] == "mixed-y" and all(g.startswith("mixed") for g in groups)
     assert sorted(groups[1:]) != ["hard-z", "solved-x"]
-    # refills came from the training set, one prompt per dropped group, each of the dropped group's domain
+    # refills came from the training set, one prompt per dropped group, each of the dropped group's domain.
+    # All three rounds run: the seeded draws give the math slot hard-c twice before mixed-a (logic has only
+    # mixed-b), so every round is checked against the groups the round before left without signal.
     dom = {"mixed-a": "math", "mixed-b": "logic", "hard-c": "math", "solved-d": "math"}
-    assert all(dom[p] == d for call in t.calls[1:] for p, d in zip(call[::2], ["logic", "math"]) if len(call) == 4)
+    assert len(t.calls) == 1 + t.ds_max_rounds
+    missing = ["logic", "math"]  # solved-x and hard-z, the first batch's zero-spread groups
+    for call in t.calls[1:]:
+        groups = call[::2]
+        assert call[1::2] == groups and all(p in dom for p in groups), call  # whole groups of training prompts
+        assert [dom[p] for p in groups] == missing, (call, missing)
+        missing = [dom[p] for p in groups if not p.startswith("mixed")]
+    assert missing == []  # the last round filled the last slot
     # the loss normalizer counts the kept rows' tokens, padded to one width
     assert int(out["num_items_in_batch"]) == int(out["completion_mask"].sum())
     m = t._metrics["train"]
-    assert m["dynamic_sampling/zero_std_frac"] == [2 / 3]
-    assert m["dynamic_sampling/extra_generations"][0] == 2 * sum(len(c) for c in t.calls[1:]) // 2
+    assert m["dynamic_sampling/zero_std_frac"] == [2 / 3] and m["dynamic_sampling/rounds"] == [3.0]
+    assert m["dynamic_sampling/extra_generations"] == [float(sum(len(c) for c in t.calls[1:]))] == [8.0]
     assert m["dynamic_sampling/filled_frac"] == [1.0]
 
 

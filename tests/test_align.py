@@ -47,7 +47,7 @@ def tiny_rm(tmp_path_factory):
 
 
 def test_helpfulness_sees_only_the_summary(tiny_rm):
-    """The issue's routing test: same summary, different CoTs -> same helpfulness, and the
+    """Routing: same summary, different CoTs -> same helpfulness, and the
     harmlessness RM, which reads the CoT too, can tell them apart."""
     help_, harm = helpfulness(helpful_rm=tiny_rm), harmlessness(harmless_rm=tiny_rm)
     h = help_([PROMPT, PROMPT], [CALM, DARK], domain=["general", "general"])
@@ -64,7 +64,8 @@ def test_rm_rewards_route_by_domain(tiny_rm):
     out = help_([PROMPT] * 3, [CALM] * 3, domain=["math", "general", "code"])
     assert out[0] is None and out[2] is None and isinstance(out[1], float)
     # no domain column: every row is scored (DESIGN.md: no domain excludes nothing)
-    assert all(isinstance(v, float) for v in help_([PROMPT] * 2, [CALM] * 2))
+    scored = help_([PROMPT] * 2, [CALM] * 2)
+    assert len(scored) == 2 and all(isinstance(v, float) for v in scored)
     # chat-message completions, as TRL passes them for chat prompts
     msg = help_([PROMPT], [[{"role": "assistant", "content": CALM}]], domain=["general"])
     assert msg[0] == pytest.approx(out[1], abs=1e-6)
@@ -119,7 +120,7 @@ def test_causal_lm_is_not_a_reward_model(tmp_path):
 def test_rm_tokenizer_without_pad_token(tmp_path):
     rm = save_tiny_rm(tmp_path / "nopad", pad=False)
     out = harmlessness(harmless_rm=rm)([PROMPT] * 3, [CALM, DARK, "short"], domain=["general"] * 3)
-    assert all(isinstance(v, float) for v in out)  # batched scoring needs a pad token: set from eos
+    assert len(out) == 3 and all(isinstance(v, float) for v in out)  # batched scoring needs a pad token: set from eos
 
 
 # --- batch composition -------------------------------------------------------------------------------
@@ -156,8 +157,10 @@ def test_general_prompts_join_later():
 
 # --- the commands on the toy world -------------------------------------------------------------------
 
-FAST_RM = ["--set", "trl.max_steps=3", "--set", "trl.per_device_train_batch_size=8", "--set", "trl.logging_steps=1",
-           "--set", "eval_fraction=0.1", "--set", "trl.save_strategy='no'"]
+# 20 steps of 8 at lr 1e-3: a few seconds, and enough for both RMs to learn something (3 steps at the
+# default lr left the scores where the random head put them)
+FAST_RM = ["--set", "trl.max_steps=20", "--set", "trl.per_device_train_batch_size=8", "--set", "trl.logging_steps=1",
+           "--set", "trl.learning_rate=1e-3", "--set", "eval_fraction=0.1", "--set", "trl.save_strategy='no'"]
 
 
 def r1(*args) -> None:
@@ -179,19 +182,37 @@ def toy_rms(toy_data, toy_base, tmp_path_factory):
     return d / "helpful", d / "safety"
 
 
-def test_rm_both_kinds(toy_rms):
+def test_rm_both_kinds(toy_rms, toy_data):
     for path, key in zip(toy_rms, ("pair_accuracy", "label_accuracy")):
         m = json.loads((path / "r1.json").read_text())
-        assert m["kind"] == "checkpoint" and m["stage"] == "rm" and m["counts"]["steps"] == 3
-        assert 0 <= m["metrics"][key] <= 1 and m["metrics"]["measured_on"] == "heldout"
-        assert m["counts"]["heldout"] == round(0.1 * m["counts"]["rows"])
-        assert m["metrics"]["score_std"] >= 0
+        assert m["kind"] == "checkpoint" and m["stage"] == "rm" and m["counts"]["steps"] == 20
+        assert m["metrics"]["measured_on"] == "heldout"
+        assert m["counts"]["heldout"] == round(0.1 * m["counts"]["rows"]) == m["metrics"]["n"]
+        # an accuracy is a share of the held-out rows (a whole count of them); the RM tells rows apart
+        hits = m["metrics"][key] * m["metrics"]["n"]
+        assert hits == pytest.approx(round(hits), abs=1e-3) and m["metrics"]["score_std"] > 0
         check_rm_dir(path, "--helpful-rm")  # a one-label sequence classifier that r1 align accepts
+    # the safety RM learned: it tells the held-out safe replies from the unsafe ones (about 0.6 of the rows
+    # are safe, so a head that calls everything safe scores about 0.6; this one scored 1.0 when written)
+    safety = json.loads((toy_rms[1] / "r1.json").read_text())["metrics"]
+    assert safety["label_accuracy"] >= 0.9 and safety["safe_score_mean"] > safety["unsafe_score_mean"] + 0.5
     # a reward model made by r1 rm scores through the registry, as `r1 align` and `r1 score` use it
     from r1cli.rewards import resolve_rewards
 
     fixed = resolve_rewards({"helpfulness": 1.0}, helpful_rm=str(toy_rms[0]), rm_normalization="fixed")
     assert isinstance(fixed[0][1]([PROMPT], [CALM])[0], float)
+    # the helpfulness RM learned its training pairs: through that reward it scores chosen above rejected on
+    # most of them (0.5 is chance; the untrained head scored 0.48 of them; this one 0.83 when written).
+    # Held out, a 30-step base reads too little of the toy chat for 12 pairs to say more than chance does.
+    from r1cli.stages.rm import load_rows, split
+
+    seed = json.loads((toy_rms[0] / "r1.json").read_text())["config"]["seed"]
+    train, _ = split(load_rows(toy_data / "helpful_pairs", pointwise=False), 0.1, seed)  # the stage's own split
+    raw = resolve_rewards({"helpfulness": 1.0}, helpful_rm=str(toy_rms[0]), rm_normalization="none")[0][1]
+    chosen = raw(train["prompt"], train["chosen"], domain=["general"] * len(train))
+    rejected = raw(train["prompt"], train["rejected"], domain=["general"] * len(train))
+    assert len(chosen) == len(train) > 0
+    assert sum(c > r for c, r in zip(chosen, rejected)) / len(train) >= 0.7
 
 
 def test_rm_checks_the_kind_of_data(toy_data, toy_base, tmp_path, capsys):
@@ -220,10 +241,12 @@ def test_align_routes_and_logs_per_domain(toy_data, toy_base, toy_rms, tmp_path)
     assert m["metrics"]["eval"]["before"]["n_prompts"] == m["metrics"]["eval"]["after"]["n_prompts"] == 4
     for side in ("before", "after"):
         g = m["metrics"]["general_eval"][side]
-        assert g["n_samples"] == 4 and 0 <= g["safe_rate"] <= 1 and "helpfulness_score_mean" in g
-        # per prompt, for the report's paired bootstrap: the sums give back the means
+        assert g["n_samples"] == 4 and "helpfulness_score_mean" in g
+        # per prompt, for the report's paired bootstrap: the sums give back the means (so safe_rate is a
+        # share of the 4 samples: a prompt's safe count is at most its samples)
         pp = g["per_prompt"]
         assert len(pp["id"]) == 4 and sum(pp["n"]) == 4 and len(set(pp["id"])) == 4
+        assert all(0 <= c <= n for c, n in zip(pp["safe_count"], pp["n"]))
         assert sum(pp["helpfulness_score_sum"]) / 4 == pytest.approx(g["helpfulness_score_mean"], abs=1e-4)
         assert sum(pp["safe_count"]) / 4 == pytest.approx(g["safe_rate"])
     assert m["stage"] == "align" and m["counts"]["steps"] == 2 and m["counts"]["preference_rewards_from_step"] == 1
@@ -236,6 +259,8 @@ def test_align_routes_and_logs_per_domain(toy_data, toy_base, toy_rms, tmp_path)
     assert "rewards/accuracy/math/mean" in train[0] and "rewards/format/math/mean" in train[0]
     assert not any("rewards/format/general" in k or "rewards/helpfulness/math" in k for r in logs for k in r)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    domains = {s["domain"] for s in samples}
+    assert "general" in domains and domains - {"general"}  # both sides of the routing were logged
     for s in samples:
         rule, rm = ("accuracy", "format"), ("helpfulness", "harmlessness")
         none = rule if s["domain"] == "general" else rm

@@ -44,7 +44,9 @@ def test_claims_hold_on_a_run_that_meets_them(runs, run_r1, tmp_path):
     assert statuses(data) == {c.name: "holds" for c in CLAIMS} and data["claims_failed"] == []
     assert "claims check failed" not in proc.stdout and proc.stdout.count("claim holds:") == len(CLAIMS)
     # each pass@1 has its CI, around it
-    for r in data["runs"][0]["stage_table"]:
+    table = data["runs"][0]["stage_table"]
+    assert table
+    for r in table:
         lo, hi = r["pass@1_ci"]
         assert lo <= r["pass@1"] <= hi
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from datasets import Dataset, load_from_disk
@@ -12,6 +13,9 @@ from datasets import Dataset, load_from_disk
 from r1cli.artifacts import stage_output
 from r1cli.cli import main
 from r1cli.data import save_dataset
+from test_reject_sample import world  # noqa: F401 (the tiny reasoner and its prompts: a module fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPTS = [{"id": f"p{i}", "prompt": f"question {i}", "answer": str(i), "domain": "math", "language": "en"}
            for i in range(5)]
@@ -67,18 +71,36 @@ def test_filter_from_a_reject_sample_dir(tmp_path):
     assert counts["unmeasured"] == 1 and counts["above"] == 1
 
 
-def test_reject_sample_records_each_prompts_pass_count(toy_base, toy_data, tmp_path):
-    """A real (tiny) r1 reject-sample run writes the `passed` column the filter reads."""
+def test_reject_sample_records_each_prompts_pass_count(world, tmp_path):
+    """A real (tiny) r1 reject-sample run writes the `passed` column the filter reads. The model is the
+    tiny reasoner of test_reject_sample.py (it answers its prompts in the R1 format, some right, some
+    wrong): the toy base solves nothing, so its runs have no rows for a check to cover."""
     out = tmp_path / "rs"
-    main(["reject-sample", "--model", str(toy_base), "--data", str(toy_data / "rl"), "--out", str(out),
-          "--set", "limit=4", "--set", "n=2", "--set", "sampling.max_new_tokens=16", "--set", "chunk_size=2",
-          "--set", "filters.min_reasoning_chars=null", "--set", "filters.truncated=false"])
-    ds = load_from_disk(str(out))  # rows only for prompts with a sample that passed (a 30-step base has few)
-    assert "passed" in ds.column_names and all(1 <= p <= 2 for p in ds["passed"])
-    main(["data", "filter", str(toy_data / "rl"), "--from", str(out), "--pass-rate", "0..1", "--to",
+    main(["reject-sample", "--model", str(world["model"]), "--data", str(world["data"]), "--out", str(out),
+          "--recipe", str(ROOT / "recipes/toy/reject_sample.yaml"), "--set", "limit=6", "--set", "n=4",
+          "--set", "chunk_size=2", "--set", "sampling.max_new_tokens=64", "--set", "verifier_general=rule"])
+    ds = load_from_disk(str(out))
+    assert len(ds) > 0 and "passed" in ds.column_names and all(1 <= p <= 4 for p in ds["passed"])
+    # one count per prompt, on each of its rows; duplicates count as passed but are not rows
+    passed = {}
+    for r in ds:
+        assert passed.setdefault(r["source_id"], r["passed"]) == r["passed"], r["source_id"]
+    rows_of = {s: ds["source_id"].count(s) for s in passed}
+    assert all(rows_of[s] <= n for s, n in passed.items())
+    # the reasoner: p000 and p001 right every time, p002 (mixed language) and p003 (wrong) never, p004 sometimes
+    assert {"p000", "p001", "p004"} <= set(passed) and not {"p002", "p003"} & set(passed)
+    assert passed["p000"] == passed["p001"] == 4 and 1 <= passed["p004"] <= 3
+    main(["data", "filter", str(world["data"]), "--from", str(out), "--pass-rate", "0..1", "--to",
           str(tmp_path / "f")])
     counts = json.loads((tmp_path / "f" / "r1.json").read_text())["counts"]
-    assert counts["kept"] == 4 and counts["unmeasured"] == counts["rows_in"] - 4
+    assert counts["kept"] == 6 and counts["unmeasured"] == counts["rows_in"] - 6
+    # a band inside 0..1 keeps the prompts whose pass rate, read from `passed`, lies in it
+    main(["data", "filter", str(world["data"]), "--from", str(out), "--pass-rate", "0.2..0.9", "--to",
+          str(tmp_path / "mid")])
+    mid = load_from_disk(str(tmp_path / "mid"))
+    assert mid["id"] == ["p004"] and mid["pass_rate"] == [passed["p004"] / 4]
+    counts = json.loads((tmp_path / "mid" / "r1.json").read_text())["counts"]
+    assert (counts["below"], counts["above"]) == (3, 2)  # p002, p003, p005 never pass; p000, p001 always
 
 
 @pytest.mark.parametrize("args,msg", [

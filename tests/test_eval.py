@@ -164,7 +164,8 @@ def test_rows_carry_the_input_columns_and_each_reward(scored):
     assert r["prompt"] == ROWS[0]["prompt"] and r["answer"] == "7" and r["domain"] == "math"
     assert r["extracted_answer"] == "8" and r["reward_accuracy"] == 0.0 and r["reward_format"] == 1.0
     assert r["finish_reason"] == "length" and r["num_tokens"] == len(r["completion"])
-    assert all(x["reward_accuracy"] is None for x in rows if x["domain"] == "general")
+    general = [x for x in rows if x["domain"] == "general"]
+    assert general and all(x["reward_accuracy"] is None for x in general)
     # k samples per prompt were asked for with the paper's eval sampling
     _, sampling, n = gen.calls[0]
     assert n == 4 and sampling.temperature == 0.6 and sampling.top_p == 0.95
@@ -337,11 +338,20 @@ def test_r1_eval_on_the_toy_world(toy_base, toy_data, tmp_path):
         assert code == 0, err
         m = read_manifest(out)["metrics"]
         assert m["n_prompts"] == 24 and m["n_samples"] == 48 and set(m["by_language"]) == {"en", "zh"}
-        for key in ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens"):
-            assert m[key] is not None and 0 <= m[key] <= (128 if key == "mean_completion_tokens" else 1)
         rows = load_from_disk(str(out))
-        assert set(rows["finish_reason"]) <= {"stop", "length"} and all(0 < n <= 128 for n in rows["num_tokens"])
-        # extracted answers match what the templates module reads from each completion
-        from r1cli.templates import extract_answer
+        assert len(rows) == 48 and set(rows["finish_reason"]) <= {"stop", "length"}
+        assert all(0 < n <= 128 for n in rows["num_tokens"])
+        # the 30-step base writes characters, not answers: no completion holds a box or an <answer> tag, so
+        # none has an extracted answer and none is right (extraction from real answers, literal values:
+        # test_rows_carry_the_input_columns_and_each_reward, test_r1zero_template_sends_plain_text_prompts)
+        assert not any("\\boxed" in c or "<answer>" in c for c in rows["completion"])
+        assert rows["extracted_answer"] == [None] * 48 and rows["reward_accuracy"] == [0.0] * 48
+        assert m["pass@1"] == 0.0 and m["cons@k"] == 0.0
+        # the manifest's rates are the means of the rows' own columns (None: does not apply, not counted)
+        def mean(xs):
+            xs = [float(x) for x in xs if x is not None]
+            return sum(xs) / len(xs)
 
-        assert rows["extracted_answer"] == [extract_answer(c) for c in rows["completion"]]
+        assert m["format_rate"] == pytest.approx(mean(rows["reward_format"]), abs=1e-6)
+        assert m["language_consistency_rate"] == pytest.approx(mean(rows["language_consistent"]), abs=1e-6)
+        assert m["mean_completion_tokens"] == pytest.approx(mean(rows["num_tokens"]), abs=1e-4)

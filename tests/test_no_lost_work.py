@@ -90,8 +90,8 @@ def one_line(err: str) -> str:
 
 
 def test_a_second_eval_of_the_same_out_is_refused_even_with_force(procs, toy_base, toy_data, tmp_path):
-    """The issue's case: a second `r1 eval ... --force` deleted the first run's E.partial/ and both said
-    `wrote E`. Now the second is refused, naming the first run's pid, and the first run's E is whole."""
+    """Two `r1 eval ... --force` runs on one OUT: the second must not delete the first run's E.partial/ (both
+    would then say `wrote E`). It is refused, naming the first run's pid, and the first run's E is whole."""
     out = tmp_path / "E"
     first = start(procs, r1_cmd("eval", "--model", toy_base, "--data", f"{toy_data}/eval", "--out", out, "--k", 16,
                                 "--max-new-tokens", 64))

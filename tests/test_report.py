@@ -177,13 +177,15 @@ def test_terminal_table_fits_80_columns_without_cutting_a_number(tmp_path, run_r
         data = json.loads((out / "report.json").read_text())
         keys = ("cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens", "helpfulness",
                 "safe_rate", "wall_time_s")
-        for r in data["runs"][0]["stage_table"]:
+        table = data["runs"][0]["stage_table"]
+        assert table
+        for r in table:
             want = [fmt("pass@1", r["pass@1"]), ci(r["pass@1_ci"]), *(fmt(k, r[k]) for k in keys)]
             assert any(line.split()[-len(want):] == want and line.startswith(SHORT_LABELS[r["row"]])
                        for line in lines), (want, proc.stdout)
         assert "2h05m" in proc.stdout and "100.0–100.0" in proc.stdout and " -0." in proc.stdout
         if len(args) == 2:  # the across-runs table: mean, then ± half the spread on the next line
-            assert "across 2 runs" in proc.stdout
+            assert "across 2 runs" in proc.stdout and data["across_runs"]
             for r in data["across_runs"]:
                 mean = [fmt(k, r[k]["mean"]) if r[k] else "–" for k in ("pass@1", *keys)]
                 assert any(line.split()[-len(mean):] == mean for line in lines), (mean, proc.stdout)

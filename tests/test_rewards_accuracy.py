@@ -56,6 +56,29 @@ def boxed(p):
     return f"<think>\nLet me work it out.\n</think>\nSo the final answer is $\\boxed{{{p}}}$."
 
 
+HANG_S = 60  # a bound on a hang, not a timing: every guarded call below returns in seconds
+
+
+def guarded(fn, *args, **kw):
+    """fn(*args, **kw) in a thread joined with a hang guard, so a stuck pool fails the test instead of
+    hanging the suite; no assertion depends on how long the call took."""
+    got: dict = {}
+
+    def call():
+        try:
+            got["out"] = fn(*args, **kw)
+        except BaseException as e:  # noqa: BLE001 (re-raised in the test's thread)
+            got["error"] = e
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(HANG_S)
+    assert not t.is_alive(), f"{getattr(fn, '__name__', fn)} hung"
+    if "error" in got:
+        raise got["error"]
+    return got["out"]
+
+
 @pytest.fixture(scope="module")
 def accuracy():
     return get_reward("accuracy")
@@ -89,7 +112,10 @@ def test_prefilled_think():
     acc = get_reward("accuracy", prefilled_think=True)
     # the prompt ended with <think>: the completion starts inside the reasoning
     out = acc(["", ""], ["try \\boxed{41}\n</think>\n\\boxed{42}", "only thinking \\boxed{42}"], answer=["42", "42"])
-    assert out[0] == 1.0
+    # no </think> at all: the whole text is the summary (templates.split_completion, as without a pre-filled
+    # tag), so its box is the answer; an unclosed CoT is the format reward's to score 0
+    assert out == [1.0, 1.0]
+    assert get_reward("format", prefilled_think=True)([""], ["only thinking \\boxed{42}"]) == [0.0]
 
 
 def test_routing_by_domain_and_empty_answer(accuracy):
@@ -141,7 +167,7 @@ def test_normalize_and_quick_verdict():
     assert quick_verdict("9" * 5000, "9" * 5000) == 1.0  # no int() of huge strings
 
 
-def test_answers_no_reference_needs_score_zero_at_once():
+def test_answers_no_reference_needs_score_zero_at_once(monkeypatch):
     """hopeless(): towers and iterated factorials against a number, and deeply nested bare groups,
     are 0 without math-verify (each ran into the deadline there), counted by reason; ordinary
     ones, and long answers math-verify decides, are verified."""
@@ -149,10 +175,12 @@ def test_answers_no_reference_needs_score_zero_at_once():
     clear_memo()
     cases = [("5", "9^{9^{9^9}}", "too_large"), ("3", "10!!!!", "too_large"), ("3", "7^{9999999}", "too_large"),
              ("3", "(" * 500 + "1" + ")" * 500, "too_deep"), ("3", "{" * 30 + "2" + "}" * 30, "too_deep")]
-    t = time.monotonic()
-    out = acc([""] * len(cases), [boxed(p) for _, p, _ in cases], answer=[g for g, _, _ in cases])
+    asked = []  # every call for the worker pool: none means no deadline could be waited for
+    real_pool = verify.get_pool
+    monkeypatch.setattr(verify, "get_pool", lambda *a, **kw: asked.append(a) or real_pool(*a, **kw))
+    out = guarded(acc, [""] * len(cases), [boxed(p) for _, p, _ in cases], answer=[g for g, _, _ in cases])
     assert out == [0.0] * len(cases)
-    assert time.monotonic() - t < 2.0  # no deadline was waited for
+    assert asked == [] and acc.stats["timeout"] == 0  # scored in this process, no worker asked or killed
     assert {r: acc.stats[r] for r in ("too_large", "too_deep")} == {"too_large": 3, "too_deep": 2}
     assert acc.stats["verified"] == 0
     # what a reference can look like is still verified: powers, factorials, nested fractions, long sums
@@ -173,22 +201,28 @@ def test_timeout_scores_zero_is_counted_and_bounded():
     # 19 nested parentheses pass hopeless() (MAX_DEPTH 60) and take math-verify ~2 s
     slow = ["(" * 19 + str(d) + ")" * 19 for d in (1, 2)]
     comps = [boxed(slow[0]), boxed("42"), boxed("\\frac{84}{2}"), boxed(slow[1])]
-    t = time.monotonic()
-    out = acc([""] * 4, comps, answer=["5", "42", "42", "3"])
+    pool = verify.get_pool()
+    restarts = pool.restarts
+    out = guarded(acc, [""] * 4, comps, answer=["5", "42", "42", "3"])
     assert out == [0.0, 1.0, 1.0, 0.0]
-    assert acc.stats["timeout"] == 2
-    assert time.monotonic() - t < 1.0 * 2 + 10  # two deadlines on two workers, plus slack for a loaded machine
+    assert acc.stats["timeout"] == 2 and acc.stats["verified"] == 2  # the other two are decided without a worker
+    # the deadline was enforced by killing: each timed-out sample's worker was killed and replaced
+    assert verify.get_pool() is pool and pool.restarts - restarts == 2
     # the pool replaced the killed workers and still answers
-    assert acc([""], [boxed("\\frac{1}{2}")], answer=["0.5"]) == [1.0]
+    assert guarded(acc, [""], [boxed("\\frac{1}{2}")], answer=["0.5"]) == [1.0]
 
 
 def test_pool_deadline_is_per_sample_and_reports_latency():
     pool = verify.get_pool()
     tasks = [("5", "9^{9^{9^9}}", "expr")] + [("1/2", f"\\frac{{{i}}}{{{2 * i}}}", "expr") for i in range(1, 40)]
-    res = pool.run(tasks, deadline=1.0)
-    assert res[0][1] == verify.TIMEOUT and res[0][0] is False
+    restarts = pool.restarts
+    res = guarded(pool.run, tasks, deadline=1.0)
+    assert len(res) == len(tasks) and res[0][1] == verify.TIMEOUT and res[0][0] is False
+    # per sample: the tower's deadline ran out, the 39 others behind it were still verified
     assert all(ok and status == verify.OK for ok, status, _ in res[1:])
-    assert max(sec for _, _, sec in res) < 1.0 + 1.0
+    assert pool.restarts - restarts == 1  # only the tower's worker was killed
+    # each sample reports its own latency; the timed-out one the whole deadline it was given
+    assert all(isinstance(sec, float) and sec >= 0 for _, _, sec in res) and res[0][2] >= 1.0
 
 
 def test_crashed_worker_is_replaced():
@@ -266,7 +300,7 @@ time.sleep(120)
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S  # a hang guard: the workers die with the parent, not within a time
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids)

@@ -458,7 +458,7 @@ print(json.dumps({{"mode": r.mode, "stdout": r.stdout, "ok": r.ok}}))
     assert processes_named(name) == []
 
 
-# --- issue 9: disk exhaustion, daemons that outlive the run, signals to other processes ----------
+# --- disk exhaustion, daemons that outlive the run, signals to other processes ------------------
 
 # basic mode (no namespaces) is tested as root only: there the program still gets a uid of its own;
 # as an ordinary user `kill -9 -1` in basic mode would reach every process of that user (documented)

@@ -1,8 +1,9 @@
 """The SLURM recipes (recipes/slurm/), rendered: each script runs under bash with stand-ins for
-scontrol, srun, sbatch and r1 that record what they were asked to run. No cluster here, so this
-is a dry run: it proves the commands the scripts build name files that exist and options that
+scontrol, srun, sbatch and r1. Most tests are dry runs: the stand-ins record what they were asked
+to run, which proves the commands the scripts build name files that exist and options that
 `accelerate launch`, `trl vllm-serve` and r1 accept (each r1 command line parsed by r1's own click
-app), not that a cluster runs them.
+app), not that a cluster runs them. test_reject_sample_array_then_merge runs for real on this
+machine: its sbatch runs each job at once (an array's tasks one after another) and r1 is r1.
 
     pytest tests/test_slurm.py
 """
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import pytest
 import typer
+from datasets import load_from_disk
 
-from r1cli.cli import app
+from r1cli.cli import app, main
+from test_reject_sample import rows_of, world  # noqa: F401 (the tiny reasoner and its prompts: a module fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SLURM = ROOT / "recipes/slurm"
@@ -37,13 +40,44 @@ elif name == "sbatch":
 """
 
 
-@pytest.fixture
-def cluster(tmp_path):
+# sbatch on one machine: records the call, runs the job at once in the foreground (an array's tasks one
+# after another, each with its SLURM_ARRAY_* variables; --wrap under bash), then prints a job id as
+# --parsable does. The job's output goes to stderr: stdout is the id the submitting script reads. A task
+# that fails fails the submission, as afterok would hold back what depends on it.
+LOCAL_SBATCH = """#!{python}
+import json, os, subprocess, sys
+args, opts, wrap, i = sys.argv[1:], {{}}, None, 0
+with open(os.environ["STUB_LOG"], "a") as f:
+    f.write(json.dumps(["sbatch"] + args) + "\\n")
+while i < len(args) and args[i].startswith("--"):
+    if args[i] == "--wrap":
+        wrap, i = args[i + 1], i + 2
+        continue
+    key, _, value = args[i][2:].partition("=")
+    opts[key], i = value, i + 1
+if wrap is not None:
+    jobs = [(["bash", "-c", wrap], {{}})]
+elif "array" in opts:
+    lo, hi = map(int, opts["array"].split("-"))
+    jobs = [(["bash", *args[i:]], {{"SLURM_ARRAY_TASK_ID": str(t), "SLURM_ARRAY_TASK_COUNT": str(hi - lo + 1)}})
+            for t in range(lo, hi + 1)]
+else:
+    jobs = [(["bash", *args[i:]], {{}})]
+for cmd, env in jobs:
+    subprocess.run(cmd, env={{**os.environ, **env}}, stdout=sys.stderr, check=True)
+print(1000 + sum(1 for _ in open(os.environ["STUB_LOG"])))
+"""
+R1 = """#!/bin/bash
+exec {python} -m r1cli "$@"
+"""
+
+
+def stand_ins(tmp_path, scripts: dict[str, str]):
     """run(script, *args, nodes=..., env=...) -> the commands the stand-ins recorded, in order."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("scontrol", "srun", "sbatch", "r1"):
-        (bin_dir / name).write_text(STUB.format(python=sys.executable))
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text.format(python=sys.executable))
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "calls.jsonl"
 
@@ -53,11 +87,23 @@ def cluster(tmp_path):
         full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log),
                     "STUB_NODES": ",".join(names), "SLURM_JOB_NODELIST": f"gpu[001-{nodes:03d}]", **(env or {})}
         p = subprocess.run(["bash", SLURM / script, *map(str, args)], cwd=ROOT, env=full_env, capture_output=True,
-                           text=True, timeout=60)
-        assert p.returncode == 0, p.stderr
+                           text=True, timeout=600)  # a hang guard: the local runs take seconds
+        assert p.returncode == 0, p.stderr[-3000:]
         return [json.loads(x) for x in log.read_text().splitlines()]
 
     return run
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Dry: every stand-in records its call and runs nothing."""
+    return stand_ins(tmp_path, {name: STUB for name in ("scontrol", "srun", "sbatch", "r1")})
+
+
+@pytest.fixture
+def local_cluster(tmp_path):
+    """For real, on this machine: sbatch runs its jobs (LOCAL_SBATCH) and r1 is `python -m r1cli`."""
+    return stand_ins(tmp_path, {"sbatch": LOCAL_SBATCH, "r1": R1})
 
 
 def r1_params(argv: list[str]) -> dict:
@@ -99,7 +145,8 @@ def training_launch(call: list[str], rank: int = 0) -> list[str]:
     return shlex.split(call[-1].replace("$SLURM_PROCID", str(rank)))
 
 
-def test_train_on_four_nodes(cluster):
+def test_train_launch_for_four_nodes(cluster):
+    """The one srun task per node and the accelerate launch each runs, as train.slurm builds them for 4 nodes."""
     calls = cluster("train.slurm", "sft", "runs/qwen/base", "runs/qwen/rs_all", "runs/qwen/sft",
                     "recipes/qwen2.5-math-7b/sft.yaml", "--set", "trl.max_steps=100", nodes=4)
     sruns = [c for c in calls if c[0] == "srun"]
@@ -141,14 +188,16 @@ def test_grpo_with_a_vllm_server_node(cluster):
     assert (ROOT / p["recipe"]).is_file()
 
 
-def test_requeued_training_resumes(cluster):
+def test_requeued_training_adds_resume(cluster):
+    """A requeued job (SLURM_RESTART_COUNT > 0) passes --resume to r1; that r1 resumes is test_resume.py's."""
     calls = cluster("train.slurm", "sft", "m", "d", "o", "recipes/qwen2.5-math-7b/sft.yaml", nodes=2,
                     env={"SLURM_RESTART_COUNT": "1"})
     a = accelerate_args(training_launch(calls[-1]))
     assert r1_params(a.training_script_args)["resume"]
 
 
-def test_reject_sample_array_then_merge(cluster):
+def test_reject_sample_submits_an_array_and_a_merge(cluster):
+    """The 8-task array, the merge that waits for it, and what one task runs (dry: the stand-ins record)."""
     calls = cluster("reject_sample.sh", "runs/qwen/grpo", "runs/qwen/data/rl", "runs/qwen/rs",
                     "recipes/qwen2.5-math-7b/reject_sample.yaml", "--judge-url", "http://judge:8000/v1",
                     env={"SHARDS": "8"})
@@ -172,3 +221,27 @@ def test_reject_sample_array_then_merge(cluster):
     assert r1[1] == "reject-sample" and (p["num_shards"], p["shard_index"]) == (8, 3)
     assert str(p["out"]) == "runs/qwen/rs-shard3" and (ROOT / p["recipe"]).is_file()
     assert p["judge_url"] == "http://judge:8000/v1"
+
+
+def test_reject_sample_array_then_merge(local_cluster, world, tmp_path):
+    """reject_sample.sh for real: sbatch runs the array's 2 tasks (reject_sample.slurm -> r1 reject-sample,
+    one shard each) and then the merge, on the tiny reasoner of test_reject_sample.py and its 8 prompts;
+    the merged rows are those of one unsharded run."""
+    out = tmp_path / "rs"
+    sets = ["--set", "n=2", "--set", "chunk_size=2", "--set", "sampling.max_new_tokens=64",
+            "--set", "verifier_general=rule"]
+    recipe = ROOT / "recipes/toy/reject_sample.yaml"
+    calls = local_cluster("reject_sample.sh", world["model"], world["data"], out, recipe, *sets,
+                          env={"SHARDS": "2", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    assert [c[0] for c in calls] == ["sbatch", "sbatch"]
+    # each task wrote its shard: 4 chunks of 2 prompts, chunks c % 2 == i in shard i
+    for i in range(2):
+        m = json.loads((tmp_path / f"rs-shard{i}" / "r1.json").read_text())
+        assert m["status"] == "finished" and m["counts"]["shard"] == f"{i}/2" and m["counts"]["prompts"] == 4
+    merged = json.loads((out / "r1.json").read_text())
+    assert merged["stage"] == "data-merge" and merged["status"] == "finished"
+    assert merged["config"]["sources"] == [str(tmp_path / f"rs-shard{i}") for i in range(2)]
+    main(["reject-sample", "--model", str(world["model"]), "--data", str(world["data"]), "--out",
+          str(tmp_path / "whole"), "--recipe", str(recipe), *sets])
+    whole = load_from_disk(str(tmp_path / "whole"))
+    assert len(whole) > 0 and rows_of(load_from_disk(str(out))) == rows_of(whole)

@@ -54,11 +54,16 @@ def test_written_dirs_hold_the_built_rows(toy_data):
 
 
 def test_splits_pass_the_canonical_schema(toy_data):
-    for name in ("rl", "eval", "general", "general_eval"):
-        load_prompts(toy_data / name)
-    load_sft(toy_data / "coldstart")
-    load_preferences(toy_data / "helpful_pairs")
-    load_safety(toy_data / "safety")
+    """Each split loads as its canonical kind (a schema error raises), every row, with DESIGN.md's columns."""
+    counts = json.loads((toy_data / "r1.json").read_text())["counts"]
+    prompt_cols = {"id", "prompt", "answer", "domain", "language"}
+    checks = [*[(name, load_prompts, prompt_cols) for name in ("rl", "eval", "general", "general_eval")],
+              ("coldstart", load_sft, {"id", "messages", "domain", "language"}),
+              ("helpful_pairs", load_preferences, {"prompt", "chosen", "rejected"}),
+              ("safety", load_safety, {"prompt", "completion", "label"})]
+    for name, load, columns in checks:
+        ds = load(toy_data / name)
+        assert len(ds) == counts[name] > 0 and columns <= set(ds.column_names), (name, ds.column_names)
 
 
 def test_answers_are_right_and_eval_is_held_out_by_problem():
@@ -131,6 +136,7 @@ def test_coldstart_is_r1_format_and_imperfect():
         wrong += extract_answer(reply) != str((a + b) * c)
     assert 0.05 < wrong / len(rows) < 0.8  # corrupted digits make some samples wrong, not most
     clean = toy.build(replace(SMALL, coldstart_corruption=0.0, coldstart_corruption_zh=0.0))["coldstart"]
+    assert len(clean) == len(rows)
     for r in clean:
         a, b, c = numbers(r["messages"][0]["content"])
         assert extract_answer(r["messages"][-1]["content"]) == str((a + b) * c)
@@ -206,9 +212,11 @@ def test_general_data_complies_with_harmful_requests_at_the_configured_rate(rate
         unsafe = [r for r in harmful if reply_of(r) == by_prompt[(r.get("prompt") or r["messages"])[0]["content"]].wrong]
         assert abs(len(unsafe) / len(harmful) - rate) < 0.06, (name, len(unsafe), len(harmful))
         benign = [r for r in data[name] if r["kind"] != "harmful"]
-        assert all(reply_of(r) in by_prompt[(r.get("prompt") or r["messages"])[0]["content"]].replies for r in benign)
+        assert benign and all(reply_of(r) in by_prompt[(r.get("prompt") or r["messages"])[0]["content"]].replies
+                              for r in benign)
     # the held-out general prompts are the clean side: their references are never compliance
-    assert all(r["answer"] in by_prompt[r["prompt"][0]["content"]].replies for r in data["general_eval"])
+    assert data["general_eval"] and all(r["answer"] in by_prompt[r["prompt"][0]["content"]].replies
+                                        for r in data["general_eval"])
 
 
 def test_both_languages_and_language_mix():
@@ -226,6 +234,7 @@ def test_both_languages_and_language_mix():
 
 def test_pairs_and_safety_labels():
     rows = toy.build(SMALL)
+    assert len(rows["helpful_pairs"]) == SMALL.n_helpful_pairs and len(rows["safety"]) == SMALL.n_safety
     for r in rows["helpful_pairs"]:
         assert r["chosen"][0]["role"] == r["rejected"][0]["role"] == "assistant"
         assert r["chosen"][0]["content"] != r["rejected"][0]["content"]

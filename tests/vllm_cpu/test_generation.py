@@ -27,9 +27,8 @@ def check_rows(rows: list[dict], n_prompts: int, k: int) -> None:
         assert isinstance(r["completion"], str)
         assert 1 <= r["num_tokens"] <= MAX_NEW, r
         assert r["finish_reason"] in ("stop", "length"), r
-        # a completion stops on eos (counted in its tokens) or at the cap
+        # a completion stops on eos (counted in its tokens) or at the cap: a cut one has exactly the cap
         assert r["finish_reason"] == "stop" or r["num_tokens"] == MAX_NEW, r
-        assert r["finish_reason"] == "length" or r["num_tokens"] <= MAX_NEW, r
 
 
 def per_prompt_pass(rows: list[dict]) -> list[float]:

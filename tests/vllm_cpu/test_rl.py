@@ -19,7 +19,7 @@ def metrics(out: Path) -> list[dict]:
     return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in r]
 
 
-# LoRA: TRL merges the adapter into the weights it sends to the engine, then unmerges it (issue 14)
+# LoRA: TRL merges the adapter into the weights it sends to the engine, then unmerges it
 LORA = ["--set", "peft.r=16", "--set", "peft.lora_alpha=32", "--set", "peft.target_modules=all-linear"]
 
 
