@@ -179,7 +179,7 @@ def test_dropped_groups_are_refilled_with_fresh_prompts_of_their_domain():
     # All three rounds run: the seeded draws give the math slot hard-c twice before mixed-a (logic has only
     # mixed-b), so every round is checked against the groups the round before left without signal.
     dom = {"mixed-a": "math", "mixed-b": "logic", "hard-c": "math", "solved-d": "math"}
-    assert len(t.calls) == 1 + t.ds_max_rounds
+    assert len(t.calls) == 1 + t.dynamic_sampling_rounds
     missing = ["logic", "math"]  # solved-x and hard-z, the first batch's zero-spread groups
     for call in t.calls[1:]:
         groups = call[::2]
