@@ -76,17 +76,26 @@ def data_merge(
 def data_filter(
     path: Optional[Path] = typer.Argument(None, help="The prompts to filter (default, with an eval dir: the prompts "
                                           "it measured). With a reject-sample dir: the --data it sampled."),
-    source: Path = typer.Option(..., "--from", help="Where the pass rates come from: an r1 eval dir (mean "
-                                "reward_accuracy of each prompt's k samples) or an r1 reject-sample dir (samples "
-                                "that passed every check / n)."),
-    pass_rate: str = typer.Option(..., "--pass-rate", help="MIN..MAX, e.g. 0.1..0.9: keep the prompts whose pass "
-                                  "rate lies in [MIN, MAX] (0 and 1 teach GRPO nothing)."),
-    to: Path = typer.Option(..., "--to", help="Output dataset dir (the kept rows, with a pass_rate column)."),
+    source: Optional[Path] = typer.Option(None, "--from", help="Where the pass rates come from: an r1 eval dir (mean "
+                                          "reward_accuracy of each prompt's k samples) or an r1 reject-sample dir "
+                                          "(samples that passed every check / n)."),
+    pass_rate: Optional[str] = typer.Option(None, "--pass-rate", help="MIN..MAX, e.g. 0.1..0.9: keep the prompts whose "
+                                            "pass rate lies in [MIN, MAX] (0 and 1 teach GRPO nothing)."),
+    max_prompt_tokens: Optional[int] = typer.Option(None, "--max-prompt-tokens", help="Keep the prompts of at most N "
+                                                    "tokens as --model sees them: N = its context - the completion "
+                                                    "budget (max_new_tokens / max_completion_length)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="With --max-prompt-tokens: the model dir whose "
+                                         "tokenizer and chat template measure the prompts."),
+    template: str = typer.Option("r1", "--template", help="With --max-prompt-tokens: r1 (chat template) or r1zero "
+                                 "(the paper's Table 1 prompt), as the stage will use."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir (the kept rows; with --pass-rate, a pass_rate column)."),
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
-    """Keep the prompts whose measured pass rate lies in a range: DAPO's dynamic sampling, offline."""
+    """Keep the prompts whose measured pass rate lies in a range (DAPO's dynamic sampling, offline), or whose
+    length leaves the completion room in a model's context."""
 
-    stages.load("data").filter_pass_rate(path, source, pass_rate, to, force=force)
+    stages.load("data").filter_(path, to, source=source, pass_rate=pass_rate, max_prompt_tokens=max_prompt_tokens,
+                                model=model, template=template, force=force)
 
 
 # --- toy world ---------------------------------------------------------------------------

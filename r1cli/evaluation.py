@@ -60,7 +60,7 @@ ADDED = ("sample_index", "completion", "extracted_answer", "num_tokens", "finish
 
 def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = None, template: str = "r1", seed: int = 0,
              language_threshold: float = 0.95, prefilled_think: bool | None = None, progress=True,
-             r1zero_template: str | None = None) -> tuple[list[dict], dict]:
+             r1zero_template: str | None = None, system_prompt: str | None = None) -> tuple[list[dict], dict]:
     """Sample k completions for each row of `ds` (canonical prompt columns) and score them.
 
     Returns (rows, metrics): one row per sample (the input row's columns plus those in ADDED)
@@ -80,10 +80,15 @@ def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = Non
     scorers = reward_functions(template, prefilled_think)
 
     inputs = ds.to_list()
-    prompts = [apply_template(r["prompt"], template, r1zero_template or R1ZERO_TEMPLATE) for r in inputs]
+    prompts = model_prompts(inputs, template, r1zero_template, system_prompt)
     outs = generator.generate(prompts, sampling, n=k, seed=seed, progress=progress)
     rows = score(inputs, outs, scorers, prefilled_think, language_threshold)
     return rows, summarize(rows, k)
+
+
+def model_prompts(rows, template: str, r1zero_template: str | None = None, system_prompt: str | None = None) -> list:
+    """What the model is given for each row: chat messages (r1, with the system prompt) or the r1zero string."""
+    return [apply_template(r["prompt"], template, r1zero_template or R1ZERO_TEMPLATE, system_prompt) for r in rows]
 
 
 def reward_functions(template: str, prefilled_think: bool) -> dict:

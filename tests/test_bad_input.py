@@ -90,6 +90,8 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "no_answer.jsonl", [{"prompt": q, "completion": "<think>\n3*3\n</think>\n\\boxed{9}"}])
     _jsonl(w / "label5.jsonl", [{"prompt": q, "completion": "9", "label": 5}])
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
+    # one prompt far past the toy base's 512-token context, beside a short one
+    _jsonl(w / "long_prompt.jsonl", [good, {**good, "id": "huge", "prompt": [{"role": "user", "content": "1 + " * 600}]}])
 
     (w / "typo_trl.yaml").write_text("stage: sft\ntrl:\n  learning_rat: 0.001\n")
     (w / "typo_key.yaml").write_text("stage: grpo\nseeed: 1\n")
@@ -203,6 +205,15 @@ CASES = [
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),
+    # prompts that leave the completion no room in the model's context
+    ("prompt fills the context (eval)", "eval --model {model} --data {w}/long_prompt.jsonl --out " + OUT,
+     "--set drop_long_prompts=true"),
+    ("budget fills the context", "eval --model {model} --data {eval} --max-new-tokens 600 --out " + OUT,
+     "leaves no room for a prompt"),
+    ("prompt fills the context (reject-sample)", "reject-sample --model {model} --data {w}/long_prompt.jsonl --out "
+     + OUT, "r1 data filter"),
+    ("filter with no measure", "data filter {rl} --to {w}/out", "--max-prompt-tokens N --model M"),
+    ("filter by tokens without a model", "data filter {rl} --max-prompt-tokens 100 --to {w}/out", "needs the prompts"),
     # the report
     ("report of a stage output", "report {rl} --out " + OUT, "give the dir that holds it"),
     ("report OUT exists", "report {data} --out {w}/exists", "pass --force"),

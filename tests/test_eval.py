@@ -345,3 +345,46 @@ def test_r1_eval_on_the_toy_world(toy_base, toy_data, tmp_path):
         from r1cli.templates import extract_answer
 
         assert rows["extracted_answer"] == [extract_answer(c) for c in rows["completion"]]
+
+
+# --- prompts that fill the context, the system prompt --------------------------------------------------
+
+
+def test_system_prompt_goes_before_each_chat_prompt():
+    from datasets import Dataset
+
+    gen = FakeGenerator(SCRIPT)
+    evaluate(gen, Dataset.from_list(ROWS), k=1, system_prompt="Think step by step.", progress=False)
+    prompts = gen.calls[0][0]
+    assert all(p[0] == {"role": "system", "content": "Think step by step."} and p[1]["role"] == "user" for p in prompts)
+
+
+@pytest.fixture
+def long_data(tmp_path):
+    """The eval rows plus one prompt longer than the tiny model's 512-token context."""
+    data = tmp_path / "long.jsonl"
+    rows = ROWS + [{"id": "huge", "prompt": chat("What is " + "1+" * 400 + "1?"), "answer": "401", "domain": "math",
+                    "language": "en"}]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return data
+
+
+def test_r1_eval_refuses_prompts_that_leave_no_room(tiny_world, long_data, tmp_path):
+    model, _ = tiny_world
+    out = tmp_path / "ev"
+    code, _, err = r1("eval", "--model", model, "--data", long_data, "--out", out, "--k", 1, "--max-new-tokens", 8)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "1 of 4 prompts" in err and "ids huge" in err and "drop_long_prompts=true" in err and "r1 data filter" in err
+    assert not out.exists() and not (tmp_path / "ev.partial").exists()
+
+
+def test_r1_eval_drop_long_prompts_leaves_them_out_and_counts_them(tiny_world, long_data, tmp_path):
+    from r1cli.artifacts import read_manifest
+
+    model, _ = tiny_world
+    out = tmp_path / "ev"
+    code, _, err = r1("eval", "--model", model, "--data", long_data, "--out", out, "--k", 1, "--max-new-tokens", 8,
+                      "--set", "drop_long_prompts=true")
+    assert code == 0, err
+    m = read_manifest(out)
+    assert m["counts"]["dropped_long_prompts"] == 1 and m["metrics"]["n_prompts"] == 3

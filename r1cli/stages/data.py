@@ -5,6 +5,7 @@
     r1 data import gsm8k.jsonl --to data/gsm8k --format gsm8k
     r1 data merge shard0 shard1 --to merged           # in order; duplicate ids keep the first
     r1 data filter runs/toy/rl --from runs/toy/eval_rl --pass-rate 0.1..0.9 --to rl_mid   # by measured pass rate
+    r1 data filter gsm8k --max-prompt-tokens 3840 --model Qwen2.5-Math-7B --to gsm8k_fit   # by prompt length
 
 import, merge and filter write r1 dataset dirs through artifacts.stage_output (OUT.partial, then
 rename; counts in r1.json). export writes a plain file for other tools, so it has no
@@ -40,6 +41,8 @@ from r1cli.data.io import (
 from r1cli.data.schema import KINDS, describe, guess_kind, validate, with_ids
 from r1cli.errors import UserError
 from r1cli.evaluation import ADDED
+from r1cli.generation.lengths import count_tokens, load_tokenizer
+from r1cli.templates import TEMPLATES, apply_template
 
 EXPORTS = {".jsonl": write_jsonl, ".parquet": write_parquet}
 
@@ -232,6 +235,24 @@ def merge(sources: list[Path], to: Path, force: bool = False) -> dict:
     return counts
 
 
+# --- filter ----------------------------------------------------------------------------------------
+
+
+def filter_(path: Path | None, to: Path, *, source: Path | None = None, pass_rate: str | None = None,
+            max_prompt_tokens: int | None = None, model: Path | None = None, template: str = "r1",
+            force: bool = False) -> dict:
+    """`r1 data filter`: by measured pass rate (--from, --pass-rate) or by prompt length (--max-prompt-tokens, --model)."""
+    if max_prompt_tokens is not None:
+        if source is not None or pass_rate is not None:
+            raise UserError("give --max-prompt-tokens or --from/--pass-rate, not both: filter twice to do both")
+        if model is None or path is None:
+            raise UserError("--max-prompt-tokens needs the prompts (DATASET) and --model (whose tokenizer measures them)")
+        return filter_prompt_tokens(path, model, max_prompt_tokens, to, template=template, force=force)
+    if source is None or pass_rate is None:
+        raise UserError("r1 data filter needs --from EVAL_DIR --pass-rate MIN..MAX, or --max-prompt-tokens N --model M")
+    return filter_pass_rate(path, source, pass_rate, to, force=force)
+
+
 # --- filter by pass rate -----------------------------------------------------------------------------
 
 
@@ -320,4 +341,37 @@ def filter_pass_rate(path: Path | None, source: Path, pass_rate: str, to: Path, 
         run.counts.update(counts, by_domain=_counts(out, "domain"))
     _say(f"kept {counts['kept']:,} of {counts['rows_in']:,} prompts with pass rate in [{lo}, {hi}] "
          f"({counts['below']:,} below, {counts['above']:,} above, {counts['unmeasured']:,} unmeasured) in {to}")
+    return counts
+
+
+# --- filter by prompt length -------------------------------------------------------------------
+
+
+def filter_prompt_tokens(path: Path, model: Path, max_tokens: int, to: Path, template: str = "r1",
+                         force: bool = False) -> dict:
+    """Keep the prompts of at most `max_tokens` tokens as `model` sees them (its chat template, or the
+    r1zero text): the prompts that leave a stage's completion budget room in the model's context."""
+    if max_tokens < 1:
+        raise UserError(f"--max-prompt-tokens {max_tokens} must be >= 1")
+    if template not in TEMPLATES:
+        raise UserError(f"--template {template!r} is not one of {', '.join(TEMPLATES)}")
+    path = check_input(path, "DATASET")
+    model = check_input(model, "--model")
+    _check_to(to, force)
+    prompts = load_prompts(path, "DATASET")
+    tokenizer = load_tokenizer(model)
+    lengths = count_tokens(tokenizer, [apply_template(p, template) for p in prompts["prompt"]])
+    keep = [i for i, n in enumerate(lengths) if n <= max_tokens]
+    if not keep:
+        raise UserError(f"no prompt of {path} has at most {max_tokens} tokens (the shortest has {min(lengths)}): "
+                        "raise --max-prompt-tokens")
+    counts = {"rows_in": len(lengths), "kept": len(keep), "too_long": len(lengths) - len(keep),
+              "longest_kept_tokens": max(lengths[i] for i in keep)}
+    out = prompts.select(keep, keep_in_memory=True)
+    config = {"max_prompt_tokens": max_tokens, "model": str(model), "template": template}
+    with stage_output(to, kind="dataset", stage="data-filter", config=config, inputs=[path, model], force=force) as run:
+        save_dataset(out, run.partial)
+        run.counts.update(counts, by_domain=_counts(out, "domain"))
+    _say(f"kept {counts['kept']:,} of {counts['rows_in']:,} prompts of at most {max_tokens} tokens "
+         f"({counts['too_long']:,} longer) in {to}")
     return counts
