@@ -20,28 +20,32 @@ toy_app = typer.Typer(help="Build the toy world: synthetic tasks and a tiny base
 # --- datasets: r1 data inspect | export | import | merge --------------------------------------
 
 DatasetArg = typer.Argument(..., help="A dataset: r1 or HF dataset dir, .jsonl/.json, .parquet or .arrow file, "
-                            "or a dir of such files.")
+                            "or a dir of such files (a dataset downloaded from the Hub: see --split).")
+SplitOpt = typer.Option(None, "--split", help="The split to read from a dir that holds several (Hub files such as "
+                        "train-00000-of-00001.parquet and test.jsonl, also under data/; a saved DatasetDict).")
 
 
 @data_app.command("inspect")
 def data_inspect(
     path: Path = DatasetArg,
     rows: int = typer.Option(3, "--rows", help="How many rows to show."),
+    split: Optional[str] = SplitOpt,
 ):
     """Row count, counts by domain and language, columns and their types, and a few rows."""
 
-    stages.load("data").inspect(path, rows=rows)
+    stages.load("data").inspect(path, rows=rows, split=split)
 
 
 @data_app.command("export")
 def data_export(
     path: Path = DatasetArg,
     to: Path = typer.Option(..., "--to", help="Output file: .jsonl or .parquet."),
+    split: Optional[str] = SplitOpt,
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
     """Write a dataset as one JSONL or Parquet file (by the extension of --to)."""
 
-    stages.load("data").export(path, to, force=force)
+    stages.load("data").export(path, to, force=force, split=split)
 
 
 @data_app.command("import")
@@ -54,11 +58,12 @@ def data_import(
                                        "preferences or safety (default: guessed from the columns)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop rows whose final answer cannot be extracted "
                                   "(counted) instead of stopping at the first."),
+    split: Optional[str] = SplitOpt,
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
 ):
     """Map a public dataset format onto the canonical columns, check it, and save it as an r1 dataset dir."""
 
-    stages.load("data").import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force)
+    stages.load("data").import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force, split=split)
 
 
 @data_app.command("merge")

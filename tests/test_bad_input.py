@@ -90,6 +90,11 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "no_answer.jsonl", [{"prompt": q, "completion": "<think>\n3*3\n</think>\n\\boxed{9}"}])
     _jsonl(w / "label5.jsonl", [{"prompt": q, "completion": "9", "label": 5}])
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
+    for split in ("train", "test"):  # a dataset as downloaded from the Hub: one file per split
+        (w / "hub" / "main").mkdir(parents=True, exist_ok=True)
+        _jsonl(w / "hub" / "main" / f"{split}.jsonl", [good])
+    (w / "hub_cut").mkdir()
+    pq.write_table(pa.table({"prompt": ["What is 1+1?"]}), w / "hub_cut" / "train-00000-of-00002.parquet")
     # one prompt far past the toy base's 512-token context, beside a short one
     _jsonl(w / "long_prompt.jsonl", [good, {**good, "id": "huge", "prompt": [{"role": "user", "content": "1 + " * 600}]}])
 
@@ -205,6 +210,11 @@ CASES = [
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),
+    # datasets as downloaded from the Hub
+    ("several splits", "data import {w}/hub/main --to " + OUT, "--split test"),
+    ("unknown split", "data inspect {w}/hub/main --split dev", "no such split"),
+    ("configs above the splits", "eval --model {model} --data {w}/hub --out " + OUT, "configs main (test, train)"),
+    ("a shard missing", "data export {w}/hub_cut --to {w}/out.jsonl", "finish the download"),
     # prompts that leave the completion no room in the model's context
     ("prompt fills the context (eval)", "eval --model {model} --data {w}/long_prompt.jsonl --out " + OUT,
      "--set drop_long_prompts=true"),

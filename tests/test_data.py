@@ -405,3 +405,68 @@ def test_inspect(tmp_path, capsys):
     res = cli(capsys, "data", "inspect", outer)
     assert res.returncode == 0, res.stderr
     assert "rl" in res.stdout and "prompts" in res.stdout and "sft" in res.stdout
+
+
+# --- datasets as downloaded from the Hub --------------------------------------------------------------
+
+
+def gsm8k_rows(n, start=0):
+    return [{"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(start, start + n)]
+
+
+def hub_gsm8k(tmp_path):
+    """GSM8K's layout: a config dir per config, a file per split (README beside them)."""
+    root = tmp_path / "gsm8k"
+    for config in ("main", "socratic"):
+        (root / config).mkdir(parents=True)
+        Dataset.from_list(gsm8k_rows(5)).to_parquet(str(root / config / "train-00000-of-00001.parquet"))
+        Dataset.from_list(gsm8k_rows(3, 100)).to_parquet(str(root / config / "test-00000-of-00001.parquet"))
+    (root / "README.md").write_text("---\nconfigs: [main, socratic]\n---\n")
+    return root
+
+
+def test_hub_splits_are_refused_without_split_and_read_with_it(tmp_path, capsys):
+    root = hub_gsm8k(tmp_path)
+    assert_user_error(cli(capsys, "data", "inspect", root / "main"), "holds several splits (test, train)", "--split test")
+    assert_user_error(cli(capsys, "data", "import", root, "--to", tmp_path / "o", "--format", "gsm8k"),
+                      "configs main (test, train); socratic (test, train)", f"{root / 'main'} --split test")
+    assert_user_error(cli(capsys, "data", "inspect", root / "main", "--split", "dev"), "no such split", "test, train")
+    res = cli(capsys, "data", "import", root / "main", "--split", "test", "--format", "gsm8k", "--to", tmp_path / "t")
+    assert res.returncode == 0, res.stderr
+    ds = load_from_disk(str(tmp_path / "t"))
+    assert ds["answer"] == ["101", "102", "103"] and read_manifest(tmp_path / "t")["config"]["split"] == "test"
+    # a stage reading the dir gets the same hint
+    with pytest.raises(UserError, match="holds several splits"):
+        load_prompts(root / "main")
+
+
+def test_hub_shards_of_a_split_are_read_together_under_data(tmp_path, capsys):
+    d = tmp_path / "sharded" / "data"
+    d.mkdir(parents=True)
+    Dataset.from_list(gsm8k_rows(2)).to_parquet(str(d / "train-00000-of-00002.parquet"))
+    Dataset.from_list(gsm8k_rows(2, 2)).to_parquet(str(d / "train-00001-of-00002.parquet"))
+    write_jsonl(d / "test.jsonl", gsm8k_rows(1, 50))
+    assert load_table(tmp_path / "sharded", split="train")["question"] == [f"What is {i}+1?" for i in range(4)]
+    assert len(load_table(tmp_path / "sharded", split="test")) == 1
+    (d / "train-00001-of-00002.parquet").unlink()  # a download cut short
+    with pytest.raises(UserError, match="1 of the 2 shards of split train"):
+        load_table(tmp_path / "sharded", split="train")
+    # one split only (MATH-500's test.jsonl beside its README): read without --split
+    m = tmp_path / "math500"
+    m.mkdir()
+    write_jsonl(m / "test.jsonl", [{"problem": "p", "solution": r"\boxed{1}", "answer": "1"}])
+    (m / "README.md").write_text("# MATH-500")
+    assert len(load_table(m)) == 1
+    # a saved DatasetDict: --split picks its dir
+    from datasets import DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:1])}).save_to_disk(str(tmp_path / "dd"))
+    assert load_table(tmp_path / "dd", split="test")["id"] == ["a"]
+
+
+def test_a_dir_of_other_files_is_still_one_dataset(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    write_jsonl(d / "part_a.jsonl", ROWS[:1])
+    write_jsonl(d / "part_b.jsonl", ROWS[1:])
+    assert load_table(d)["id"] == ["a", "b", "c"]

@@ -89,13 +89,13 @@ def _cell(value, width: int = 100) -> str:
 # --- inspect ---------------------------------------------------------------------------------
 
 
-def inspect(path: Path, rows: int = 3, console: Console | None = None) -> dict:
+def inspect(path: Path, rows: int = 3, console: Console | None = None, split: str | None = None) -> dict:
     """Print a summary of any loadable input; return the numbers printed."""
     console = console or Console()
     path = check_input(path, "DATASET")
-    if holds_datasets(path):
+    if holds_datasets(path) and split is None:
         return _inspect_many(path, console)
-    ds = load_table(path, "DATASET")
+    ds = load_table(path, "DATASET", split)
     kind = guess_kind(ds.column_names)
     table = table_of(ds)
     summary = {"rows": len(ds), "kind": kind, "columns": {f.name: describe(f.type) for f in table.schema},
@@ -141,7 +141,7 @@ def _inspect_many(path: Path, console: Console) -> dict:
 # --- export ----------------------------------------------------------------------------------
 
 
-def export(path: Path, to: Path, force: bool = False) -> Path:
+def export(path: Path, to: Path, force: bool = False, split: str | None = None) -> Path:
     """Write any loadable input as one .jsonl or .parquet file."""
     to = Path(to)
     writer = EXPORTS.get(to.suffix.lower())
@@ -150,7 +150,7 @@ def export(path: Path, to: Path, force: bool = False) -> Path:
     _check_to(to, force)
     if to.is_dir():
         raise UserError(f"--to {to} is a directory: give a file name ending in {' or '.join(EXPORTS)}")
-    ds = load_table(path, "DATASET")
+    ds = load_table(path, "DATASET", split)
     part = partial_path(to)
     try:
         writer(ds, part)
@@ -165,7 +165,7 @@ def export(path: Path, to: Path, force: bool = False) -> Path:
 
 
 def import_(src: Path, to: Path, fmt: str = "jsonl", kind: str | None = None, skip_bad: bool = False,
-            force: bool = False) -> Path:
+            force: bool = False, split: str | None = None) -> Path:
     """A public-format (or canonical) dataset -> an r1 dataset dir in canonical columns."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -175,13 +175,13 @@ def import_(src: Path, to: Path, fmt: str = "jsonl", kind: str | None = None, sk
         raise UserError(f"--format {fmt} makes prompts; leave out --kind {kind}")
     src = check_input(src, "SRC")
     _check_to(to, force)
-    ds, skipped = convert(load_table(src, "SRC"), fmt, src, skip_bad=skip_bad)
+    ds, skipped = convert(load_table(src, "SRC", split), fmt, src, skip_bad=skip_bad)
     kind = kind or guess_kind(ds.column_names)
     if kind is None:
         raise UserError(f"SRC {src} has none of the canonical columns (it has {', '.join(ds.column_names)}): "
                         "give prompt (or messages, ...) columns, or pass --format gsm8k / math")
     ds = validate(ds, kind, src)
-    config = {"format": fmt, "kind": kind, "skip_bad": skip_bad}
+    config = {"format": fmt, "kind": kind, "skip_bad": skip_bad, "split": split}
     with stage_output(to, kind="dataset", stage="data-import", config=config, inputs=[src], force=force) as run:
         save_dataset(ds, run.partial)
         run.counts.update(rows=len(ds), skipped=skipped, by_domain=_counts(ds, "domain"),
