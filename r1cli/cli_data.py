@@ -51,11 +51,16 @@ def data_export(
 @data_app.command("import")
 def data_import(
     src: Path = typer.Argument(..., help="Source data: any file or dir r1 data inspect reads."),
-    to: Path = typer.Option(..., "--to", help="Output dataset dir (r1 dataset dir, canonical columns)."),
+    to: Path = typer.Option(..., "--to", help="Output dataset dir (r1 dataset dir, canonical columns); a name ending "
+                            "in .jsonl or .parquet writes one file instead."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (canonical columns already), gsm8k "
-                            "(question, answer '... #### N') or math (problem, solution with \\boxed{})."),
+                            "(question, answer '... #### N'), math (problem, solution with \\boxed{}) or messages "
+                            "(a conversation per row: messages, or ShareGPT conversations)."),
     kind: Optional[str] = typer.Option(None, "--kind", help="With --format jsonl: prompts, completions, sft, "
-                                       "preferences or safety (default: guessed from the columns)."),
+                                       "preferences or safety (default: guessed from the columns). With --format "
+                                       "messages: prompts (the last user turn and the turns before it) or sft."),
+    maps: Optional[List[str]] = typer.Option(None, "--map", help="CANONICAL=SOURCE: read column SOURCE as "
+                                             "CANONICAL, e.g. --map prompt=Question --map answer=Answer (repeatable)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Drop rows whose final answer cannot be extracted "
                                   "(counted) instead of stopping at the first."),
     split: Optional[str] = SplitOpt,
@@ -63,7 +68,7 @@ def data_import(
 ):
     """Map a public dataset format onto the canonical columns, check it, and save it as an r1 dataset dir."""
 
-    stages.load("data").import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force, split=split)
+    stages.load("data").import_(src, to, fmt=fmt, kind=kind, skip_bad=skip_bad, force=force, split=split, maps=maps)
 
 
 @data_app.command("merge")

@@ -90,6 +90,7 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "no_answer.jsonl", [{"prompt": q, "completion": "<think>\n3*3\n</think>\n\\boxed{9}"}])
     _jsonl(w / "label5.jsonl", [{"prompt": q, "completion": "9", "label": 5}])
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
+    _jsonl(w / "qa_caps.jsonl", [{"Question": "What is 1+1?", "Answer": "2"}])
     for split in ("train", "test"):  # a dataset as downloaded from the Hub: one file per split
         (w / "hub" / "main").mkdir(parents=True, exist_ok=True)
         _jsonl(w / "hub" / "main" / f"{split}.jsonl", [good])
@@ -207,6 +208,11 @@ CASES = [
     ("export to .csv", "data export {rl} --to {w}/out.csv", ".jsonl or .parquet"),
     ("filter from a dataset", "data filter --from {rl} --pass-rate 0.1..0.9 --to {w}/out",
      "not an r1 eval or r1 reject-sample dir"),
+    ("columns named otherwise", "eval --model {model} --data {w}/qa_caps.jsonl --out " + OUT,
+     "--map prompt=Question --map answer=Answer"),
+    ("--map onto a column that exists", "data import {w}/exported.jsonl --map answer=prompt --to " + OUT,
+     "has a column 'answer' already"),
+    ("--map without =", "data import {w}/qa_caps.jsonl --map prompt --to " + OUT, "CANONICAL=SOURCE"),
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),

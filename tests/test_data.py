@@ -2,6 +2,7 @@
 traceback, no output dir), canonical columns are checked and fixed, `r1 data` commands work."""
 
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -470,3 +471,74 @@ def test_a_dir_of_other_files_is_still_one_dataset(tmp_path):
     write_jsonl(d / "part_a.jsonl", ROWS[:1])
     write_jsonl(d / "part_b.jsonl", ROWS[1:])
     assert load_table(d)["id"] == ["a", "b", "c"]
+
+
+# --- column mapping, chat data, the hints --------------------------------------------------------------
+
+CHATS = [
+    {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is 2+2?"},
+                  {"role": "assistant", "content": "<think>\n2+2=4\n</think>\n4"}], "source": "s1"},
+    {"messages": [{"role": "user", "content": "Name a color"}, {"role": "assistant", "content": "Red"}], "source": "s2"},
+]
+
+
+def test_import_with_map(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "qa.jsonl", [{"Question": "What is 2+2?", "Answer": 4, "Topic": "math"}])
+    res = cli(capsys, "data", "import", src, "--map", "prompt=Question", "--map", "answer=Answer", "--to", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    ds = load_prompts(tmp_path / "o")
+    assert ds[0]["prompt"] == "What is 2+2?" and ds[0]["answer"] == "4" and ds[0]["Topic"] == "math"
+    assert read_manifest(tmp_path / "o")["config"]["map"] == ["prompt=Question", "answer=Answer"]
+    assert_user_error(cli(capsys, "data", "import", src, "--map", "prompt=Nope", "--to", tmp_path / "p"),
+                      "no column 'Nope'", "Question, Answer")
+    assert_user_error(cli(capsys, "data", "import", src, "--map", "prompt", "--to", tmp_path / "p"), "CANONICAL=SOURCE")
+
+
+def test_import_messages_as_prompts_and_as_sft(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "chat.jsonl", CHATS)
+    assert cli(capsys, "data", "import", src, "--format", "messages", "--to", tmp_path / "p").returncode == 0
+    ds = load_prompts(tmp_path / "p")
+    # the last user turn is the prompt, the turns before it are kept, the reply after it is the reference
+    assert [m["content"] for m in ds[0]["prompt"]] == ["Be nice.", "Hi", "Hello!", "What is 2+2?"]
+    assert ds["answer"] == ["<think>\n2+2=4\n</think>\n4", "Red"] and ds["source"] == ["s1", "s2"]
+    res = cli(capsys, "data", "import", src, "--format", "messages", "--kind", "sft", "--to", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    assert "1 of 2 end in an R1-format reply" in res.stdout and "r1 coldstart needs every row so" in res.stdout
+    assert read_manifest(tmp_path / "s")["counts"]["r1_format"] == 1
+    assert load_sft(tmp_path / "s")["messages"][1][-1] == {"role": "assistant", "content": "Red"}
+    # ShareGPT's from/value turns
+    sg = write_jsonl(tmp_path / "sg.jsonl", [{"conversations": [{"from": "human", "value": "Hi"},
+                                                                {"from": "gpt", "value": "Hello"}]}])
+    assert cli(capsys, "data", "import", sg, "--format", "messages", "--kind", "sft", "--to", tmp_path / "g").returncode == 0
+    assert load_sft(tmp_path / "g")["messages"][0] == [{"role": "user", "content": "Hi"},
+                                                       {"role": "assistant", "content": "Hello"}]
+    ends_with_user = write_jsonl(tmp_path / "u.jsonl", [{"messages": CHATS[1]["messages"][:1]}])
+    assert_user_error(cli(capsys, "data", "import", ends_with_user, "--format", "messages", "--kind", "sft",
+                          "--to", tmp_path / "u"), "does not end with an assistant reply", "--skip-bad")
+
+
+@pytest.mark.parametrize("rows, hint", [
+    ([{"question": "q", "answer": "#### 1"}], "--format gsm8k"),
+    ([{"problem": "p", "solution": r"\boxed{1}"}], "--format math"),
+    ([{"conversations": [{"from": "human", "value": "hi"}]}], "--format messages"),
+    ([{"Question": "q", "Answer": "1"}], "--map prompt=Question --map answer=Answer"),
+    ([{"instruction": "q", "output": "1"}], "--map prompt=instruction --map answer=output"),
+])
+def test_every_convert_hint_names_the_format_that_fits(tmp_path, capsys, rows, hint):
+    src = write_jsonl(tmp_path / "x.jsonl", rows)
+    with pytest.raises(UserError, match=re.escape(f"r1 data import {src} {hint} --to DIR")):
+        load_prompts(src)
+    assert_user_error(cli(capsys, "data", "import", src, "--to", tmp_path / "o"), f"import it with {hint}")
+    other = "math" if hint == "--format gsm8k" else "gsm8k"  # the wrong --format: the hint is the right one
+    assert_user_error(cli(capsys, "data", "import", src, "--format", other, "--to", tmp_path / "o"),
+                      f"import it with {hint}")
+
+
+def test_import_to_a_file_name_writes_that_file(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "g.jsonl", GSM8K)
+    for name in ("out.jsonl", "out.parquet"):
+        res = cli(capsys, "data", "import", src, "--format", "gsm8k", "--to", tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / name).is_file() and load_prompts(tmp_path / name)["answer"] == ["1234", "72", "-3"]
+    assert_user_error(cli(capsys, "data", "import", src, "--format", "gsm8k", "--to", tmp_path / "out.jsonl"), "--force")

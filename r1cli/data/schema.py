@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
+from r1cli.data.formats import suggest
 from r1cli.data.io import dataset, table_of
 from r1cli.errors import UserError
 
@@ -138,7 +139,7 @@ class _Checker:
             self.type_error(col, MESSAGES)
         fields = {f.name: f.type for f in t.value_type}
         if "role" not in fields or "content" not in fields:
-            hint = " (ShareGPT from/value data must be converted to role/content)" if "from" in fields else ""
+            hint = " (ShareGPT from/value data: import it with r1 data import --format messages)" if "from" in fields else ""
             self.fail(_first(c.is_valid()) or 0, col, f"holds messages with fields {', '.join(fields)}",
                       f"each message needs role and content{hint}")
         if not _is_text(fields["role"]) or not (_is_text(fields["content"]) or pa.types.is_null(fields["content"])):
@@ -278,8 +279,10 @@ def validate(ds: Dataset, kind: str, path="", required=()) -> Dataset:
     cols = ds.column_names
     for col in (*REQUIRED[kind], *required):
         if col not in cols:
+            fix = (f"import it with r1 data import {where} {suggest(cols, kind)} --to DIR"
+                   if kind in ("prompts", "sft") and col in REQUIRED[kind] else "rename the column")
             raise UserError(f"{where} has no column {col!r} ({kind} need {', '.join((*REQUIRED[kind], *required))}; "
-                            f"it has {', '.join(cols)}): rename the column, or convert with r1 data import --format")
+                            f"it has {', '.join(cols)}): {fix}")
     ck = _Checker(table_of(ds), where)
     if "prompt" in cols and kind != "sft":
         ck.prompt()

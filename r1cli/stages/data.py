@@ -26,7 +26,7 @@ from rich.table import Table
 
 from r1cli.artifacts import check_input, check_output, partial_path, read_manifest, stage_output
 from r1cli.data import load_prompts
-from r1cli.data.formats import FORMATS, convert
+from r1cli.data.formats import FORMATS, convert, rename, suggest
 from r1cli.data.io import (
     concat,
     dataset,
@@ -42,7 +42,7 @@ from r1cli.data.schema import KINDS, describe, guess_kind, validate, with_ids
 from r1cli.errors import UserError
 from r1cli.evaluation import ADDED
 from r1cli.generation.lengths import count_tokens, load_tokenizer
-from r1cli.templates import TEMPLATES, apply_template
+from r1cli.templates import TEMPLATES, apply_template, is_r1_format
 
 EXPORTS = {".jsonl": write_jsonl, ".parquet": write_parquet}
 
@@ -151,12 +151,7 @@ def export(path: Path, to: Path, force: bool = False, split: str | None = None) 
     if to.is_dir():
         raise UserError(f"--to {to} is a directory: give a file name ending in {' or '.join(EXPORTS)}")
     ds = load_table(path, "DATASET", split)
-    part = partial_path(to)
-    try:
-        writer(ds, part)
-        os.replace(part, to)
-    finally:
-        part.unlink(missing_ok=True)
+    _write_file(ds, writer, to)
     _say(f"wrote {len(ds):,} rows to {to}")
     return to
 
@@ -165,30 +160,59 @@ def export(path: Path, to: Path, force: bool = False, split: str | None = None) 
 
 
 def import_(src: Path, to: Path, fmt: str = "jsonl", kind: str | None = None, skip_bad: bool = False,
-            force: bool = False, split: str | None = None) -> Path:
-    """A public-format (or canonical) dataset -> an r1 dataset dir in canonical columns."""
+            force: bool = False, split: str | None = None, maps: list[str] | None = None) -> Path:
+    """A public-format (or canonical) dataset -> an r1 dataset dir in canonical columns (or, for a --to
+    ending in .jsonl / .parquet, one file of them)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     if kind is not None and kind not in KINDS:
         raise UserError(f"--kind {kind!r} is not one of {', '.join(KINDS)}")
-    if fmt != "jsonl" and kind not in (None, "prompts"):
+    if fmt == "messages" and kind not in (None, "prompts", "sft"):
+        raise UserError(f"--format messages makes prompts (default) or sft rows, not {kind}")
+    if fmt not in ("jsonl", "messages") and kind not in (None, "prompts"):
         raise UserError(f"--format {fmt} makes prompts; leave out --kind {kind}")
     src = check_input(src, "SRC")
+    to = Path(to)
+    writer = EXPORTS.get(to.suffix.lower())
     _check_to(to, force)
-    ds, skipped = convert(load_table(src, "SRC", split), fmt, src, skip_bad=skip_bad)
+    if writer is not None and to.is_dir():
+        raise UserError(f"--to {to} is a directory: give a new dataset dir, or a file name ending in {' or '.join(EXPORTS)}")
+    ds = rename(load_table(src, "SRC", split), maps, src)
+    ds, skipped = convert(ds, fmt, src, skip_bad=skip_bad, kind=kind)
     kind = kind or guess_kind(ds.column_names)
     if kind is None:
         raise UserError(f"SRC {src} has none of the canonical columns (it has {', '.join(ds.column_names)}): "
-                        "give prompt (or messages, ...) columns, or pass --format gsm8k / math")
+                        f"import it with {suggest(ds.column_names)}")
     ds = validate(ds, kind, src)
-    config = {"format": fmt, "kind": kind, "skip_bad": skip_bad, "split": split}
-    with stage_output(to, kind="dataset", stage="data-import", config=config, inputs=[src], force=force) as run:
-        save_dataset(ds, run.partial)
-        run.counts.update(rows=len(ds), skipped=skipped, by_domain=_counts(ds, "domain"),
-                          by_language=_counts(ds, "language"))
-    note = f" ({skipped} rows without a final answer skipped)" if skipped else ""
+    counts = {"rows": len(ds), "skipped": skipped, "by_domain": _counts(ds, "domain"),
+              "by_language": _counts(ds, "language")}
+    if kind == "sft":  # r1 coldstart takes R1-format replies only; r1 sft plain ones too
+        counts["r1_format"] = sum(is_r1_format(m[-1]["content"]) for m in ds["messages"])
+    config = {"format": fmt, "kind": kind, "skip_bad": skip_bad, "split": split, "map": list(maps or [])}
+    if writer is not None:
+        _write_file(ds, writer, to)
+    else:
+        with stage_output(to, kind="dataset", stage="data-import", config=config, inputs=[src], force=force) as run:
+            save_dataset(ds, run.partial)
+            run.counts.update(counts)
+    what = "rows without a final answer" if fmt in ("gsm8k", "math") else "rows that do not convert"
+    note = f" ({skipped} {what} skipped)" if skipped else ""
     _say(f"imported {len(ds):,} {kind} rows from {src} into {to}{note}")
+    if kind == "sft":
+        _say(f"{counts['r1_format']:,} of {len(ds):,} end in an R1-format reply (<think>\\n...\\n</think>\\n + summary): "
+             + ("r1 coldstart takes them" if counts["r1_format"] == len(ds) else
+                "r1 coldstart needs every row so; r1 sft takes plain replies too"))
     return to
+
+
+def _write_file(ds, writer, to: Path) -> None:
+    """One file, written as FILE.partial and renamed when complete."""
+    part = partial_path(to)
+    try:
+        writer(ds, part)
+        os.replace(part, to)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 # --- merge -----------------------------------------------------------------------------------
