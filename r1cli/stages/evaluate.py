@@ -53,7 +53,8 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
     console.print(metrics_table(metrics, title=f"r1 eval {model}"))
     if metrics["n_scored_prompts"]:
         console.print(at_k_table(metrics, title=f"r1 eval {model}"))
-    console.print(f"wrote {out}: {metrics['n_samples']} scored samples (datasets.load_from_disk), metrics in {out}/r1.json")
+    console.print(f"{out}: {metrics['n_samples']} scored samples (datasets.load_from_disk), metrics in {out}/r1.json",
+                  markup=False, highlight=False, soft_wrap=True)
     return out
 
 

@@ -310,7 +310,8 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
             if bad:
                 console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
                               f"not hold ({', '.join(bad)})", highlight=False)
-    console.print(f"wrote {out}: report.md, report.json, {len(data['plots'])} plots")
+    console.print(f"{out}: report.md, report.json, {len(data['plots'])} plots", markup=False, highlight=False,
+                  soft_wrap=True)
     return (found if check else []) + (failed if claims else [])
 
 

@@ -82,5 +82,5 @@ def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> P
                           f"accuracy {m['zero_shot_r1_accuracy']:.1%}, R1 format {m['zero_shot_r1_format_rate']:.1%}; "
                           f"r1zero template: accuracy {m['zero_shot_r1zero_accuracy']:.1%}, "
                           f"format {m['zero_shot_r1zero_format_rate']:.1%}")
-    console.print(f"wrote {out} (final loss {run.metrics['final_loss']:.3f})")
+    console.print(f"toy base: final loss {run.metrics['final_loss']:.3f}")
     return Path(out)
