@@ -223,14 +223,15 @@ def _fmt(v: Any, pct: bool = True) -> str:
 
 def metrics_table(metrics: dict, title: str = "eval"):
     """A rich table: the whole set, then each domain and language (fits 80 columns)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"{title} (k={metrics.get('k')}; rates in %)")
+    t = Table(title=escape(f"{title} (k={metrics.get('k')}; rates in %)"))
     for col in ("subset", "prompts", "pass@1", "cons@k", "format", "lang", "tokens", "trunc"):
         t.add_column(col, justify="left" if col == "subset" else "right", no_wrap=True)
 
     def add(name: str, m: dict, style: str | None = None, end_section: bool = False):
-        t.add_row(name, str(m["n_prompts"]), _fmt(m["pass@1"]), _fmt(m["cons@k"]), _fmt(m["format_rate"]),
+        t.add_row(escape(name), str(m["n_prompts"]), _fmt(m["pass@1"]), _fmt(m["cons@k"]), _fmt(m["format_rate"]),
                   _fmt(m["language_consistency_rate"]), _fmt(m["mean_completion_tokens"], pct=False),
                   _fmt(m["truncated_rate"]), style=style, end_section=end_section)
 
@@ -249,10 +250,11 @@ def shown_ks(k: int) -> list[int]:
 
 def at_k_table(metrics: dict, title: str = "eval"):
     """pass@j (unbiased) and maj@j (vote of the first j samples) over the whole set, a column per shown j."""
+    from rich.markup import escape
     from rich.table import Table
 
     ks = [j for j in shown_ks(metrics.get("k") or 0) if f"maj@{j}" in metrics]
-    t = Table(title=f"{title}: pass@j and maj@j (%)", caption="every j <= k is in r1.json")
+    t = Table(title=escape(f"{title}: pass@j and maj@j (%)"), caption="every j <= k is in r1.json")
     t.add_column("j", no_wrap=True)
     for j in ks:
         t.add_column(str(j), justify="right", no_wrap=True)

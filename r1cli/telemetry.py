@@ -12,6 +12,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from r1cli.artifacts import StageRun
@@ -57,7 +58,7 @@ class Telemetry(Callback):
         if not state.is_world_process_zero:
             return
         self.progress = Progress(
-            TextColumn(f"[bold]{self.title}[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"[bold]{escape(self.title)}[/]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
             console=console, transient=False, disable=not console.is_terminal and not sys.stderr.isatty(),
         )
@@ -105,7 +106,7 @@ class Telemetry(Callback):
             self.progress.update(self.task, info=info)
         if self.warn is not None:
             for msg in self.warn(rec):
-                console.print(f"[yellow]warning:[/] step {state.global_step}: {msg}")
+                console.print(f"[yellow]warning:[/] step {state.global_step}: {escape(msg)}")
 
     def line(self, rec: dict, state, now: float) -> str:
         """One logging step as plain text: step, loss, reward, accuracy, tokens/s, elapsed, ETA."""

@@ -542,3 +542,24 @@ def test_import_to_a_file_name_writes_that_file(tmp_path, capsys):
         assert res.returncode == 0, res.stderr
         assert (tmp_path / name).is_file() and load_prompts(tmp_path / name)["answer"] == ["1234", "72", "-3"]
     assert_user_error(cli(capsys, "data", "import", src, "--format", "gsm8k", "--to", tmp_path / "out.jsonl"), "--force")
+
+
+def test_data_is_printed_verbatim_never_as_markup(tmp_path, capsys, monkeypatch):
+    """MATH-500's \\[ and [asy] ... [/asy], a path with brackets: rich must not read any of it as markup."""
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping: each cell on one line
+    cells = {"prompt": r"Compute \[x^2\] [asy]draw((0,0)--(1,1));[/asy] [bold]b[/bold] \\ [/] :smile:",
+             "answer": r"\boxed{[1,2]} \[/asy]", "[col]": "[/asy]", "domain": "math", "language": "[en]"}
+    d = tmp_path / "exp[v2]"
+    d.mkdir()
+    src = write_jsonl(d / "d.jsonl", [cells])
+    res = cli(capsys, "data", "inspect", src, "--rows", "1")
+    assert res.returncode == 0, res.stderr
+    for text in (*cells.values(), "[col]", "[en] 1"):
+        assert text in res.stdout, text
+    assert str(src) in re.sub(r"\s*\n", "", res.stdout)  # the title wraps at the table's width
+    runs = tmp_path / "runs[1]"
+    res = cli(capsys, "data", "import", src, "--to", runs / "out")
+    assert res.returncode == 0, res.stderr
+    assert f"from {src} into {runs / 'out'}" in res.stdout and f"wrote {runs / 'out'} (" in res.stdout
+    res = cli(capsys, "data", "inspect", runs)  # a dir holding a dataset dir: the hint's path is whole
+    assert res.returncode == 0 and f"r1 data inspect {runs / 'out'}" in res.stdout, res.stdout

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import load_from_disk
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from r1cli.artifacts import check_input, check_output, partial_path, read_manifest, stage_output
@@ -48,8 +49,9 @@ EXPORTS = {".jsonl": write_jsonl, ".parquet": write_parquet}
 
 
 def _say(text: str) -> None:
-    """One result line; not wrapped at the terminal width (paths stay whole, greppable)."""
-    Console(soft_wrap=True).print(text, highlight=False)
+    """One result line; not wrapped at the terminal width (paths stay whole, greppable), never markup
+    (a path such as exp[v2] is printed as it is)."""
+    Console(soft_wrap=True, emoji=False).print(text, highlight=False, markup=False)
 
 
 def _check_to(to: Path, force: bool) -> Path:
@@ -74,7 +76,7 @@ def _counts(ds, col: str) -> dict:
 
 
 def _counts_text(counts: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+    return escape(", ".join(f"{k} {v}" for k, v in counts.items())) or "-"
 
 
 def _cell(value, width: int = 100) -> str:
@@ -83,7 +85,8 @@ def _cell(value, width: int = 100) -> str:
     else:
         text = str(value)
     text = text.replace("\n", "\\n")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    # data is never markup: MATH's \[ ... \] and [asy] ... [/asy] are shown as they are
+    return escape(text if len(text) <= width else text[: width - 1] + "…")
 
 
 # --- inspect ---------------------------------------------------------------------------------
@@ -91,7 +94,7 @@ def _cell(value, width: int = 100) -> str:
 
 def inspect(path: Path, rows: int = 3, console: Console | None = None, split: str | None = None) -> dict:
     """Print a summary of any loadable input; return the numbers printed."""
-    console = console or Console()
+    console = console or Console(emoji=False)  # a :name: in the data is text, not an emoji
     path = check_input(path, "DATASET")
     if holds_datasets(path) and split is None:
         return _inspect_many(path, console)
@@ -100,41 +103,41 @@ def inspect(path: Path, rows: int = 3, console: Console | None = None, split: st
     table = table_of(ds)
     summary = {"rows": len(ds), "kind": kind, "columns": {f.name: describe(f.type) for f in table.schema},
                "by_domain": _counts(ds, "domain"), "by_language": _counts(ds, "language")}
-    t = Table(title=f"r1 data inspect {path}", show_header=False, title_justify="left")
+    t = Table(title=escape(f"r1 data inspect {path}"), show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
     t.add_row("rows", f"{len(ds):,}")
     t.add_row("kind", kind or "(not a canonical kind: no prompt / messages column)")
     m = read_manifest(path) if Path(path).is_dir() else None
     if m:
-        t.add_row("made by", f"r1 {m.get('stage')} at {m.get('created')}")
+        t.add_row("made by", escape(f"r1 {m.get('stage')} at {m.get('created')}"))
     t.add_row("by domain", _counts_text(summary["by_domain"]))
     t.add_row("by language", _counts_text(summary["by_language"]))
-    t.add_row("columns", "\n".join(f"{k}: {v}" for k, v in summary["columns"].items()))
+    t.add_row("columns", escape("\n".join(f"{k}: {v}" for k, v in summary["columns"].items())))
     console.print(t)
     for i in range(min(rows, len(ds))):
         r = Table(title=f"row {i}", show_header=False, title_justify="left")
         r.add_column(style="cyan")
         r.add_column(overflow="fold")
         for k, v in ds[i].items():
-            r.add_row(k, _cell(v))
+            r.add_row(escape(k), _cell(v))
         console.print(r)
     return summary
 
 
 def _inspect_many(path: Path, console: Console) -> dict:
     """A dir of datasets (`r1 toy data OUT`): one line per dataset."""
-    t = Table(title=f"r1 data inspect {path}", title_justify="left")
+    t = Table(title=escape(f"r1 data inspect {path}"), title_justify="left")
     for col in ("dataset", "kind", "rows", "by domain", "by language"):
         t.add_column(col)
     out = {}
     for name in sub_datasets(path):
         ds = load_table(path / name, "DATASET")
         out[name] = {"rows": len(ds), "kind": guess_kind(ds.column_names)}
-        t.add_row(name, out[name]["kind"] or "-", f"{len(ds):,}", _counts_text(_counts(ds, "domain")),
+        t.add_row(escape(name), out[name]["kind"] or "-", f"{len(ds):,}", _counts_text(_counts(ds, "domain")),
                   _counts_text(_counts(ds, "language")))
     console.print(t)
-    console.print(f"[dim]look at one: r1 data inspect {path / next(iter(out))}[/]")
+    console.print(f"[dim]look at one: r1 data inspect {escape(str(path / next(iter(out))))}[/]")
     return out
 
 

@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from r1cli.artifacts import (
     check_input,
@@ -336,7 +337,7 @@ def report(run_, cfg: RejectSampleConfig, t: dict, n_chunks: int) -> None:
 def print_summary(counts: dict, metrics: dict, out: Path) -> None:
     from rich.table import Table
 
-    t = Table(title=f"r1 reject-sample -> {out}")
+    t = Table(title=escape(f"r1 reject-sample -> {out}"))
     t.add_column("what")
     t.add_column("count", justify="right")
     t.add_column("note")
@@ -345,8 +346,8 @@ def print_summary(counts: dict, metrics: dict, out: Path) -> None:
     t.add_row("passed every check", str(counts["passed"]), f"pass rate {metrics['pass_rate']}")
     t.add_row("[bold]rows written", f"[bold]{counts['accepted']}", f"{counts['not_kept']} verified but not kept (--keep)")
     for d, v in counts["accepted_by_domain"].items():
-        t.add_row(f"  domain={d}", str(v["rows"]), f"mean {v['mean_tokens']} tokens")
+        t.add_row(escape(f"  domain={d}"), str(v["rows"]), f"mean {v['mean_tokens']} tokens")
     for reason, n in counts["rejected"].items():
-        t.add_row(f"  rejected: {reason}", str(n), "")
+        t.add_row(escape(f"  rejected: {reason}"), str(n), "")
     t.add_row("pass-rate histogram", "", "  ".join(f"{k}: {v}" for k, v in counts["pass_rate_histogram"].items()))
     Console().print(t)

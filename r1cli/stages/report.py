@@ -260,6 +260,7 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
     """Write the report; return what the guards asked for found: --check problems (unfinished stages,
     changed or missing inputs) and --claims failures (a claim of the README that does not hold)."""
     from rich.console import Console
+    from rich.markup import escape
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
@@ -303,15 +304,14 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: bool = 
         title = f"across {len(runs)} runs: mean ± half the min–max spread"
         console.print(report_render.rich_table(data["across_runs"], title))
     for p in found:
-        console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {p}")
+        console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {escape(str(p))}")
     if claims and failed:
         for x in data["runs"]:
             bad = [f"{c['name']} {c['status']}" for c in x["claims"] if c["status"] != "holds"]
             if bad:
-                console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
+                console.print(f"[red]claims check failed:[/] {escape(str(x['name']))}: {len(bad)} of {len(x['claims'])} claims do "
                               f"not hold ({', '.join(bad)})", highlight=False)
-    console.print(f"{out}: report.md, report.json, {len(data['plots'])} plots", markup=False, highlight=False,
-                  soft_wrap=True)
+    console.print(f"{out}: report.md, report.json, {len(data['plots'])} plots", markup=False, highlight=False)
     return (found if check else []) + (failed if claims else [])
 
 
