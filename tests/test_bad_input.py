@@ -90,6 +90,8 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "no_answer.jsonl", [{"prompt": q, "completion": "<think>\n3*3\n</think>\n\\boxed{9}"}])
     _jsonl(w / "label5.jsonl", [{"prompt": q, "completion": "9", "label": 5}])
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
+    # a prompt past the row-size limit (1,000,000 characters): refused before anything tokenizes it
+    _jsonl(w / "huge_prompt.jsonl", [good, {**good, "prompt": [{"role": "user", "content": "x" * 1_100_000}]}])
     _jsonl(w / "qa_caps.jsonl", [{"Question": "What is 1+1?", "Answer": "2"}])
     for split in ("train", "test"):  # a dataset as downloaded from the Hub: one file per split
         (w / "hub" / "main").mkdir(parents=True, exist_ok=True)
@@ -216,6 +218,9 @@ CASES = [
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),
+    # huge input
+    ("a huge prompt (eval)", "eval --model {model} --data {w}/huge_prompt.jsonl --out " + OUT, "R1_MAX_ROW_CHARS"),
+    ("a huge prompt (grpo)", "grpo --model {model} --data {w}/huge_prompt.jsonl --out " + OUT, "1,100,0"),
     # datasets as downloaded from the Hub
     ("several splits", "data import {w}/hub/main --to " + OUT, "--split test"),
     ("unknown split", "data inspect {w}/hub/main --split dev", "no such split"),

@@ -563,3 +563,22 @@ def test_data_is_printed_verbatim_never_as_markup(tmp_path, capsys, monkeypatch)
     assert f"from {src} into {runs / 'out'}" in res.stdout and f"wrote {runs / 'out'} (" in res.stdout
     res = cli(capsys, "data", "inspect", runs)  # a dir holding a dataset dir: the hint's path is whole
     assert res.returncode == 0 and f"r1 data inspect {runs / 'out'}" in res.stdout, res.stdout
+
+
+def test_a_row_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    from r1cli.data.schema import MAX_ROW_CHARS
+
+    big = "y" * (MAX_ROW_CHARS + 1)
+    src = write_jsonl(tmp_path / "big.jsonl", ROWS[:1] + [{"id": "big", "prompt": [{"role": "user", "content": big}]}])
+    with pytest.raises(UserError, match=r"row 1 \(id big\) has 1,000,0\d\d characters .*R1_MAX_ROW_CHARS"):
+        load_prompts(src)
+    # text anywhere in the row counts: a long CoT in an SFT conversation too
+    sft = write_jsonl(tmp_path / "sft.jsonl", [{"messages": [{"role": "user", "content": "q"},
+                                                             {"role": "assistant", "content": big}]}])
+    with pytest.raises(UserError, match="row 0 .* characters"):
+        load_sft(sft)
+    monkeypatch.setenv("R1_MAX_ROW_CHARS", str(2 * MAX_ROW_CHARS))
+    assert len(load_prompts(src)) == 2
+    monkeypatch.setenv("R1_MAX_ROW_CHARS", "lots")
+    with pytest.raises(UserError, match="R1_MAX_ROW_CHARS='lots'"):
+        load_prompts(src)
