@@ -10,7 +10,7 @@ import typer
 
 from r1cli import stages
 from r1cli.config import ToyBaseConfig, ToyDataConfig
-from r1cli.options import ForceOpt, RecipeOpt, SetOpt
+from r1cli.options import ForceOpt, RecipeOpt, set_option
 from r1cli.recipe import resolve, show_changed_settings
 
 data_app = typer.Typer(help="Inspect, export, import, merge and filter datasets.", no_args_is_help=True)
@@ -116,7 +116,7 @@ def toy_data(
     out: Path = typer.Argument(..., help="Output dir; gets rl/, coldstart/, eval/, general/, helpful_pairs/, safety/."),
     seed: Optional[int] = typer.Option(None, help="Seed (same seed, same data)."),
     recipe: Optional[Path] = RecipeOpt,
-    set_: Optional[List[str]] = SetOpt,
+    set_: Optional[List[str]] = set_option("n_rl=1000"),
     force: bool = ForceOpt,
 ):
     """Write the synthetic toy task world (English and Chinese arithmetic word problems)."""
@@ -133,7 +133,7 @@ def toy_base(
     seed: Optional[int] = typer.Option(None, help="Seed."),
     steps: Optional[int] = typer.Option(None, help="Pretraining steps."),
     recipe: Optional[Path] = RecipeOpt,
-    set_: Optional[List[str]] = SetOpt,
+    set_: Optional[List[str]] = set_option("hidden_size=256"),
     force: bool = ForceOpt,
 ):
     """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus."""

@@ -92,6 +92,14 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
     # a prompt past the row-size limit (1,000,000 characters): refused before anything tokenizes it
     _jsonl(w / "huge_prompt.jsonl", [good, {**good, "prompt": [{"role": "user", "content": "x" * 1_100_000}]}])
+    from datasets import Dataset
+
+    from r1cli.artifacts import stage_output
+    from r1cli.data import save_dataset
+
+    with stage_output(w / "eval_rl", kind="eval", stage="eval", config={}) as run:  # an eval of other prompts
+        save_dataset(Dataset.from_list([{"id": "other", "prompt": "q", "sample_index": 0, "reward_accuracy": 1.0}]),
+                     run.partial)
     _jsonl(w / "qa_caps.jsonl", [{"Question": "What is 1+1?", "Answer": "2"}])
     for split in ("train", "test"):  # a dataset as downloaded from the Hub: one file per split
         (w / "hub" / "main").mkdir(parents=True, exist_ok=True)
@@ -233,6 +241,8 @@ CASES = [
      "leaves no room for a prompt"),
     ("prompt fills the context (reject-sample)", "reject-sample --model {model} --data {w}/long_prompt.jsonl --out "
      + OUT, "r1 data filter"),
+    ("filter by an eval of other prompts", "data filter {w}/exported.jsonl --from {w}/eval_rl --pass-rate 0..1 --to "
+     + OUT, "measured none of the 1 prompts"),
     ("filter with no measure", "data filter {rl} --to {w}/out", "--max-prompt-tokens N --model M"),
     ("filter by tokens without a model", "data filter {rl} --max-prompt-tokens 100 --to {w}/out", "needs the prompts"),
     # the report

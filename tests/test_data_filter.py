@@ -123,3 +123,16 @@ def test_filter_by_prompt_tokens_keeps_what_fits_the_model(tmp_path):
     m = json.loads((tmp_path / "fit" / "r1.json").read_text())
     assert m["counts"]["too_long"] == 1 and m["counts"]["longest_kept_tokens"] == limit
     assert m["config"]["max_prompt_tokens"] == limit and m["stage"] == "data-filter"
+
+
+def test_filter_refuses_an_eval_of_other_prompts_and_an_empty_result(tmp_path, capsys):
+    ev = _eval_dir(tmp_path)
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({**p, "id": f"x{i}"}) + "\n" for i, p in enumerate(PROMPTS)))
+    for args, msg in (([str(other), "--pass-rate", "0..1"], "measured none of the 5 prompts"),
+                      ([str(_prompts(tmp_path)), "--pass-rate", "0.3..0.4"], "widen --pass-rate")):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "filter", *args, "--from", str(ev), "--to", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and msg in err and "\n" not in err, err
+        assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

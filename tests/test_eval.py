@@ -388,3 +388,13 @@ def test_r1_eval_drop_long_prompts_leaves_them_out_and_counts_them(tiny_world, l
     assert code == 0, err
     m = read_manifest(out)
     assert m["counts"]["dropped_long_prompts"] == 1 and m["metrics"]["n_prompts"] == 3
+
+
+def test_r1_eval_says_why_pass_at_1_is_missing(tiny_world, tmp_path):
+    model, _ = tiny_world
+    data = tmp_path / "no_answer.jsonl"
+    data.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"]}, ensure_ascii=False) + "\n" for r in ROWS))
+    code, stdout, err = r1("eval", "--model", model, "--data", data, "--out", tmp_path / "ev", "--k", 1,
+                           "--max-new-tokens", 4)
+    assert code == 0, err
+    assert "pass@1 and cons@k are -:" in stdout and "has no `answer` column" in stdout

@@ -359,6 +359,16 @@ def filter_pass_rate(path: Path | None, source: Path, pass_rate: str, to: Path, 
     counts = {"rows_in": len(ids), "kept": len(keep), "unmeasured": sum(r is None for r in rate),
               "below": sum(r is not None and r < lo for r in rate),
               "above": sum(r is not None and r > hi for r in rate)}
+    # an empty output is of no use to any stage (they refuse empty datasets): say why instead of writing it
+    if counts["unmeasured"] == len(ids) and not any(i in rates for i in ids):
+        raise UserError(f"--from {source} measured none of the {len(ids):,} prompts of {path} (no id in common, e.g. "
+                        f"{ids[0]!r}): give the DATASET that r1 {stage} ran on")
+    if counts["unmeasured"] == len(ids):
+        raise UserError(f"--from {source} has no pass rate for any prompt (its accuracy reward applied to none: no "
+                        "reference answers, or general prompts): measure on prompts with an `answer` column")
+    if not keep:
+        raise UserError(f"no prompt has a pass rate in [{lo}, {hi}] ({counts['below']:,} below, {counts['above']:,} "
+                        f"above): widen --pass-rate")
     out = prompts.select(keep, keep_in_memory=True)
     out = out.add_column("pass_rate", [rate[k] for k in keep]) if "pass_rate" not in out.column_names else out
     config = {"pass_rate": [lo, hi], "from": str(source), "from_stage": stage}

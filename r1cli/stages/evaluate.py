@@ -53,9 +53,24 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
     console.print(metrics_table(metrics, title=f"r1 eval {model}"))
     if metrics["n_scored_prompts"]:
         console.print(at_k_table(metrics, title=f"r1 eval {model}"))
+    else:
+        console.print(f"pass@1 and cons@k are -: {unscored_reason(ds, data)}", markup=False, highlight=False,
+                      soft_wrap=True)
     console.print(f"{out}: {metrics['n_samples']} scored samples (datasets.load_from_disk), metrics in {out}/r1.json",
                   markup=False, highlight=False, soft_wrap=True)
     return out
+
+
+def unscored_reason(ds, data: Path) -> str:
+    """Why the accuracy reward scored no prompt (it returns None for a row without a reference answer,
+    and for a domain it does not check)."""
+    if "answer" not in ds.column_names:
+        return (f"{data} has no `answer` column (reference answers), so no sample could be checked: add one, "
+                f"e.g. r1 data import {data} --map answer=COLUMN --to DIR")
+    if not any(str(a or "").strip() for a in ds["answer"]):
+        return f"every `answer` in {data} is empty, so no sample could be checked"
+    return (f"the accuracy reward applies to none of the prompts of {data} (their domain is general, or no answer "
+            "can be verified): format and language rates are still measured")
 
 
 def fit_context(cfg: EvalConfig, ds, model: Path, data: Path):
