@@ -20,6 +20,7 @@ from pathlib import Path
 
 from r1cli.errors import UserError
 from r1cli.generation import render_prompt
+from r1cli.templates import apply_template
 
 # ids named in the message: enough to find the rows, short enough for one line
 _SHOWN = 3
@@ -59,6 +60,12 @@ def count_tokens(tokenizer, prompts: list) -> list[int]:
         # verbose=False: measuring a prompt longer than model_max_length is the point, not a warning
         out += [len(x) for x in tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
     return out
+
+
+def filter_overhead(tokenizer, wrap, template: str = "r1") -> int:
+    """Tokens a stage's own wrapping adds to a question (`wrap`: question -> what the model is given, with
+    its system prompt, r1zero text or few-shot turns) over what `r1 data filter --template` measures."""
+    return count_tokens(tokenizer, [wrap("x")])[0] - count_tokens(tokenizer, [apply_template("x", template)])[0]
 
 
 def fit_prompts(prompts: list, ids: list, tokenizer, *, budget: int, context: int | None, drop: bool,

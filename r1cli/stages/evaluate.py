@@ -19,7 +19,7 @@ from r1cli.config import EvalConfig
 from r1cli.data import load_prompts, save_dataset
 from r1cli.evaluation import at_k_table, evaluate, metrics_table, model_prompts
 from r1cli.generation import check_backend, load_generator
-from r1cli.generation.lengths import count_tokens, fit_prompts, load_tokenizer, model_context
+from r1cli.generation.lengths import filter_overhead, fit_prompts, load_tokenizer, model_context
 from r1cli.recipe import to_dict
 
 
@@ -47,8 +47,7 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
 
         save_dataset(Dataset.from_list(rows), run_.partial)
         run_.counts.update(prompts=metrics["n_prompts"], samples=metrics["n_samples"], k=cfg.k)
-        if cfg.drop_long_prompts:
-            run_.counts["dropped_long_prompts"] = dropped
+        run_.counts["dropped_long_prompts"] = dropped
         run_.metrics.update(metrics)
     console.print(metrics_table(metrics, title=f"r1 eval {model}"))
     if metrics["n_scored_prompts"]:
@@ -79,9 +78,8 @@ def fit_context(cfg: EvalConfig, ds, model: Path, data: Path):
     tokenizer = load_tokenizer(model)
     prompts = model_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
     # what the system prompt or a custom r1zero text adds over what `r1 data filter` measures
-    probe = [{"prompt": "x"}]
-    extra = (count_tokens(tokenizer, model_prompts(probe, cfg.template, cfg.r1zero_template, cfg.system_prompt))[0]
-             - count_tokens(tokenizer, model_prompts(probe, cfg.template))[0])
+    extra = filter_overhead(tokenizer, lambda q: model_prompts([{"prompt": q}], cfg.template, cfg.r1zero_template,
+                                                               cfg.system_prompt)[0], cfg.template)
     kept, dropped = fit_prompts(prompts, ds["id"], tokenizer, budget=cfg.sampling.max_new_tokens,
                                 context=model_context(model), drop=cfg.drop_long_prompts, budget_name="max_new_tokens",
                                 lower="--max-new-tokens {n}", model=model, data=data, template=cfg.template,

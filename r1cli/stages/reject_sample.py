@@ -47,7 +47,7 @@ from r1cli.data import load_prompts, load_sft, save_dataset
 from r1cli.data.io import table_of
 from r1cli.errors import UserError
 from r1cli.generation import check_backend, load_generator
-from r1cli.generation.lengths import fit_prompts, model_context
+from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.generation.judge import check_environment as check_judge_environment
 from r1cli.generation.judge import check_reachable, load_judge
 from r1cli.recipe import to_dict
@@ -164,10 +164,12 @@ def fit_context(cfg: RejectSampleConfig, ds, tokenizer, prefilled: bool, pattern
         sampling.prompt_text(r["prompt"]), cfg.trivial_max_chars, patterns))]
     prompts = [sampling.model_prompt(ctx, rows[i], i)[0] for i in sent]
     ids = ds["id"]
+    # few-shot turns and the general template are the stage's, not the data's: `r1 data filter` leaves room for them
+    extra = filter_overhead(tokenizer, lambda q: sampling.model_prompt(ctx, {"prompt": q, "answer": ""}, 0)[0])
     kept, dropped = fit_prompts(prompts, [ids[i] for i in sent], tokenizer, budget=cfg.sampling.max_new_tokens,
                                 context=model_context(model), drop=cfg.drop_long_prompts,
                                 budget_name="sampling.max_new_tokens", lower="--set sampling.max_new_tokens={n}",
-                                model=model, data=data)
+                                model=model, data=data, filter_overhead=extra)
     if dropped:
         keep = set(range(len(rows))) - set(sent) | {sent[k] for k in kept}
         ds = ds.select(sorted(keep))
@@ -273,8 +275,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
             add_stats(totals, json.loads(chunk_paths(chunk_dir, c)[1].read_text()))
         join_chunks(run_, chunks, chunk_dir, ctx.schema(table))
         report(run_, cfg, totals, len(chunks))
-        if cfg.drop_long_prompts:
-            run_.counts["dropped_long_prompts"] = dropped
+        run_.counts["dropped_long_prompts"] = dropped
     print_summary(run_.counts, run_.metrics, out)
     return out
 
