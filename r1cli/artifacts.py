@@ -393,3 +393,5 @@ def stage_output(
         raise
     finally:
         unlock_output(out)
+    # plain text on stdout, whatever the stage printed before it: a log file shows where the result went
+    print(f"wrote {out} ({stage}, {_dt.timedelta(seconds=round(time.time() - run.started))})", flush=True)

@@ -22,7 +22,7 @@ from r1cli.cli_data import data_app, toy_app
 from r1cli.config import AlignConfig, EvalConfig, GRPOStageConfig, RejectSampleConfig, RMConfig, ScoreConfig, SFTStageConfig
 from r1cli.errors import DiskFull, UserError
 from r1cli.locking import unlock_output
-from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt, parse_rewards
+from r1cli.options import ForceOpt, RecipeOpt, ResumeOpt, SetOpt, parse_rewards, set_option
 from r1cli.recipe import resolve_stage, show_changed_settings
 
 app = typer.Typer(
@@ -120,7 +120,7 @@ def reject_sample(
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (same seed, same rows)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="transformers (CPU or GPU) or vllm (GPU; on a CPU with vLLM's CPU build)."),
     recipe: Optional[Path] = RecipeOpt,
-    set_: Optional[List[str]] = SetOpt,
+    set_: Optional[List[str]] = set_option("sampling.max_new_tokens=1024"),
     force: bool = ForceOpt,
     resume: bool = ResumeOpt,
 ):
@@ -153,7 +153,7 @@ def eval_(
     backend: Optional[str] = typer.Option(None, "--backend", help="transformers (CPU or GPU) or vllm (GPU; on a CPU with vLLM's CPU build)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling seed (same seed, same samples)."),
     recipe: Optional[Path] = RecipeOpt,
-    set_: Optional[List[str]] = SetOpt,
+    set_: Optional[List[str]] = set_option("system_prompt='Reason step by step.'"),
     force: bool = ForceOpt,
 ):
     """pass@1 over k samples, pass@j and maj@j for j <= k, cons@k, format and language-consistency rates of a checkpoint."""
@@ -184,7 +184,7 @@ def score(
     helpful_rm: Optional[Path] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model dir (for helpfulness)."),
     harmless_rm: Optional[Path] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model dir (for harmlessness)."),
     recipe: Optional[Path] = RecipeOpt,
-    set_: Optional[List[str]] = SetOpt,
+    set_: Optional[List[str]] = set_option("reward_options.timeout=5"),
     force: bool = ForceOpt,
 ):
     """Score a dataset of completions with named rewards (reward_<name> columns + the weighted sum)."""

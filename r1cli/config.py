@@ -125,6 +125,11 @@ class EvalConfig(EvalSettings):
     template: Literal["r1", "r1zero"] = "r1"
     # the r1zero prompt text with {prompt}; None = the paper's Table 1 template
     r1zero_template: str | None = None
+    # a system message put before each chat prompt that has none (as r1 grpo does; not with r1zero)
+    system_prompt: str | None = None
+    # leave out (and count) the prompts that leave fewer than max_new_tokens of the model's context,
+    # instead of refusing them (r1cli/generation/lengths.py)
+    drop_long_prompts: bool = False
 
     def check(self) -> None:
         needs("r1zero_template", self.r1zero_template, "{prompt}")
@@ -387,6 +392,9 @@ class RejectSampleConfig(Section):
         r"^(你好|您好|早上好|下午好|晚上好|谢谢|再见|拜拜)"])
     # only the first N prompts of --data (null = all)
     limit: int | None = setting(None, ge=1)
+    # leave out (and count) the prompts that leave fewer than sampling.max_new_tokens of the model's
+    # context, instead of refusing them (r1cli/generation/lengths.py)
+    drop_long_prompts: bool = False
     # --num-shards / --shard-index: this job takes chunks c with c % num_shards == shard_index
     num_shards: int = setting(1, ge=1)
     shard_index: int = setting(0, ge=0)

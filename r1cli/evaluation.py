@@ -60,7 +60,7 @@ ADDED = ("sample_index", "completion", "extracted_answer", "num_tokens", "finish
 
 def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = None, template: str = "r1", seed: int = 0,
              language_threshold: float = 0.95, prefilled_think: bool | None = None, progress=True,
-             r1zero_template: str | None = None) -> tuple[list[dict], dict]:
+             r1zero_template: str | None = None, system_prompt: str | None = None) -> tuple[list[dict], dict]:
     """Sample k completions for each row of `ds` (canonical prompt columns) and score them.
 
     Returns (rows, metrics): one row per sample (the input row's columns plus those in ADDED)
@@ -79,10 +79,15 @@ def evaluate(generator, ds, *, k: int = 4, sampling: SamplingConfig | None = Non
     scorers = reward_functions(template, prefilled_think)
 
     inputs = ds.to_list()
-    prompts = [apply_template(r["prompt"], template, r1zero_template or R1ZERO_TEMPLATE) for r in inputs]
+    prompts = model_prompts(inputs, template, r1zero_template, system_prompt)
     outs = generator.generate(prompts, sampling, n=k, seed=seed, progress=progress)
     rows = score(inputs, outs, scorers, prefilled_think, language_threshold)
     return rows, summarize(rows, k)
+
+
+def model_prompts(rows, template: str, r1zero_template: str | None = None, system_prompt: str | None = None) -> list:
+    """What the model is given for each row: chat messages (r1, with the system prompt) or the r1zero string."""
+    return [apply_template(r["prompt"], template, r1zero_template or R1ZERO_TEMPLATE, system_prompt) for r in rows]
 
 
 def reward_functions(template: str, prefilled_think: bool) -> dict:
@@ -217,14 +222,15 @@ def _fmt(v: Any, pct: bool = True) -> str:
 
 def metrics_table(metrics: dict, title: str = "eval"):
     """A rich table: the whole set, then each domain and language (fits 80 columns)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"{title} (k={metrics.get('k')}; rates in %)")
+    t = Table(title=escape(f"{title} (k={metrics.get('k')}; rates in %)"))
     for col in ("subset", "prompts", "pass@1", "cons@k", "format", "lang", "tokens", "trunc"):
         t.add_column(col, justify="left" if col == "subset" else "right", no_wrap=True)
 
     def add(name: str, m: dict, style: str | None = None, end_section: bool = False):
-        t.add_row(name, str(m["n_prompts"]), _fmt(m["pass@1"]), _fmt(m["cons@k"]), _fmt(m["format_rate"]),
+        t.add_row(escape(name), str(m["n_prompts"]), _fmt(m["pass@1"]), _fmt(m["cons@k"]), _fmt(m["format_rate"]),
                   _fmt(m["language_consistency_rate"]), _fmt(m["mean_completion_tokens"], pct=False),
                   _fmt(m["truncated_rate"]), style=style, end_section=end_section)
 
@@ -243,10 +249,11 @@ def shown_ks(k: int) -> list[int]:
 
 def at_k_table(metrics: dict, title: str = "eval"):
     """pass@j (unbiased) and maj@j (vote of the first j samples) over the whole set, a column per shown j."""
+    from rich.markup import escape
     from rich.table import Table
 
     ks = [j for j in shown_ks(metrics.get("k") or 0) if f"maj@{j}" in metrics]
-    t = Table(title=f"{title}: pass@j and maj@j (%)", caption="every j <= k is in r1.json")
+    t = Table(title=escape(f"{title}: pass@j and maj@j (%)"), caption="every j <= k is in r1.json")
     t.add_column("j", no_wrap=True)
     for j in ks:
         t.add_column(str(j), justify="right", no_wrap=True)

@@ -8,7 +8,14 @@ import typer
 from r1cli.errors import UserError
 
 RecipeOpt = typer.Option(None, "--recipe", help="Recipe YAML (recipes/toy/*.yaml, recipes/<model>/*.yaml).")
-SetOpt = typer.Option(None, "--set", help="Override a recipe key: --set trl.learning_rate=1e-5 (repeatable).")
+
+
+def set_option(example: str):
+    """--set with an example the stage accepts (only the trainer stages have a trl: section)."""
+    return typer.Option(None, "--set", help=f"Override a recipe key: --set {example} (repeatable).")
+
+
+SetOpt = set_option("trl.learning_rate=1e-5")
 ForceOpt = typer.Option(False, "--force", help="Replace OUT if it exists.")
 ResumeOpt = typer.Option(False, "--resume", help="Continue an interrupted run from OUT.partial/.")
 

@@ -117,10 +117,11 @@ def rich_table(rows: list[dict], title: str):
     without cutting a number: one space between columns, no edges, and only the stage label may
     wrap (the numbers' columns never shrink)."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     multi = bool(rows) and "runs" in rows[0]
-    t = Table(title=f"{title} (rates in %)", box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    t = Table(title=escape(f"{title} (rates in %)"), box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
     t.add_column("stage", justify="left", overflow="fold")
     for col in (*(["n"] if multi else []), "pass@1", *([] if multi else ["95% CI"]),
                 *(SHORT_HEADERS[k] for k in COLUMNS[1:])):
@@ -129,16 +130,18 @@ def rich_table(rows: list[dict], title: str):
         label = SHORT_LABELS.get(r["row"], r["label"])
         if r["dir"] and r["dir"] != CANONICAL_DIR.get(r["row"], r["row"]):
             label += f" ({r['dir']})"
-        t.add_row(label, *([str(r["runs"])] if multi else []), fmt("pass@1", r["pass@1"], compact=True),
+        t.add_row(escape(label), *([str(r["runs"])] if multi else []), fmt("pass@1", r["pass@1"], compact=True),
                   *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r[k], compact=True) for k in COLUMNS[1:]))
     return t
 
 
 def claim_line(c: dict) -> str:
     """One claim's status for the terminal (rich markup): its text, then each comparison that does not hold."""
+    from rich.markup import escape
+
     color = {"holds": "green", "unclear": "yellow", "fails": "red", "not measured": "yellow"}[c["status"]]
-    why = "; ".join(t["why"] for t in c["comparisons"] if t["status"] != "holds")
-    return f"[{color}]claim {c['status']}:[/] {c['claim']}" + (f" [dim]({why})[/]" if why else "")
+    why = escape("; ".join(t["why"] for t in c["comparisons"] if t["status"] != "holds"))
+    return f"[{color}]claim {c['status']}:[/] {escape(c['claim'])}" + (f" [dim]({why})[/]" if why else "")
 
 
 # --- markdown --------------------------------------------------------------------------------------------

@@ -90,6 +90,24 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     _jsonl(w / "no_answer.jsonl", [{"prompt": q, "completion": "<think>\n3*3\n</think>\n\\boxed{9}"}])
     _jsonl(w / "label5.jsonl", [{"prompt": q, "completion": "9", "label": 5}])
     _jsonl(w / "gsm8k_bad.jsonl", [{"question": "What is 1+1?", "answer": "It is two."}])
+    # a prompt past the row-size limit (1,000,000 characters): refused before anything tokenizes it
+    _jsonl(w / "huge_prompt.jsonl", [good, {**good, "prompt": [{"role": "user", "content": "x" * 1_100_000}]}])
+    from datasets import Dataset
+
+    from r1cli.artifacts import stage_output
+    from r1cli.data import save_dataset
+
+    with stage_output(w / "eval_rl", kind="eval", stage="eval", config={}) as run:  # an eval of other prompts
+        save_dataset(Dataset.from_list([{"id": "other", "prompt": "q", "sample_index": 0, "reward_accuracy": 1.0}]),
+                     run.partial)
+    _jsonl(w / "qa_caps.jsonl", [{"Question": "What is 1+1?", "Answer": "2"}])
+    for split in ("train", "test"):  # a dataset as downloaded from the Hub: one file per split
+        (w / "hub" / "main").mkdir(parents=True, exist_ok=True)
+        _jsonl(w / "hub" / "main" / f"{split}.jsonl", [good])
+    (w / "hub_cut").mkdir()
+    pq.write_table(pa.table({"prompt": ["What is 1+1?"]}), w / "hub_cut" / "train-00000-of-00002.parquet")
+    # one prompt far past the toy base's 512-token context, beside a short one
+    _jsonl(w / "long_prompt.jsonl", [good, {**good, "id": "huge", "prompt": [{"role": "user", "content": "1 + " * 600}]}])
 
     (w / "typo_trl.yaml").write_text("stage: sft\ntrl:\n  learning_rat: 0.001\n")
     (w / "typo_key.yaml").write_text("stage: grpo\nseeed: 1\n")
@@ -200,9 +218,33 @@ CASES = [
     ("export to .csv", "data export {rl} --to {w}/out.csv", ".jsonl or .parquet"),
     ("filter from a dataset", "data filter --from {rl} --pass-rate 0.1..0.9 --to {w}/out",
      "not an r1 eval or r1 reject-sample dir"),
+    ("columns named otherwise", "eval --model {model} --data {w}/qa_caps.jsonl --out " + OUT,
+     "--map prompt=Question --map answer=Answer"),
+    ("--map onto a column that exists", "data import {w}/exported.jsonl --map answer=prompt --to " + OUT,
+     "has a column 'answer' already"),
+    ("--map without =", "data import {w}/qa_caps.jsonl --map prompt --to " + OUT, "CANONICAL=SOURCE"),
     ("import format", "data import {w}/exported.jsonl --to {w}/out --format alpaca", "--format 'alpaca'"),
     ("gsm8k without ####", "data import {w}/gsm8k_bad.jsonl --format gsm8k --to {w}/out", "####"),
     ("merge different kinds", "data merge {rl} {cs} --to {w}/out", "different kinds"),
+    # huge input
+    ("a huge prompt (eval)", "eval --model {model} --data {w}/huge_prompt.jsonl --out " + OUT, "R1_MAX_ROW_CHARS"),
+    ("a huge prompt (grpo)", "grpo --model {model} --data {w}/huge_prompt.jsonl --out " + OUT, "1,100,0"),
+    # datasets as downloaded from the Hub
+    ("several splits", "data import {w}/hub/main --to " + OUT, "--split test"),
+    ("unknown split", "data inspect {w}/hub/main --split dev", "no such split"),
+    ("configs above the splits", "eval --model {model} --data {w}/hub --out " + OUT, "configs main (test, train)"),
+    ("a shard missing", "data export {w}/hub_cut --to {w}/out.jsonl", "finish the download"),
+    # prompts that leave the completion no room in the model's context
+    ("prompt fills the context (eval)", "eval --model {model} --data {w}/long_prompt.jsonl --out " + OUT,
+     "--set drop_long_prompts=true"),
+    ("budget fills the context", "eval --model {model} --data {eval} --max-new-tokens 600 --out " + OUT,
+     "leaves no room for a prompt"),
+    ("prompt fills the context (reject-sample)", "reject-sample --model {model} --data {w}/long_prompt.jsonl --out "
+     + OUT, "r1 data filter"),
+    ("filter by an eval of other prompts", "data filter {w}/exported.jsonl --from {w}/eval_rl --pass-rate 0..1 --to "
+     + OUT, "measured none of the 1 prompts"),
+    ("filter with no measure", "data filter {rl} --to {w}/out", "--max-prompt-tokens N --model M"),
+    ("filter by tokens without a model", "data filter {rl} --max-prompt-tokens 100 --to {w}/out", "needs the prompts"),
     # the report
     ("report of a stage output", "report {rl} --out " + OUT, "give the dir that holds it"),
     ("report OUT exists", "report {data} --out {w}/exists", "pass --force"),

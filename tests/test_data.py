@@ -2,6 +2,7 @@
 traceback, no output dir), canonical columns are checked and fixed, `r1 data` commands work."""
 
 import json
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -405,3 +406,179 @@ def test_inspect(tmp_path, capsys):
     res = cli(capsys, "data", "inspect", outer)
     assert res.returncode == 0, res.stderr
     assert "rl" in res.stdout and "prompts" in res.stdout and "sft" in res.stdout
+
+
+# --- datasets as downloaded from the Hub --------------------------------------------------------------
+
+
+def gsm8k_rows(n, start=0):
+    return [{"question": f"What is {i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(start, start + n)]
+
+
+def hub_gsm8k(tmp_path):
+    """GSM8K's layout: a config dir per config, a file per split (README beside them)."""
+    root = tmp_path / "gsm8k"
+    for config in ("main", "socratic"):
+        (root / config).mkdir(parents=True)
+        Dataset.from_list(gsm8k_rows(5)).to_parquet(str(root / config / "train-00000-of-00001.parquet"))
+        Dataset.from_list(gsm8k_rows(3, 100)).to_parquet(str(root / config / "test-00000-of-00001.parquet"))
+    (root / "README.md").write_text("---\nconfigs: [main, socratic]\n---\n")
+    return root
+
+
+def test_hub_splits_are_refused_without_split_and_read_with_it(tmp_path, capsys):
+    root = hub_gsm8k(tmp_path)
+    assert_user_error(cli(capsys, "data", "inspect", root / "main"), "holds several splits (test, train)", "--split test")
+    assert_user_error(cli(capsys, "data", "import", root, "--to", tmp_path / "o", "--format", "gsm8k"),
+                      "configs main (test, train); socratic (test, train)", f"{root / 'main'} --split test")
+    assert_user_error(cli(capsys, "data", "inspect", root / "main", "--split", "dev"), "no such split", "test, train")
+    res = cli(capsys, "data", "import", root / "main", "--split", "test", "--format", "gsm8k", "--to", tmp_path / "t")
+    assert res.returncode == 0, res.stderr
+    ds = load_from_disk(str(tmp_path / "t"))
+    assert ds["answer"] == ["101", "102", "103"] and read_manifest(tmp_path / "t")["config"]["split"] == "test"
+    # a stage reading the dir gets the same hint
+    with pytest.raises(UserError, match="holds several splits"):
+        load_prompts(root / "main")
+
+
+def test_hub_shards_of_a_split_are_read_together_under_data(tmp_path, capsys):
+    d = tmp_path / "sharded" / "data"
+    d.mkdir(parents=True)
+    Dataset.from_list(gsm8k_rows(2)).to_parquet(str(d / "train-00000-of-00002.parquet"))
+    Dataset.from_list(gsm8k_rows(2, 2)).to_parquet(str(d / "train-00001-of-00002.parquet"))
+    write_jsonl(d / "test.jsonl", gsm8k_rows(1, 50))
+    assert load_table(tmp_path / "sharded", split="train")["question"] == [f"What is {i}+1?" for i in range(4)]
+    assert len(load_table(tmp_path / "sharded", split="test")) == 1
+    (d / "train-00001-of-00002.parquet").unlink()  # a download cut short
+    with pytest.raises(UserError, match="1 of the 2 shards of split train"):
+        load_table(tmp_path / "sharded", split="train")
+    # one split only (MATH-500's test.jsonl beside its README): read without --split
+    m = tmp_path / "math500"
+    m.mkdir()
+    write_jsonl(m / "test.jsonl", [{"problem": "p", "solution": r"\boxed{1}", "answer": "1"}])
+    (m / "README.md").write_text("# MATH-500")
+    assert len(load_table(m)) == 1
+    # a saved DatasetDict: --split picks its dir
+    from datasets import DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:1])}).save_to_disk(str(tmp_path / "dd"))
+    assert load_table(tmp_path / "dd", split="test")["id"] == ["a"]
+
+
+def test_a_dir_of_other_files_is_still_one_dataset(tmp_path):
+    d = tmp_path / "mine"
+    d.mkdir()
+    write_jsonl(d / "part_a.jsonl", ROWS[:1])
+    write_jsonl(d / "part_b.jsonl", ROWS[1:])
+    assert load_table(d)["id"] == ["a", "b", "c"]
+
+
+# --- column mapping, chat data, the hints --------------------------------------------------------------
+
+CHATS = [
+    {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is 2+2?"},
+                  {"role": "assistant", "content": "<think>\n2+2=4\n</think>\n4"}], "source": "s1"},
+    {"messages": [{"role": "user", "content": "Name a color"}, {"role": "assistant", "content": "Red"}], "source": "s2"},
+]
+
+
+def test_import_with_map(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "qa.jsonl", [{"Question": "What is 2+2?", "Answer": 4, "Topic": "math"}])
+    res = cli(capsys, "data", "import", src, "--map", "prompt=Question", "--map", "answer=Answer", "--to", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    ds = load_prompts(tmp_path / "o")
+    assert ds[0]["prompt"] == "What is 2+2?" and ds[0]["answer"] == "4" and ds[0]["Topic"] == "math"
+    assert read_manifest(tmp_path / "o")["config"]["map"] == ["prompt=Question", "answer=Answer"]
+    assert_user_error(cli(capsys, "data", "import", src, "--map", "prompt=Nope", "--to", tmp_path / "p"),
+                      "no column 'Nope'", "Question, Answer")
+    assert_user_error(cli(capsys, "data", "import", src, "--map", "prompt", "--to", tmp_path / "p"), "CANONICAL=SOURCE")
+
+
+def test_import_messages_as_prompts_and_as_sft(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "chat.jsonl", CHATS)
+    assert cli(capsys, "data", "import", src, "--format", "messages", "--to", tmp_path / "p").returncode == 0
+    ds = load_prompts(tmp_path / "p")
+    # the last user turn is the prompt, the turns before it are kept, the reply after it is the reference
+    assert [m["content"] for m in ds[0]["prompt"]] == ["Be nice.", "Hi", "Hello!", "What is 2+2?"]
+    assert ds["answer"] == ["<think>\n2+2=4\n</think>\n4", "Red"] and ds["source"] == ["s1", "s2"]
+    res = cli(capsys, "data", "import", src, "--format", "messages", "--kind", "sft", "--to", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    assert "1 of 2 end in an R1-format reply" in res.stdout and "r1 coldstart needs every row so" in res.stdout
+    assert read_manifest(tmp_path / "s")["counts"]["r1_format"] == 1
+    assert load_sft(tmp_path / "s")["messages"][1][-1] == {"role": "assistant", "content": "Red"}
+    # ShareGPT's from/value turns
+    sg = write_jsonl(tmp_path / "sg.jsonl", [{"conversations": [{"from": "human", "value": "Hi"},
+                                                                {"from": "gpt", "value": "Hello"}]}])
+    assert cli(capsys, "data", "import", sg, "--format", "messages", "--kind", "sft", "--to", tmp_path / "g").returncode == 0
+    assert load_sft(tmp_path / "g")["messages"][0] == [{"role": "user", "content": "Hi"},
+                                                       {"role": "assistant", "content": "Hello"}]
+    ends_with_user = write_jsonl(tmp_path / "u.jsonl", [{"messages": CHATS[1]["messages"][:1]}])
+    assert_user_error(cli(capsys, "data", "import", ends_with_user, "--format", "messages", "--kind", "sft",
+                          "--to", tmp_path / "u"), "does not end with an assistant reply", "--skip-bad")
+
+
+@pytest.mark.parametrize("rows, hint", [
+    ([{"question": "q", "answer": "#### 1"}], "--format gsm8k"),
+    ([{"problem": "p", "solution": r"\boxed{1}"}], "--format math"),
+    ([{"conversations": [{"from": "human", "value": "hi"}]}], "--format messages"),
+    ([{"Question": "q", "Answer": "1"}], "--map prompt=Question --map answer=Answer"),
+    ([{"instruction": "q", "output": "1"}], "--map prompt=instruction --map answer=output"),
+])
+def test_every_convert_hint_names_the_format_that_fits(tmp_path, capsys, rows, hint):
+    src = write_jsonl(tmp_path / "x.jsonl", rows)
+    with pytest.raises(UserError, match=re.escape(f"r1 data import {src} {hint} --to DIR")):
+        load_prompts(src)
+    assert_user_error(cli(capsys, "data", "import", src, "--to", tmp_path / "o"), f"import it with {hint}")
+    other = "math" if hint == "--format gsm8k" else "gsm8k"  # the wrong --format: the hint is the right one
+    assert_user_error(cli(capsys, "data", "import", src, "--format", other, "--to", tmp_path / "o"),
+                      f"import it with {hint}")
+
+
+def test_import_to_a_file_name_writes_that_file(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "g.jsonl", GSM8K)
+    for name in ("out.jsonl", "out.parquet"):
+        res = cli(capsys, "data", "import", src, "--format", "gsm8k", "--to", tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / name).is_file() and load_prompts(tmp_path / name)["answer"] == ["1234", "72", "-3"]
+    assert_user_error(cli(capsys, "data", "import", src, "--format", "gsm8k", "--to", tmp_path / "out.jsonl"), "--force")
+
+
+def test_data_is_printed_verbatim_never_as_markup(tmp_path, capsys, monkeypatch):
+    """MATH-500's \\[ and [asy] ... [/asy], a path with brackets: rich must not read any of it as markup."""
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping: each cell on one line
+    cells = {"prompt": r"Compute \[x^2\] [asy]draw((0,0)--(1,1));[/asy] [bold]b[/bold] \\ [/] :smile:",
+             "answer": r"\boxed{[1,2]} \[/asy]", "[col]": "[/asy]", "domain": "math", "language": "[en]"}
+    d = tmp_path / "exp[v2]"
+    d.mkdir()
+    src = write_jsonl(d / "d.jsonl", [cells])
+    res = cli(capsys, "data", "inspect", src, "--rows", "1")
+    assert res.returncode == 0, res.stderr
+    for text in (*cells.values(), "[col]", "[en] 1"):
+        assert text in res.stdout, text
+    assert str(src) in re.sub(r"\s*\n", "", res.stdout)  # the title wraps at the table's width
+    runs = tmp_path / "runs[1]"
+    res = cli(capsys, "data", "import", src, "--to", runs / "out")
+    assert res.returncode == 0, res.stderr
+    assert f"from {src} into {runs / 'out'}" in res.stdout and f"wrote {runs / 'out'} (" in res.stdout
+    res = cli(capsys, "data", "inspect", runs)  # a dir holding a dataset dir: the hint's path is whole
+    assert res.returncode == 0 and f"r1 data inspect {runs / 'out'}" in res.stdout, res.stdout
+
+
+def test_a_row_over_the_size_limit_is_refused(tmp_path, monkeypatch):
+    from r1cli.data.schema import MAX_ROW_CHARS
+
+    big = "y" * (MAX_ROW_CHARS + 1)
+    src = write_jsonl(tmp_path / "big.jsonl", ROWS[:1] + [{"id": "big", "prompt": [{"role": "user", "content": big}]}])
+    with pytest.raises(UserError, match=r"row 1 \(id big\) has 1,000,0\d\d characters .*R1_MAX_ROW_CHARS"):
+        load_prompts(src)
+    # text anywhere in the row counts: a long CoT in an SFT conversation too
+    sft = write_jsonl(tmp_path / "sft.jsonl", [{"messages": [{"role": "user", "content": "q"},
+                                                             {"role": "assistant", "content": big}]}])
+    with pytest.raises(UserError, match="row 0 .* characters"):
+        load_sft(sft)
+    monkeypatch.setenv("R1_MAX_ROW_CHARS", str(2 * MAX_ROW_CHARS))
+    assert len(load_prompts(src)) == 2
+    monkeypatch.setenv("R1_MAX_ROW_CHARS", "lots")
+    with pytest.raises(UserError, match="R1_MAX_ROW_CHARS='lots'"):
+        load_prompts(src)

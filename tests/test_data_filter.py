@@ -122,3 +122,39 @@ def test_bad_input_exits_2_with_one_line(run_r1, tmp_path, args, msg):
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in r.stderr and re.search(msg, err[0]), r.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+# --- by prompt length ------------------------------------------------------------------------------------
+
+
+def test_filter_by_prompt_tokens_keeps_what_fits_the_model(tmp_path):
+    from tiny_lm import save_tiny
+
+    from r1cli.generation.lengths import count_tokens, load_tokenizer
+    from r1cli.templates import apply_template
+
+    model = save_tiny(tmp_path / "model")
+    rows = PROMPTS + [{"id": "long", "prompt": "x" * 300, "answer": "1", "domain": "math", "language": "en"}]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(p) + "\n" for p in rows))
+    tok = load_tokenizer(model)
+    limit = max(count_tokens(tok, [apply_template(p["prompt"]) for p in PROMPTS]))
+    main(["data", "filter", str(data), "--max-prompt-tokens", str(limit), "--model", str(model),
+          "--to", str(tmp_path / "fit")])
+    assert load_from_disk(str(tmp_path / "fit"))["id"] == [p["id"] for p in PROMPTS]
+    m = json.loads((tmp_path / "fit" / "r1.json").read_text())
+    assert m["counts"]["too_long"] == 1 and m["counts"]["longest_kept_tokens"] == limit
+    assert m["config"]["max_prompt_tokens"] == limit and m["stage"] == "data-filter"
+
+
+def test_filter_refuses_an_eval_of_other_prompts_and_an_empty_result(tmp_path, capsys):
+    ev = _eval_dir(tmp_path)
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({**p, "id": f"x{i}"}) + "\n" for i, p in enumerate(PROMPTS)))
+    for args, msg in (([str(other), "--pass-rate", "0..1"], "measured none of the 5 prompts"),
+                      ([str(_prompts(tmp_path)), "--pass-rate", "0.3..0.4"], "widen --pass-rate")):
+        with pytest.raises(SystemExit) as e:
+            main(["data", "filter", *args, "--from", str(ev), "--to", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and msg in err and "\n" not in err, err
+        assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()

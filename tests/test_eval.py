@@ -355,3 +355,56 @@ def test_r1_eval_on_the_toy_world(toy_base, toy_data, tmp_path):
         assert m["format_rate"] == pytest.approx(mean(rows["reward_format"]), abs=1e-6)
         assert m["language_consistency_rate"] == pytest.approx(mean(rows["language_consistent"]), abs=1e-6)
         assert m["mean_completion_tokens"] == pytest.approx(mean(rows["num_tokens"]), abs=1e-4)
+
+
+# --- prompts that fill the context, the system prompt --------------------------------------------------
+
+
+def test_system_prompt_goes_before_each_chat_prompt():
+    from datasets import Dataset
+
+    gen = FakeGenerator(SCRIPT)
+    evaluate(gen, Dataset.from_list(ROWS), k=1, system_prompt="Think step by step.", progress=False)
+    prompts = gen.calls[0][0]
+    assert all(p[0] == {"role": "system", "content": "Think step by step."} and p[1]["role"] == "user" for p in prompts)
+
+
+@pytest.fixture
+def long_data(tmp_path):
+    """The eval rows plus one prompt longer than the tiny model's 512-token context."""
+    data = tmp_path / "long.jsonl"
+    rows = ROWS + [{"id": "huge", "prompt": chat("What is " + "1+" * 400 + "1?"), "answer": "401", "domain": "math",
+                    "language": "en"}]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return data
+
+
+def test_r1_eval_refuses_prompts_that_leave_no_room(tiny_world, long_data, tmp_path):
+    model, _ = tiny_world
+    out = tmp_path / "ev"
+    code, _, err = r1("eval", "--model", model, "--data", long_data, "--out", out, "--k", 1, "--max-new-tokens", 8)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "1 of 4 prompts" in err and "ids huge" in err and "drop_long_prompts=true" in err and "r1 data filter" in err
+    assert not out.exists() and not (tmp_path / "ev.partial").exists()
+
+
+def test_r1_eval_drop_long_prompts_leaves_them_out_and_counts_them(tiny_world, long_data, tmp_path):
+    from r1cli.artifacts import read_manifest
+
+    model, _ = tiny_world
+    out = tmp_path / "ev"
+    code, _, err = r1("eval", "--model", model, "--data", long_data, "--out", out, "--k", 1, "--max-new-tokens", 8,
+                      "--set", "drop_long_prompts=true")
+    assert code == 0, err
+    m = read_manifest(out)
+    assert m["counts"]["dropped_long_prompts"] == 1 and m["metrics"]["n_prompts"] == 3
+
+
+def test_r1_eval_says_why_pass_at_1_is_missing(tiny_world, tmp_path):
+    model, _ = tiny_world
+    data = tmp_path / "no_answer.jsonl"
+    data.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"]}, ensure_ascii=False) + "\n" for r in ROWS))
+    code, stdout, err = r1("eval", "--model", model, "--data", data, "--out", tmp_path / "ev", "--k", 1,
+                           "--max-new-tokens", 4)
+    assert code == 0, err
+    assert "pass@1 and cons@k are -:" in stdout and "has no `answer` column" in stdout

@@ -408,3 +408,49 @@ def test_vllm_missing_is_a_clear_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown backend"):
         check_backend("tensorrt")
 
+
+
+# --- prompts that fill the context (r1cli/generation/lengths.py) ---------------------------------------
+
+
+def test_fit_prompts_counts_tokens_as_the_backend_encodes_them(gen):
+    from r1cli.generation.lengths import count_tokens
+
+    assert count_tokens(gen.tokenizer, PROMPTS) == [len(x) for x in gen.encode(PROMPTS)]
+
+
+def test_fit_prompts_refuses_names_drops_or_says_lower_the_budget():
+    from r1cli.generation.lengths import count_tokens, fit_prompts
+
+    tok = tiny_tokenizer()
+    prompts = ["short", "x" * 100, "a bit longer", "y" * 90]
+    ids = ["a", "long1", "c", "long2"]
+    lengths = count_tokens(tok, prompts)
+    context, budget = 64, 32
+    kw = dict(budget_name="max_new_tokens", lower="--max-new-tokens {n}", model="M", data="D")
+    with pytest.raises(UserError) as e:
+        fit_prompts(prompts, ids, tok, budget=budget, context=context, drop=False, **kw)
+    msg = str(e.value)
+    assert "2 of 4 prompts" in msg and "ids long1, long2" in msg and "--set drop_long_prompts=true" in msg
+    assert f"r1 data filter D --max-prompt-tokens {context - budget} --model M" in msg
+    kept, dropped = fit_prompts(prompts, ids, tok, budget=budget, context=context, drop=True, **kw)
+    assert kept == [0, 2] and dropped == 2
+    # nothing fits: only a smaller budget helps, and the message says how small
+    big = 2 * context
+    with pytest.raises(UserError, match=f"--max-new-tokens {big - min(lengths[1], lengths[3])}"):
+        fit_prompts(prompts[1::2], ids[1::2], tok, budget=big - 10, context=big, drop=True, **kw)
+    with pytest.raises(UserError, match="leaves no room"):
+        fit_prompts(prompts, ids, tok, budget=context, context=context, drop=True, **kw)
+    # a config without max_position_embeddings: nothing to check against
+    assert fit_prompts(prompts, ids, tok, budget=budget, context=None, drop=False, **kw) == ([0, 1, 2, 3], 0)
+
+
+def test_model_context_reads_config_json(tmp_path):
+    import json
+
+    from r1cli.generation.lengths import model_context
+
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": {"max_position_embeddings": 4096}}))
+    assert model_context(tmp_path) == 4096
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "x"}))
+    assert model_context(tmp_path) is None

@@ -135,3 +135,22 @@ def test_set_on_a_mapping_updates_key_by_key(tmp_path):
     cfg = resolve(GRPOStageConfig, r, ["reward_options.a=1", "reward_options.b=2", "rewards.language=0.5"])
     assert cfg.reward_options == {"a": 1, "b": 2}
     assert cfg.rewards == {"accuracy": 1.0, "format": 1.0, "language": 0.5}
+
+
+def test_every_commands_set_example_is_a_key_it_accepts():
+    """`r1 CMD --help` shows a --set example; the command's own config must take it (score has no trl:)."""
+    import shlex
+
+    from typer.main import get_command
+
+    from r1cli.cli import app
+
+    stage_of = {"coldstart": "coldstart", "sft": "sft", "grpo": "grpo", "reject-sample": "reject-sample", "eval": "eval",
+                "score": "score", "rm": "rm", "align": "align", "toy data": "toy-data", "toy base": "toy-base"}
+    commands = get_command(app).commands
+    for name, stage in stage_of.items():
+        words = name.split()
+        cmd = commands[words[0]].commands[words[1]] if len(words) == 2 else commands[words[0]]
+        help_text = next(p.help for p in cmd.params if p.name == "set_")
+        example = shlex.split(help_text.split("--set ", 1)[1].rsplit(" (repeatable)", 1)[0])[0]
+        resolve(STAGES[stage], None, [example], stage=stage)

@@ -578,3 +578,16 @@ def test_nothing_accepted_still_writes_a_loadable_dataset(world, tmp_path):
     ds, m = run_stage(world, tmp_path / "none", "filters.max_reasoning_chars=1", "mode=reasoning")
     assert len(ds) == 0 and m["counts"]["accepted"] == 0 and m["counts"]["rejected"]["too_long"] > 0
     assert {"id", "messages", "source_id", "sample_index", "verifier", "kind"} <= set(ds.column_names)
+
+
+def test_prompts_that_leave_no_room_are_refused_or_dropped(world, tmp_path):
+    data = tmp_path / "long.jsonl"
+    rows = [{"id": "ok", **ROWS[0]},
+            {"id": "huge", "prompt": "What is " + "1+" * 300 + "1?", "answer": "301", "domain": "math", "language": "en"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match=r"1 of 2 prompts .* \(ids huge\)"):
+        run_stage(world, tmp_path / "rs", data=data)
+    assert not (tmp_path / "rs").exists() and not (tmp_path / "rs.partial").exists()
+    ds, m = run_stage(world, tmp_path / "rs", "drop_long_prompts=true", data=data)
+    assert m["counts"]["dropped_long_prompts"] == 1 and m["counts"]["prompts"] == 1
+    assert set(ds["source_id"]) <= {"ok"}

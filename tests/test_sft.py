@@ -101,3 +101,29 @@ def test_non_r1_data_refused_by_coldstart(run_r1, toy_base, tmp_path):
     p.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "2"}]}) + "\n")
     r = run_r1("coldstart", "--model", toy_base, "--data", p, "--out", tmp_path / "o")
     assert r.returncode == 2 and "R1 format" in r.stderr and "r1 sft" in r.stderr
+
+
+def test_a_log_file_gets_a_line_per_step_and_where_the_result_went(toy_base, toy_data, tmp_path):
+    """stdout to a file, as on a cluster: no progress bar there, so one plain line per logging step."""
+    import os
+    import subprocess
+    import sys
+
+    out, log = tmp_path / "cs", tmp_path / "log.txt"
+    with open(log, "w") as fh:
+        r = subprocess.run([sys.executable, "-m", "r1cli", "coldstart", "--model", str(toy_base), "--data",
+                            str(toy_data / "coldstart"), "--out", str(out), *SHORT], stdout=fh, stderr=subprocess.PIPE,
+                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = log.read_text().splitlines()
+    steps = [x for x in lines if x.startswith("r1 coldstart step ")]
+    assert [x.split()[3] for x in steps] == ["1/3", "2/3", "3/3"]
+    for x in steps:
+        for label in ("loss", "accuracy", "tokens/s", "elapsed", "ETA"):
+            assert f"  {label} " in x, x
+    summary = next(x for x in lines if x.startswith("r1 coldstart trained 3 steps"))
+    assert float(summary.split("tokens/s ")[1].split()[0]) > 0
+    assert lines[-1].startswith(f"wrote {out} (coldstart, ")
+    # the run's summary record in metrics.jsonl has the whole run's rate, not the last interval's 0
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "train_runtime" in records[-1] and records[-1]["tokens_per_s"] > 0

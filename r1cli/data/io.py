@@ -3,6 +3,12 @@
     from r1cli.data import load_table
     ds = load_table("gsm8k.jsonl")   # or .json, .parquet, .arrow, an HF save_to_disk dir,
                                      # an r1 dataset dir, or a dir of jsonl/parquet/arrow files
+    ds = load_table("gsm8k/main", split="test")   # a dataset as downloaded from the Hub
+
+A dataset downloaded from the Hub is a dir of split-named files: `train.jsonl`, `test-00000-of-00002.parquet`
+(one split in shards), maybe under `data/` or a config dir such as `main/`. A dir with several splits is
+read as the one named by `split`, and refused without it (naming the splits); the shards of a split are
+read together, and a missing shard is an error. A dir of files with other names is read as one dataset.
 
 A bad input is a one-line UserError naming the file (and the line, for JSONL). Saved dataset
 dirs (HF and r1) and .arrow files are memory-mapped, not read into RAM; JSONL and Parquet
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -36,6 +43,13 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
 NUMBERS_AS_TEXT = ("answer", "id")
 _CHUNK_ROWS = 20_000
 _BLOCK_SIZE = 8 << 20  # pyarrow needs a whole row inside one block; long-CoT rows can be 100s of kB
+# the Hub's file names: {split}[-{shard}-of-{shards}].{ext}, the split starting with one of the words
+# `datasets` recognises (train_sft and test_gen are splits too); other names are not split-named
+_SPLIT_WORDS = ("train", "training", "validation", "valid", "val", "dev", "test", "testing", "eval", "evaluation")
+_SPLIT_NAME = re.compile(r"^(?P<split>(?:%s)(?:[-_.][A-Za-z0-9_.-]*?)??)(?:-(?P<shard>\d{5})-of-(?P<of>\d{5}))?$"
+                         % "|".join(_SPLIT_WORDS), re.IGNORECASE)
+# JSON files of a Hub repo or a saved dataset that describe the data and are not rows of it
+_NOT_DATA = ("dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json", MANIFEST)
 
 
 def dataset(table: pa.Table) -> Dataset:
@@ -56,12 +70,19 @@ def _name(what: str, p: Path) -> str:
 # --- one entry point ---------------------------------------------------------------------
 
 
-def load_table(path: str | os.PathLike, what: str = "--data") -> Dataset:
-    """Any supported input as a Dataset; UserError (one line) on a bad or empty input."""
+def load_table(path: str | os.PathLike, what: str = "--data", split: str | None = None) -> Dataset:
+    """Any supported input as a Dataset; UserError (one line) on a bad or empty input. `split` picks
+    one split of a dir that holds several (Hub files, a saved DatasetDict)."""
     p = check_input(path, what)
     if any(part.endswith(PARTIAL) for part in p.absolute().parts[:-1]):
         raise UserError(f"{_name(what, p)} is inside an unfinished stage output (*{PARTIAL}): finish it with --resume or use a finished dir")
-    ds = _load_dir(p, what) if p.is_dir() else _load_file(p, what)
+    if p.is_dir():
+        ds = _load_dir(p, what, split)
+    else:
+        if split is not None and _split_of(p) != split:
+            raise UserError(f"--split {split}: {_name(what, p)} is one file (split {_split_of(p) or 'unnamed'}): "
+                            "give the dir that holds the splits, or leave out --split")
+        ds = _load_file(p, what)
     if len(ds) == 0:
         raise UserError(f"{_name(what, p)} has no rows: give a dataset with at least one row")
     return ds
@@ -94,7 +115,7 @@ def _read_arrow(p: Path, what: str) -> Dataset:
         raise UserError(f"{_name(what, p)} is not a readable Arrow file ({_short(e)}): re-export it") from None
 
 
-def _load_dir(p: Path, what: str) -> Dataset:
+def _load_dir(p: Path, what: str, split: str | None = None) -> Dataset:
     m = read_manifest(p)
     if m is not None and m.get("kind") not in ("dataset", "eval"):
         raise UserError(f"{_name(what, p)} is a {m.get('kind')}, not a dataset: give a dataset dir or file")
@@ -102,8 +123,11 @@ def _load_dir(p: Path, what: str) -> Dataset:
         raise UserError(f"{_name(what, p)} is a model checkpoint (it has config.json), not a dataset")
     if (p / "dataset_dict.json").is_file():
         splits = sorted(d.name for d in p.iterdir() if d.is_dir())
-        raise UserError(f"{_name(what, p)} holds several splits ({', '.join(splits)}): give one of them, e.g. {p / splits[0]}"
-                        if splits else f"{_name(what, p)} is an empty DatasetDict")
+        if split is not None and split in splits:
+            return load_table(p / split, what)
+        if not splits:
+            raise UserError(f"{_name(what, p)} is an empty DatasetDict")
+        raise UserError(_splits_message(p, what, splits, split))
     if (p / "state.json").is_file():
         try:
             ds = load_from_disk(str(p))
@@ -111,17 +135,73 @@ def _load_dir(p: Path, what: str) -> Dataset:
             raise UserError(f"{_name(what, p)} is not a readable saved dataset ({_short(e)}): re-create it") from None
         if not isinstance(ds, Dataset):
             raise UserError(f"{_name(what, p)} holds several splits: give one of them")
+        if split is not None:
+            raise UserError(f"--split {split}: {_name(what, p)} is one saved dataset, not a dir of splits: leave out --split")
         return ds
-    files = _data_files(p)
+    files = _data_files(p) or (_data_files(p / "data") if (p / "data").is_dir() else [])
     if not files:
         subs = sub_datasets(p)
         if subs:
             raise UserError(f"{_name(what, p)} holds several datasets ({', '.join(subs)}): give one of them, e.g. {p / subs[0]}")
-        with_files = [d.name for d in sorted(p.iterdir()) if d.is_dir() and _data_files(d)]
-        hint = f": give {p / with_files[0]}, which has some" if with_files else ""
-        raise UserError(f"{_name(what, p)} has no data files (*.jsonl, *.json, *.parquet, *.arrow) and is not a saved dataset{hint}")
+        configs = {d.name: _splits(_data_files(d) or (_data_files(d / "data") if (d / "data").is_dir() else []))
+                   for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+        configs = {name: groups for name, groups in configs.items() if groups}
+        if configs:
+            listing = "; ".join(f"{name} ({', '.join(groups)})" for name, groups in configs.items())
+            name, groups = next(iter(configs.items()))
+            example = f"{p / name}" + (f" --split {_example_split(groups)}" if len(groups) > 1 else "")
+            raise UserError(f"{_name(what, p)} has no data files of its own; its subdirs hold configs {listing}: "
+                            f"give one, e.g. {example}")
+        raise UserError(f"{_name(what, p)} has no data files (*.jsonl, *.json, *.parquet, *.arrow) and is not a saved dataset")
+    groups = _splits(files)
+    if split is not None:
+        if split not in groups:
+            raise UserError(f"--split {split}: {_name(what, p)} has no such split; it has {', '.join(groups)}")
+        files = groups[split]
+    elif len(groups) > 1 and any(_split_of(f) for f in files):
+        raise UserError(_splits_message(p, what, list(groups), None))
+    _check_shards(files, p, what)
     parts = [_load_file(f, what) for f in files]
     return parts[0] if len(parts) == 1 else concat(parts, [str(f) for f in files])
+
+
+def _split_of(f: Path) -> str | None:
+    """The split a Hub file name gives (`test-00000-of-00002.parquet` -> test); None for other names."""
+    m = _SPLIT_NAME.match(f.name[: -len(f.suffix)] if f.suffix else f.name)
+    return m.group("split") if m else None
+
+
+def _splits(files: list[Path]) -> dict[str, list[Path]]:
+    """{split: its files, in shard order}; a file that is not split-named is a group of its own name."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(_split_of(f) or f.name, []).append(f)
+    return groups
+
+
+def _example_split(names) -> str:
+    return next((s for s in ("test", "validation", "train") if s in names), sorted(names)[0])
+
+
+def _splits_message(p: Path, what: str, splits: list[str], split: str | None) -> str:
+    asked = f"--split {split} is not one of them; " if split is not None else ""
+    return (f"{_name(what, p)} holds several splits ({', '.join(splits)}): {asked}read one with --split "
+            f"(r1 data import, inspect, export), e.g. r1 data import {p} --split {_example_split(splits)} --to DIR")
+
+
+def _check_shards(files: list[Path], p: Path, what: str) -> None:
+    """Every shard of a sharded split is there (`-00001-of-00004`): a download cut short is not a dataset."""
+    shards: dict[str, tuple[int, set[int]]] = {}
+    for f in files:
+        m = _SPLIT_NAME.match(f.name[: -len(f.suffix)])
+        if m and m.group("of"):
+            of, seen = shards.setdefault(m.group("split"), (int(m.group("of")), set()))
+            seen.add(int(m.group("shard")))
+    for name, (of, seen) in shards.items():
+        missing = sorted(set(range(of)) - seen)
+        if missing:
+            raise UserError(f"{_name(what, p)} has {len(seen)} of the {of} shards of split {name} (shard {missing[0]:05d} "
+                            "is missing): finish the download")
 
 
 def sub_datasets(p: Path) -> list[str]:
@@ -131,7 +211,7 @@ def sub_datasets(p: Path) -> list[str]:
 
 def _data_files(p: Path) -> list[Path]:
     return sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in FILE_SUFFIXES
-                  and f.name != MANIFEST and not f.name.startswith("."))
+                  and f.name not in _NOT_DATA and not f.name.startswith("."))
 
 
 def holds_datasets(p: Path) -> bool:

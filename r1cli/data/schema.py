@@ -12,6 +12,10 @@ the sha256 of the row as JSON (keys sorted, after the fixes above). So the same 
 same id in any file, order or shard, `r1 data merge` drops true duplicates only, and two
 datasets without ids can be merged without their ids colliding.
 
+A row longer than R1_MAX_ROW_CHARS characters (all its text together; default 1,000,000, an
+environment variable so that every stage and `r1 data` command gets it) is refused before any model
+loads: no prompt or CoT is that long, and tokenizing tens of MB kills the process instead.
+
 Checks run on Arrow columns (pyarrow.compute), not Python rows: 100k rows take milliseconds.
 """
 
@@ -19,11 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+
+import numpy as np
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
 
+from r1cli.data.formats import suggest
 from r1cli.data.io import dataset, table_of
 from r1cli.errors import UserError
 
@@ -38,6 +46,7 @@ REQUIRED = {
     "safety": ("prompt", "completion", "label"),
 }
 MESSAGES = "a list of {role, content} messages"
+MAX_ROW_CHARS = 1_000_000
 
 
 def guess_kind(columns) -> str | None:
@@ -138,7 +147,7 @@ class _Checker:
             self.type_error(col, MESSAGES)
         fields = {f.name: f.type for f in t.value_type}
         if "role" not in fields or "content" not in fields:
-            hint = " (ShareGPT from/value data must be converted to role/content)" if "from" in fields else ""
+            hint = " (ShareGPT from/value data: import it with r1 data import --format messages)" if "from" in fields else ""
             self.fail(_first(c.is_valid()) or 0, col, f"holds messages with fields {', '.join(fields)}",
                       f"each message needs role and content{hint}")
         if not _is_text(fields["role"]) or not (_is_text(fields["content"]) or pa.types.is_null(fields["content"])):
@@ -278,8 +287,11 @@ def validate(ds: Dataset, kind: str, path="", required=()) -> Dataset:
     cols = ds.column_names
     for col in (*REQUIRED[kind], *required):
         if col not in cols:
+            fix = (f"import it with r1 data import {where} {suggest(cols, kind)} --to DIR"
+                   if kind in ("prompts", "sft") and col in REQUIRED[kind] else "rename the column")
             raise UserError(f"{where} has no column {col!r} ({kind} need {', '.join((*REQUIRED[kind], *required))}; "
-                            f"it has {', '.join(cols)}): rename the column, or convert with r1 data import --format")
+                            f"it has {', '.join(cols)}): {fix}")
+    check_row_sizes(table_of(ds), where)
     ck = _Checker(table_of(ds), where)
     if "prompt" in cols and kind != "sft":
         ck.prompt()
@@ -306,6 +318,60 @@ def validate(ds: Dataset, kind: str, path="", required=()) -> Dataset:
     if table is ck.t and not ck.fixes:
         return ds
     return dataset(table.replace_schema_metadata(None))
+
+
+# --- size -----------------------------------------------------------------------------------------------
+
+
+def max_row_chars() -> int:
+    """The longest row accepted, in characters: R1_MAX_ROW_CHARS, else MAX_ROW_CHARS."""
+    text = os.environ.get("R1_MAX_ROW_CHARS", "").strip()
+    if not text:
+        return MAX_ROW_CHARS
+    try:
+        n = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UserError(f"R1_MAX_ROW_CHARS={text!r} must be a whole number of characters >= 1, e.g. 1000000")
+    return n
+
+
+def check_row_sizes(table: pa.Table, where: str) -> None:
+    """Refuse a row whose text (every string in it, nested ones too) is longer than max_row_chars()."""
+    limit = max_row_chars()
+    sizes = np.zeros(table.num_rows, dtype=np.int64)
+    for col in table.columns:
+        offset = 0
+        for chunk in col.chunks:
+            sizes[offset:offset + len(chunk)] += _chars(chunk)
+            offset += len(chunk)
+    over = np.flatnonzero(sizes > limit)
+    if len(over):
+        row = int(over[0])
+        name = f" (id {table.column('id')[row].as_py()})" if "id" in table.column_names else ""
+        more = f" ({len(over)} rows are)" if len(over) > 1 else ""
+        raise UserError(f"{where} row {row}{name} has {int(sizes[row]):,} characters of text, more than the limit of "
+                        f"{limit:,}{more}: remove such rows, or raise the limit with R1_MAX_ROW_CHARS")
+
+
+def _chars(arr: pa.Array) -> np.ndarray:
+    """Characters of text in each element of `arr` (strings, and strings inside lists and structs)."""
+    t = arr.type
+    if _is_text(t):
+        return pc.fill_null(pc.utf8_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if _is_list(t):
+        inner = _chars(arr.flatten())
+        parents = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+        return np.bincount(parents, weights=inner, minlength=len(arr)).astype(np.int64)
+    if pa.types.is_struct(t):
+        total = np.zeros(len(arr), dtype=np.int64)
+        for i in range(t.num_fields):
+            total += _chars(arr.field(i))
+        return total
+    return np.zeros(len(arr), dtype=np.int64)
 
 
 def with_ids(table: pa.Table) -> pa.Table:

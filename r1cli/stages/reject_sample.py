@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from r1cli.artifacts import (
     check_input,
@@ -46,6 +47,7 @@ from r1cli.data import load_prompts, load_sft, save_dataset
 from r1cli.data.io import table_of
 from r1cli.errors import UserError
 from r1cli.generation import check_backend, load_generator
+from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.generation.judge import check_environment as check_judge_environment
 from r1cli.generation.judge import check_reachable, load_judge
 from r1cli.recipe import to_dict
@@ -146,6 +148,37 @@ def check_resume(out: Path, config: dict, inputs: list) -> None:
             raise UserError(f"{i['path']} changed since {partial_path(out)} was started: pass --force to start over")
 
 
+def fit_context(cfg: RejectSampleConfig, ds, tokenizer, prefilled: bool, patterns, examples, model, data):
+    """(the prompts that leave sampling.max_new_tokens of the model's context, how many were left out),
+    measured as the chunks build them (few-shot turns, the general template, a pre-filled <think>)."""
+    from types import SimpleNamespace
+
+    # each prompt gets few_shot examples drawn by its index, and dropping rows moves the indices: measure
+    # every prompt with the longest ones, so a prompt kept here fits whichever it gets
+    longest = sorted(examples, key=lambda ex: -sum(len(m["content"]) for m in ex))[:cfg.few_shot]
+    ctx = sampling.Context(cfg=cfg, generator=SimpleNamespace(tokenizer=tokenizer), judge=None, prefilled=prefilled,
+                           patterns=patterns, examples=longest)
+    rows = ds.select_columns([c for c in ("prompt", "answer") if c in ds.column_names]).to_list()
+    # a trivial general prompt keeps its reply and is never sent to the model
+    sent = [i for i, r in enumerate(rows) if not (cfg.mode == "general" and sampling.is_trivial(
+        sampling.prompt_text(r["prompt"]), cfg.trivial_max_chars, patterns))]
+    prompts = [sampling.model_prompt(ctx, rows[i], i)[0] for i in sent]
+    ids = ds["id"]
+    # few-shot turns and the general template are the stage's, not the data's: `r1 data filter` leaves room for them
+    extra = filter_overhead(tokenizer, lambda q: sampling.model_prompt(ctx, {"prompt": q, "answer": ""}, 0)[0])
+    kept, dropped = fit_prompts(prompts, [ids[i] for i in sent], tokenizer, budget=cfg.sampling.max_new_tokens,
+                                context=model_context(model), drop=cfg.drop_long_prompts,
+                                budget_name="sampling.max_new_tokens", lower="--set sampling.max_new_tokens={n}",
+                                model=model, data=data, filter_overhead=extra)
+    if dropped:
+        keep = set(range(len(rows))) - set(sent) | {sent[k] for k in kept}
+        ds = ds.select(sorted(keep))
+        console.print(f"left out {dropped} of {len(rows)} prompts that leave fewer than sampling.max_new_tokens="
+                      f"{cfg.sampling.max_new_tokens} tokens of the model's context (drop_long_prompts)",
+                      markup=False, highlight=False)
+    return ds, dropped
+
+
 # --- chunks ---------------------------------------------------------------------------------------
 
 
@@ -216,6 +249,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: r1 reject-sample sends chat prompts")
     prefilled = prefilled_think(tokenizer, "r1", cfg.prefilled_think)  # the prompts are chat prompts
+    ds, dropped = fit_context(cfg, ds, tokenizer, prefilled, patterns, examples, model, data)
     inputs = [model, data] + ([few_shot] if few_shot else []) + ([Path(cfg.judge.model_dir)] if cfg.judge.model_dir else [])
     config = to_dict(cfg)
     if resume and not force:
@@ -242,6 +276,7 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
             add_stats(totals, json.loads(chunk_paths(chunk_dir, c)[1].read_text()))
         join_chunks(run_, chunks, chunk_dir, ctx.schema(table))
         report(run_, cfg, totals, len(chunks))
+        run_.counts["dropped_long_prompts"] = dropped
     print_summary(run_.counts, run_.metrics, out)
     return out
 
@@ -304,7 +339,7 @@ def report(run_, cfg: RejectSampleConfig, t: dict, n_chunks: int) -> None:
 def print_summary(counts: dict, metrics: dict, out: Path) -> None:
     from rich.table import Table
 
-    t = Table(title=f"r1 reject-sample -> {out}")
+    t = Table(title=escape(f"r1 reject-sample -> {out}"))
     t.add_column("what")
     t.add_column("count", justify="right")
     t.add_column("note")
@@ -313,8 +348,8 @@ def print_summary(counts: dict, metrics: dict, out: Path) -> None:
     t.add_row("passed every check", str(counts["passed"]), f"pass rate {metrics['pass_rate']}")
     t.add_row("[bold]rows written", f"[bold]{counts['accepted']}", f"{counts['not_kept']} verified but not kept (--keep)")
     for d, v in counts["accepted_by_domain"].items():
-        t.add_row(f"  domain={d}", str(v["rows"]), f"mean {v['mean_tokens']} tokens")
+        t.add_row(escape(f"  domain={d}"), str(v["rows"]), f"mean {v['mean_tokens']} tokens")
     for reason, n in counts["rejected"].items():
-        t.add_row(f"  rejected: {reason}", str(n), "")
+        t.add_row(escape(f"  rejected: {reason}"), str(n), "")
     t.add_row("pass-rate histogram", "", "  ".join(f"{k}: {v}" for k, v in counts["pass_rate_histogram"].items()))
     Console().print(t)

@@ -261,6 +261,7 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: Path | 
     """Write the report; return what the guards asked for found: --check problems (unfinished stages,
     changed or missing inputs) and, with --fail-on-claims, the claims of --claims FILE that do not hold."""
     from rich.console import Console
+    from rich.markup import escape
 
     if not run_dirs:
         raise UserError("r1 report needs at least one RUN_DIR (e.g. runs/demo)")
@@ -308,14 +309,14 @@ def run(run_dirs: list[Path], *, out: Path, check: bool = False, claims: Path | 
         title = f"across {len(runs)} runs: mean ± half the min–max spread"
         console.print(report_render.rich_table(data["across_runs"], title))
     for p in found:
-        console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {p}")
+        console.print(f"[yellow]{'check failed' if check else 'note'}:[/] {escape(str(p))}")
     if fail_on_claims and failed:
         for x in data["runs"]:
             bad = [f"{c['name']} {c['status']}" for c in x["claims"] if c["status"] != "holds"]
             if bad:
-                console.print(f"[red]claims check failed:[/] {x['name']}: {len(bad)} of {len(x['claims'])} claims do "
+                console.print(f"[red]claims check failed:[/] {escape(str(x['name']))}: {len(bad)} of {len(x['claims'])} claims do "
                               f"not hold ({', '.join(bad)})", highlight=False)
-    console.print(f"wrote {out}: report.md, report.json, {len(data['plots'])} plots")
+    console.print(f"{out}: report.md, report.json, {len(data['plots'])} plots", markup=False, highlight=False)
     return (found if check else []) + (failed if fail_on_claims else [])
 
 

@@ -101,6 +101,7 @@ def summarize(values: dict[str, list], rewards: list) -> tuple[dict, dict]:
 
 def run(cfg: ScoreConfig, *, data: Path, out: Path, force: bool = False) -> Path:
     from rich.console import Console
+    from rich.markup import escape
 
     # --- check inputs: names, options, columns, all before the first reward is computed
     check_output(out, force)
@@ -137,20 +138,21 @@ def run(cfg: ScoreConfig, *, data: Path, out: Path, force: bool = False) -> Path
     console.print(summary_table(metrics, counts, rewards, title=f"r1 score {data}"))
     if counts["timeouts"]:
         console.print(f"[yellow]{counts['timeouts']} answers hit the verification deadline and scored 0[/]")
-    console.print(f"[dim]scored rows: {out}[/]")
+    console.print(f"[dim]scored rows: {escape(str(out))}[/]")
     return out
 
 
 def summary_table(metrics: dict, counts: dict, rewards: list, title: str):
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for col, just in (("reward", "left"), ("weight", "right"), ("rows scored", "right"), ("mean", "right")):
         table.add_column(col, justify=just)
     n = counts["rows"]
     for name, _, w in rewards + [("reward", None, None)]:
         mean = metrics[f"{name}_mean"]
-        table.add_row(name if w is not None else "[bold]reward (weighted sum)[/]", "" if w is None else f"{w:g}",
+        table.add_row(escape(name) if w is not None else "[bold]reward (weighted sum)[/]", "" if w is None else f"{w:g}",
                       f"{counts['applicable'][name]}/{n}", "-" if mean is None else f"{mean:.4f}")
     return table
 

@@ -27,12 +27,13 @@ from r1cli.toy import problems as toy
 def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> Path:
     from datasets import Dataset
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     splits = toy.build(cfg)  # every check runs before OUT.partial/ is made
     kinds = {"rl": "prompts", "coldstart": "sft", "coldstart_general": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
              "helpful_pairs": "preferences", "safety": "safety"}
-    table = Table(title=f"r1 toy data -> {out}")
+    table = Table(title=escape(f"r1 toy data -> {out}"))
     for col in ("split", "kind", "rows", "zh", "example"):
         table.add_column(col, overflow="fold", max_width=60 if col == "example" else None)
     with stage_output(out, kind="dataset", stage="toy-data", config=asdict(cfg), force=force) as run:
@@ -44,7 +45,7 @@ def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> P
             run.counts[name] = len(rows)
             first = rows[0]
             example = first.get("messages", first.get("prompt"))[-1]["content"]
-            table.add_row(name, kinds[name], str(len(rows)), f"{zh / len(rows):.0%}", example.replace("\n", "\\n"))
+            table.add_row(name, kinds[name], str(len(rows)), f"{zh / len(rows):.0%}", escape(example.replace("\n", "\\n")))
         run.metrics["eval_problems_held_out"] = len(toy.problems(True))
         run.metrics["train_problems"] = len(toy.problems(False))
     Console().print(table)
@@ -82,5 +83,5 @@ def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> P
                           f"accuracy {m['zero_shot_r1_accuracy']:.1%}, R1 format {m['zero_shot_r1_format_rate']:.1%}; "
                           f"r1zero template: accuracy {m['zero_shot_r1zero_accuracy']:.1%}, "
                           f"format {m['zero_shot_r1zero_format_rate']:.1%}")
-    console.print(f"wrote {out} (final loss {run.metrics['final_loss']:.3f})")
+    console.print(f"toy base: final loss {run.metrics['final_loss']:.3f}")
     return Path(out)
