@@ -18,7 +18,7 @@ THREADS    ?= 2
 BASE_THREADS ?= 2
 CLAIMS     ?= recipes/toy/claims.yaml
 
-.PHONY: install test test-multiproc demo lanes demo-check smoke clean-demo install-vllm test-vllm
+.PHONY: install test test-multiproc demo lanes demo-check readme-tables smoke clean-demo install-vllm test-vllm
 
 install: $(VENV)/.installed
 
@@ -241,6 +241,10 @@ lanes:
 # its 2-step models meet no claim.
 demo-check:
 	$(R1RUN) report $(RUN) --out $(RUN)/report --claims $(CLAIMS) --fail-on-claims --force
+
+# the README's toy tables (between its toy-tables lines) from $(RUN)'s report, with the seed and the CPU
+readme-tables:
+	$(PY) -m r1cli.toy.readme $(RUN)/report README.md
 
 # --- smoke: the same rules with SMOKE=1 (a couple of steps each), from scratch, then the checks ----------
 SMOKE_RUN  ?= runs/smoke

@@ -209,6 +209,8 @@ class GRPOStageConfig(Section):
     dynamic_sampling: bool = False
     dynamic_sampling_max_rounds: int = setting(3, ge=1)
     micro_batch_by_length: bool = False  # micro-batches of one length, no all-pad columns (r1cli/training/micro_batches.py)
+    # prompts that leave fewer than trl.max_completion_length tokens of the context: left out and counted, not refused
+    drop_long_prompts: bool = False
     decode_loop: bool = False  # rollouts from r1cli's decode loop, not model.generate; not with vLLM (r1cli/training/rollouts.py)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(k=4, limit=None))
     trl: dict = field(default_factory=dict)

@@ -153,3 +153,19 @@ def test_a_users_claims_file_is_checked_and_its_mistakes_are_one_line(runs, run_
     proc = run_r1("report", runs["good"], "--out", tmp_path / "r3", "--fail-on-claims")
     assert proc.returncode == 2 and "--fail-on-claims needs --claims FILE" in proc.stderr
     assert not (tmp_path / "r3").exists()
+
+
+def test_the_readme_tables_are_pasted_from_the_report(runs, run_r1, tmp_path):
+    from r1cli.toy.readme import BEGIN, END, paste
+
+    out = tmp_path / "r"
+    assert report(run_r1, runs["good"], out, "--claims", TOY_CLAIMS)[0].returncode == 0
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{BEGIN}\n| old | table |\n{END}\nafter\n")
+    paste(out, readme)
+    text = readme.read_text()
+    md = (out / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| stage-3 SFT")]
+    assert rows and all(r in text for r in rows) and "| old | table |" not in text
+    assert "| R1-Zero > base (pass@1; the base under the r1zero template) | holds |" in text
+    assert text.startswith("# title\n\nbefore\n") and text.endswith(f"{END}\nafter\n") and "on seed " in text

@@ -34,7 +34,11 @@ def test_grpo_runs_and_records_telemetry(toy_base, toy_data, tmp_path, template)
 
 @pytest.mark.parametrize("extra,msg", [
     (["--set", "trl.num_generations=3"], "divisible by num_generations"),
-    (["--set", "trl.max_completion_length=600"], "does not fit the model's context"),
+    (["--set", "trl.max_completion_length=600"], "trl.max_completion_length=600 leaves no room for a prompt in the "
+                                                  "model's 512-token context"),
+    (["--set", "trl.learning_rate=-1e-5"], "trl.learning_rate must be >= 0"),
+    (["--set", "trl.max_grad_norm=-1"], "trl.max_grad_norm must be >= 0"),
+    (["--set", "trl.num_train_epochs=-2", "--set", "trl.max_steps=-1"], "trl.num_train_epochs must be >= 0"),
     (["--set", "rewards.code=1"], "reward 'code' needs column 'tests'"),
     (["--set", "rewards.acuracy=1"], "accuracy"),
     (["--set", "trl.use_vllm=true"], "vllm is not installed"),
@@ -219,3 +223,22 @@ def test_every_trl_private_method_the_trainer_relies_on_keeps_its_signature():
         elif tuple(inspect.signature(theirs).parameters) != params:
             changed.append(f"{name}{tuple(inspect.signature(theirs).parameters)} is not {name}{params}")
     assert not changed, "; ".join(changed)
+
+
+def test_prompts_past_the_context_are_named_or_dropped_and_counted(run_r1, toy_base, toy_data, tmp_path):
+    from datasets import load_from_disk
+
+    rows = load_from_disk(str(toy_data / "rl")).select(range(16)).to_list()
+    long = [{"role": "user", "content": "What is " + "1+" * 400 + "1?"}]  # chat messages, as the toy's prompts
+    rows.append({**rows[0], "id": "too-long", "prompt": long})
+    data = tmp_path / "rl.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = tmp_path / "o"
+    r = run_r1("grpo", "--model", toy_base, "--data", data, "--out", out, *SHORT)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1 and "1 of 17 prompts" in err[0] and "too-long" in err[0], r.stderr
+    assert "drop_long_prompts=true" in err[0] and "r1 data filter" in err[0] and not out.exists()
+    r = run_r1("grpo", "--model", toy_base, "--data", data, "--out", out, *SHORT, "--set", "drop_long_prompts=true")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((out / "r1.json").read_text())
+    assert m["counts"]["dropped_long_prompts"] == 1 and m["counts"]["prompts"] == 16 and m["counts"]["steps"] == 2

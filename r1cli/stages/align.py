@@ -47,10 +47,9 @@ from r1cli.training import lora
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
-    check_prompt_lengths,
     check_reward_columns,
-    context_length,
     degenerate_warnings,
+    fit_context,
     grpo_metrics_row,
     grpo_trainer_class,
     load_tokenizer,
@@ -294,9 +293,12 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
     rewards = route(resolve_rewards(cfg.rewards, **options), cfg.general_rewards)  # loads the RMs
     ds = combine([prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
     check_reward_columns(rewards, ds, " and ".join(map(str, data)))
+    ds, dropped = fit_context(cfg, args, ds, tokenizer, model, " and ".join(map(str, data)))
+    if dropped:  # the prompts left, as the rules above need them
+        n_reasoning, n_general = check_domains([ds], ["the prompts that fit the context"])
+        check_routing(cfg, n_reasoning, n_general)
     fraction = cfg.general_fraction if cfg.general_fraction is not None else n_general / len(ds)
     inputs = [model, *data, *rm_dirs.values()] + [p for p in (eval_data, general_eval_data) if p is not None]
-    check_prompt_lengths(ds, tokenizer, args.max_completion_length, context_length(model))
     per_batch, n_batches, per_step = generation_batches(args, len(ds))
     # when only the RMs score general rows, no reward applies to them before the RMs start: they
     # join the prompt stream then, instead of costing generations with no learning signal
@@ -327,7 +329,8 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
             result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
             samples.flush()
             save_checkpoint(trainer, tokenizer, run_)
-            run_.counts.update(prompts=len(ds), reasoning_prompts=n_reasoning, general_prompts=n_general,
+            run_.counts.update(prompts=len(ds), dropped_long_prompts=dropped, reasoning_prompts=n_reasoning,
+                               general_prompts=n_general,
                                steps=trainer.state.global_step,
                                preference_rewards_from_step=start_step(cfg.preference_rewards_from,
                                                                        trainer.state.max_steps),

@@ -25,10 +25,9 @@ from r1cli.training import lora
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
-    check_prompt_lengths,
     check_reward_columns,
-    context_length,
     degenerate_warnings,
+    fit_context,
     grpo_metrics_row,
     grpo_trainer_class,
     load_tokenizer,
@@ -59,7 +58,7 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
     rewards = resolve_rewards(cfg.rewards, prefilled_think=prefilled, template=cfg.template, **cfg.reward_options)
     check_reward_columns(rewards, ds, str(data))
     ds = prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
-    check_prompt_lengths(ds, tokenizer, args.max_completion_length, context_length(model))
+    ds, dropped = fit_context(cfg, args, ds, tokenizer, model, data)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
     with trainer_output(out, kind="checkpoint", stage="grpo", config=manifest_config(res),
@@ -82,7 +81,7 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
             result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
             samples.flush()
             save_checkpoint(trainer, tokenizer, run_)
-            run_.counts.update(prompts=len(ds), steps=trainer.state.global_step,
+            run_.counts.update(prompts=len(ds), dropped_long_prompts=dropped, steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size
                                * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
             run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,

@@ -9,11 +9,16 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rich.console import Console
+
 from r1cli.artifacts import StageRun
 from r1cli.errors import UserError
+from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, prefilled_think
 from r1cli.training import dynamic_sampling, micro_batches, rollouts
 from r1cli.training.telemetry import Callback
+
+console = Console(stderr=True)
 
 # --- prompts ------------------------------------------------------------------------------
 
@@ -44,36 +49,23 @@ def load_tokenizer(cfg, model: Path):
     return tokenizer, prefilled_think(tokenizer, cfg.template, cfg.prefilled_think)
 
 
-def context_length(model: Path) -> int | None:
-    from transformers import AutoConfig
-
-    return getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
-
-
-def check_prompt_lengths(ds, tokenizer, max_completion_length: int, model_max: int | None) -> None:
-    """Refuse prompts that leave no room for the completion in the model's context."""
-    if not model_max:
-        return
-    budget = model_max - max_completion_length
-    if budget <= 0:
-        raise UserError(f"max_completion_length={max_completion_length} does not fit the model's context of {model_max} "
-                        "tokens: lower trl.max_completion_length")
-
-    def length(row):
-        p = row["prompt"]
-        if isinstance(p, str):
-            n = len(tokenizer(p, add_special_tokens=False)["input_ids"])
-        else:
-            enc = tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True)
-            n = len(enc["input_ids"] if hasattr(enc, "keys") else enc)
-        return {"_n": n}
-
-    lengths = ds.map(length, desc="measuring prompts", keep_in_memory=True)["_n"]
-    over = sum(n > budget for n in lengths)
-    if over:
-        raise UserError(f"{over} of {len(lengths)} prompts are longer than the context budget of {budget} tokens "
-                        f"(model context {model_max} - max_completion_length {max_completion_length}): shorten or "
-                        "filter them, or lower trl.max_completion_length")
+def fit_context(cfg, args, ds, tokenizer, model: Path, data) -> tuple[object, int]:
+    """(the prompts that leave trl.max_completion_length tokens of the model's context, how many were left
+    out): `ds` is after prepare_prompts; too long prompts are refused unless drop_long_prompts
+    (r1cli/generation/lengths.py, the check every stage that generates runs)."""
+    budget = args.max_completion_length
+    ids = ds["id"] if "id" in ds.column_names else list(range(len(ds)))
+    overhead = filter_overhead(tokenizer, lambda q: apply_template(q, cfg.template, cfg.r1zero_template or R1ZERO_TEMPLATE,
+                                                                    cfg.system_prompt), cfg.template)
+    kept, dropped = fit_prompts(list(ds["prompt"]), ids, tokenizer, budget=budget, context=model_context(model),
+                                drop=cfg.drop_long_prompts, budget_name="trl.max_completion_length",
+                                lower="--set trl.max_completion_length={n}", model=model, data=data,
+                                template=cfg.template, filter_overhead=overhead)
+    if dropped:
+        ds = ds.select(kept)
+        console.print(f"left out {dropped} prompts that leave fewer than trl.max_completion_length={budget} tokens of "
+                      "the model's context (drop_long_prompts)", markup=False, highlight=False)
+    return ds, dropped
 
 
 def check_reward_columns(rewards: list, ds, where: str) -> None:

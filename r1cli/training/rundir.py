@@ -55,7 +55,7 @@ def resume_checkpoint(run: StageRun) -> str | None:
     state.wait_for_everyone()
     run.counts["resumed_from_step"] = step
     if found is not None:
-        console.print(f"resuming from {found} (step {step})")
+        console.print(f"resuming from {found} (step {step})", markup=False, highlight=False)
     return str(found) if found is not None else None
 
 
@@ -216,7 +216,7 @@ def already_trained(run: StageRun) -> bool:
     """A resumed run whose weights were saved before it stopped: training is done, the rest is not."""
     if run.resumed and run.saved:
         console.print(f"the trained model is in {run.partial} already (saved before the run stopped): "
-                      "skipping the training, finishing the rest")
+                      "skipping the training, finishing the rest", markup=False, highlight=False)
         return True
     return False
 
