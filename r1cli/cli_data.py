@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from r1cli import stages
-from r1cli.config import ToyBaseConfig, ToyDataConfig
+from r1cli.toy.config import ToyBaseConfig, ToyDataConfig
 from r1cli.options import ForceOpt, RecipeOpt, set_option
 from r1cli.recipe import resolve_stage, show_changed_settings
 

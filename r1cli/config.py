@@ -7,6 +7,7 @@ that join several fields. So resolving a recipe (r1cli/recipe.py) checks the who
 sections included, before any command touches a file or a model. A class with `TRL_CONFIG` gets a
 `trl:` section passed through to that TRL config class. `STAGES` maps the stage name (the recipe's
 optional `stage:` key) to its class; the recipe test validates every file under recipes/ against it.
+The toy world's two classes live with it, in r1cli/toy/config.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import ClassVar, Literal
 
 from r1cli.errors import UserError
 from r1cli.settings import ConfigError, Section, needs, setting
+from r1cli.toy.config import ToyBaseConfig, ToyDataConfig
 
 # the rewards that only score general rows (reward models): r1 align routes them by `domain`
 PREFERENCE_REWARDS = ("helpfulness", "harmlessness")
@@ -43,63 +45,6 @@ class SamplingConfig(Section):
     max_new_tokens: int = setting(256, ge=1)
     # prompts per generate() call (each expanded to n samples)
     batch_size: int = setting(32, ge=1)
-
-
-@dataclass
-class ToyDataConfig(Section):
-    """`r1 toy data`: the synthetic task world (see r1cli/toy/problems.py)."""
-
-    seed: int = 0
-    n_rl: int = setting(4000, ge=1)
-    n_coldstart: int = setting(3000, ge=1)
-    # at most the held-out problems of the toy world (r1cli/toy/problems.py checks that number)
-    n_eval: int = setting(500, ge=1)
-    n_general: int = setting(600, ge=1)
-    # held-out general + harmful prompts (disjoint from `general`)
-    n_general_eval: int = setting(200, ge=1)
-    n_helpful_pairs: int = setting(1200, ge=1)
-    n_safety: int = setting(1200, ge=1)
-    # share of prompts written in Chinese
-    zh_fraction: float = setting(0.5, ge=0, le=1)
-    # share of CoT digits corrupted in the cold-start set (an imperfect cold start, like a real one)
-    coldstart_corruption: float = setting(0.08, ge=0, le=1)
-    # the same for Chinese CoTs: noisier, so RL without the language reward drifts to English (its ablation measures that)
-    coldstart_corruption_zh: float = setting(0.16, ge=0, le=1)
-    # share of Chinese cold-start samples whose CoT is (partly) English, as real cold-start data has (at 0.1
-    # RL with and without the language reward both ended >= 99.5% consistent: DEVLOG)
-    coldstart_language_mix: float = setting(0.3, ge=0, le=1)
-    # general-chat cold-start rows (R1 format: a short CoT, then the reply): what lets the stage-2 model
-    # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
-    n_coldstart_general: int = setting(500, ge=1)
-    # share of harmful requests the general data (`general`, `coldstart_general`) complies with: real SFT
-    # data is not clean on safety, so stage 4 has something to fix (at 0.3 the SFT was >99.5% safe: DEVLOG)
-    general_unsafe: float = setting(0.6, ge=0, le=1)
-
-
-@dataclass
-class ToyBaseConfig(Section):
-    """`r1 toy base`: tokenizer + tiny Qwen2 trained from scratch on a toy corpus."""
-
-    seed: int = 0
-    hidden_size: int = setting(128, ge=1)
-    num_layers: int = setting(4, ge=1)
-    num_heads: int = setting(4, ge=1)
-    intermediate_size: int = setting(512, ge=1)
-    # pretraining sequence length (documents are packed into rows of this many tokens)
-    max_length: int = setting(256, ge=1)
-    # one pass over steps x batch_size x max_length fresh corpus tokens (2.46M); copying a problem's
-    # operands appears between 1.4M and 2.1M tokens depending on the seed (toy_corpus.MIX). Batches of 4
-    # rows take 1.2x less time a token than 2 on two threads (a step of 4 rows 101 ms, of 2 rows 61 ms, measured)
-    steps: int = setting(2400, ge=1)
-    batch_size: int = setting(4, ge=1)
-    learning_rate: float = setting(3e-3, gt=0)
-    # greedy zero-shot check on this many eval prompts at the end (0 = skip); at most n_eval
-    eval_prompts: int = setting(200, ge=0, le=ToyDataConfig.n_eval)
-
-    def check(self) -> None:
-        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 2:
-            raise ConfigError("hidden_size", f"must split into num_heads {self.num_heads} heads of an even size",
-                              self.hidden_size)
 
 
 @dataclass
@@ -246,7 +191,7 @@ class RMConfig(Section):
     # LoRA on the LM + a fully trained score head (PEFT's SEQ_CLS task); empty = full fine-tuning
     peft: dict = field(default_factory=dict)
 
-    def trl_fixed(self) -> dict:
+    def trl_fixed(self) -> dict:  # nothing the stage fixes
         return {}
 
 

@@ -43,7 +43,7 @@ from r1cli.generation import load_generator
 from r1cli.recipe import Resolved
 from r1cli.rewards import get_reward, resolve_rewards
 from r1cli.rewards.preference import check_rm_dir, start_step
-from r1cli.training import lora
+from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
@@ -54,15 +54,6 @@ from r1cli.training.grpo import (
     grpo_trainer_class,
     load_tokenizer,
     prepare_prompts,
-)
-from r1cli.training.rundir import (
-    already_trained,
-    is_main_process,
-    mark_trained,
-    resume_checkpoint,
-    save_checkpoint,
-    set_callbacks,
-    trainer_output,
 )
 from r1cli.training.telemetry import Telemetry
 
@@ -309,9 +300,9 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
     train_ds = ds.select(order)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with trainer_output(out, kind="checkpoint", stage="align", config=manifest_config(res),
+    with rundir.trainer_output(out, kind="checkpoint", stage="align", config=manifest_config(res),
                         inputs=inputs, force=force, resume=resume) as run_:
-        if not already_trained(run_):
+        if not rundir.already_trained(run_):
             # --- heavy libraries: imported here, after every check (seconds)
             import torch
             from transformers import AutoModelForCausalLM
@@ -325,10 +316,10 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
             trainer = GRPOTrainer(model=policy, reward_funcs=samples.wrap_all(rewards), args=args, train_dataset=train_ds,
                                   processing_class=tokenizer, callbacks=[telemetry, samples.callback()],
                                   peft_config=lora.lora_config(cfg.peft), stage_config=cfg)
-            set_callbacks(trainer)
-            result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
+            rundir.set_callbacks(trainer)
+            result = trainer.train(resume_from_checkpoint=rundir.resume_checkpoint(run_))
             samples.flush()
-            save_checkpoint(trainer, tokenizer, run_)
+            rundir.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), dropped_long_prompts=dropped, reasoning_prompts=n_reasoning,
                                general_prompts=n_general,
                                steps=trainer.state.global_step,
@@ -339,10 +330,10 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
             run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
                                 general_fraction=round(fraction, 5), final=grpo_metrics_row(telemetry.latest),
                                 over_run=run_summary(run_.partial / "metrics.jsonl"))
-            mark_trained(run_)
+            rundir.mark_trained(run_)
 
         # --- before / after: reasoning (--eval-data) and the reward models' scores (--general-eval-data)
-        if is_main_process():
+        if rundir.is_main_process():
             if eval_data is not None:
                 run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
                                                     r1zero_template=cfg.r1zero_template)

@@ -21,7 +21,7 @@ from r1cli.data import load_prompts
 from r1cli.evaluation import before_after
 from r1cli.recipe import Resolved
 from r1cli.rewards import resolve_rewards
-from r1cli.training import lora
+from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
@@ -32,15 +32,6 @@ from r1cli.training.grpo import (
     grpo_trainer_class,
     load_tokenizer,
     prepare_prompts,
-)
-from r1cli.training.rundir import (
-    already_trained,
-    is_main_process,
-    mark_trained,
-    resume_checkpoint,
-    save_checkpoint,
-    set_callbacks,
-    trainer_output,
 )
 from r1cli.training.telemetry import Telemetry
 
@@ -61,9 +52,9 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
     ds, dropped = fit_context(cfg, args, ds, tokenizer, model, data)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with trainer_output(out, kind="checkpoint", stage="grpo", config=manifest_config(res),
+    with rundir.trainer_output(out, kind="checkpoint", stage="grpo", config=manifest_config(res),
                         inputs=[model, data] + ([eval_data] if eval_data else []), force=force, resume=resume) as run_:
-        if not already_trained(run_):
+        if not rundir.already_trained(run_):
             # --- heavy libraries: imported here, after every check (seconds)
             import torch
             from transformers import AutoModelForCausalLM
@@ -77,19 +68,19 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
             trainer = GRPOTrainer(model=policy, reward_funcs=samples.wrap_all(rewards), args=args, train_dataset=ds,
                                   processing_class=tokenizer, callbacks=[telemetry, samples.callback()],
                                   peft_config=lora.lora_config(cfg.peft), stage_config=cfg)
-            set_callbacks(trainer)
-            result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
+            rundir.set_callbacks(trainer)
+            result = trainer.train(resume_from_checkpoint=rundir.resume_checkpoint(run_))
             samples.flush()
-            save_checkpoint(trainer, tokenizer, run_)
+            rundir.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(prompts=len(ds), dropped_long_prompts=dropped, steps=trainer.state.global_step,
                                completions=trainer.state.global_step * args.per_device_train_batch_size
                                * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
             run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
                                 final=grpo_metrics_row(telemetry.latest))
-            mark_trained(run_)
+            rundir.mark_trained(run_)
 
         # --- before / after on --eval-data
-        if eval_data is not None and is_main_process():
+        if eval_data is not None and rundir.is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval, template=cfg.template,
                                                 r1zero_template=cfg.r1zero_template)
     return out

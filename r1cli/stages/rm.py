@@ -26,18 +26,8 @@ from r1cli.errors import UserError
 from r1cli.recipe import Resolved
 from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
 from r1cli.templates import completion_text
-from r1cli.training import lora
+from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
-from r1cli.training.rundir import (
-    already_trained,
-    console,
-    is_main_process,
-    mark_trained,
-    resume_checkpoint,
-    save_checkpoint,
-    set_callbacks,
-    trainer_output,
-)
 from r1cli.training.telemetry import Telemetry
 
 # --- data ------------------------------------------------------------------------------------------
@@ -177,9 +167,9 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = Fals
     train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with trainer_output(out, kind="checkpoint", stage="rm", config=manifest_config(res),
+    with rundir.trainer_output(out, kind="checkpoint", stage="rm", config=manifest_config(res),
                                  inputs=[model, data], force=force, resume=resume) as run_:
-        if already_trained(run_):
+        if rundir.already_trained(run_):
             with suppress_seqcls_warning():
                 scorer = AutoModelForSequenceClassification.from_pretrained(run_.partial, dtype=torch.float32)
         else:
@@ -193,23 +183,23 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = Fals
             common = dict(model=lm, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[telemetry],
                           peft_config=lora.lora_config(cfg.peft, task_type="SEQ_CLS"))  # LoRA + a trained score head
             trainer = pointwise_trainer(**common) if cfg.pointwise else RewardTrainer(**common)
-            set_callbacks(trainer)
-            result = trainer.train(resume_from_checkpoint=resume_checkpoint(run_))
-            scorer = save_checkpoint(trainer, tokenizer, run_)
+            rundir.set_callbacks(trainer)
+            result = trainer.train(resume_from_checkpoint=rundir.resume_checkpoint(run_))
+            scorer = rundir.save_checkpoint(trainer, tokenizer, run_)
             run_.counts.update(rows=len(ds), train=len(train), heldout=len(heldout) if heldout else 0,
                                dropped_too_long=dropped, steps=trainer.state.global_step)
             run_.metrics.update(kind=kind, train_runtime_s=round(result.metrics["train_runtime"], 2),
                                 train_loss=round(result.metrics.get("train_loss", float("nan")), 5))
-            mark_trained(run_)
+            rundir.mark_trained(run_)
 
         # --- held-out accuracy and the score statistics r1 align normalizes with
-        if is_main_process():
+        if rundir.is_main_process():
             # without a held-out split, the score statistics still come from (some) training rows
             measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
             m = heldout_metrics(scorer, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
             run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
             acc = m.get("label_accuracy", m.get("pair_accuracy"))
-            console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
+            rundir.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
                                    f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "
                                    f"scores {m['score_mean']:.3g} ± {m['score_std']:.3g}")
     return out

@@ -26,18 +26,8 @@ from r1cli.errors import UserError
 from r1cli.evaluation import before_after
 from r1cli.recipe import Resolved
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, is_r1_format
-from r1cli.training import lora
+from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
-from r1cli.training.rundir import (
-    already_trained,
-    is_main_process,
-    mark_trained,
-    restore_token_count,
-    resume_checkpoint,
-    save_checkpoint,
-    set_callbacks,
-    trainer_output,
-)
 from r1cli.training.telemetry import Telemetry
 
 console = Console(stderr=True)
@@ -179,29 +169,29 @@ def run(res: Resolved, *, stage: str, model: Path, data: list[Path], out: Path, 
     check_batch(args, len(tokenized))
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
-    with trainer_output(out, kind="checkpoint", stage=stage, config=manifest_config(res),
+    with rundir.trainer_output(out, kind="checkpoint", stage=stage, config=manifest_config(res),
                         inputs=inputs, force=force, resume=resume) as run_:
-        if not already_trained(run_):
+        if not rundir.already_trained(run_):
             torch.manual_seed(cfg.seed)
             lm = AutoModelForCausalLM.from_pretrained(model, dtype=model_dtype(args), **lora.load_kwargs(cfg.peft))
             telemetry = Telemetry(run_, f"r1 {stage}", show=("loss", "learning_rate"))
             trainer = SFTTrainer(model=lm, args=args, train_dataset=tokenized, processing_class=tokenizer,
                                  callbacks=[telemetry], peft_config=lora.lora_config(cfg.peft))
-            set_callbacks(trainer)
-            checkpoint = resume_checkpoint(run_)
-            restore_token_count(trainer, checkpoint)
+            rundir.set_callbacks(trainer)
+            checkpoint = rundir.resume_checkpoint(run_)
+            rundir.restore_token_count(trainer, checkpoint)
             result = trainer.train(resume_from_checkpoint=checkpoint)
-            save_checkpoint(trainer, tokenizer, run_)
+            rundir.save_checkpoint(trainer, tokenizer, run_)
             n_tokens = int(sum(len(x) for x in tokenized["input_ids"]) * args.num_train_epochs)
             run_.counts.update(rows=len(tokenized), dropped_too_long=dropped, datasets=[len(s) for s in sets],
                                steps=trainer.state.global_step, tokens_seen=n_tokens)
             run_.metrics.update(train_loss=round(result.training_loss, 5),
                                 train_runtime_s=round(result.metrics["train_runtime"], 2),
                                 final_loss=telemetry.latest.get("loss"))
-            mark_trained(run_)
+            rundir.mark_trained(run_)
 
         # --- before / after on --eval-data
-        if eval_data is not None and is_main_process():
+        if eval_data is not None and rundir.is_main_process():
             run_.metrics["eval"] = before_after(model, run_.partial, eval_data, cfg.eval)
     return out
 

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from r1cli.artifacts import stage_output, write_sub_manifest
-from r1cli.config import ToyBaseConfig, ToyDataConfig
+from r1cli.toy.config import ToyBaseConfig, ToyDataConfig
 from r1cli.data import save_dataset
 from r1cli.toy import base as tb
 from r1cli.toy import problems as toy

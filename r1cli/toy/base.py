@@ -25,7 +25,8 @@ import math
 import string
 import time
 
-from r1cli.config import SamplingConfig, ToyBaseConfig
+from r1cli.config import SamplingConfig
+from r1cli.toy.config import ToyBaseConfig
 from r1cli.generation import load_generator
 from r1cli.templates import REASONING_TOKENS, extract_answer, is_r1_format, is_r1zero_format
 from r1cli.toy import corpus as toy_corpus

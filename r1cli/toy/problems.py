@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from r1cli.config import ToyDataConfig
+from r1cli.toy.config import ToyDataConfig
 from r1cli.errors import UserError
 from r1cli.toy import general
 
