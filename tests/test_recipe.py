@@ -10,7 +10,9 @@ from r1cli.errors import UserError
 from r1cli.recipe import load_yaml, resolve, resolve_stage, to_dict
 
 ROOT = Path(__file__).resolve().parent.parent / "recipes"
-RECIPES = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.parts)
+# stage recipes; a claims file (r1 report --claims) is checked by test_every_claims_file_loads
+CLAIM_FILES = sorted(ROOT.rglob("claims.yaml"))
+RECIPES = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.parts and p not in CLAIM_FILES)
 ACCELERATE = sorted((ROOT / "accelerate").glob("*.yaml"))
 
 
@@ -154,3 +156,11 @@ def test_every_commands_set_example_is_a_key_it_accepts():
         help_text = next(p.help for p in cmd.params if p.name == "set_")
         example = shlex.split(help_text.split("--set ", 1)[1].rsplit(" (repeatable)", 1)[0])[0]
         resolve(STAGES[stage], None, [example], stage=stage)
+
+
+@pytest.mark.parametrize("path", CLAIM_FILES, ids=lambda p: str(p.relative_to(p.parents[2])))
+def test_every_claims_file_loads(path):
+    from r1cli.claims import load_claims
+    from r1cli.report_render import ROLES
+
+    assert load_claims(path, tuple(r for r, _ in ROLES))
