@@ -113,9 +113,9 @@ def main() -> None:
               f"({time.perf_counter() - t0:.0f} s); served by {'the given URLs' if not servers else 'the stand-in server'}")
         for n in sides:
             print(f"{n:10s}: {med[n]['steps_per_min']:.2f} steps/min, peak RSS {med[n]['peak_mib']:.0f} MiB (medians)")
-        print(f"served / in-process: steps per minute x{med['served']['steps_per_min'] / med['in-process']['steps_per_min']:.3f}, "
-              f"peak RSS x{med['served']['peak_mib'] / med['in-process']['peak_mib']:.3f} "
-              f"({med['served']['peak_mib'] - med['in-process']['peak_mib']:+.0f} MiB)")
+        srv, loc = med["served"], med["in-process"]
+        print(f"served / in-process: steps per minute x{srv['steps_per_min'] / loc['steps_per_min']:.3f}, "
+              f"peak RSS x{srv['peak_mib'] / loc['peak_mib']:.3f} ({srv['peak_mib'] - loc['peak_mib']:+.0f} MiB)")
         last = runs["served"][-1]["rm_http"]
         for reward, counts in last.items():
             print(f"served {reward} (last rep): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
