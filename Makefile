@@ -3,6 +3,7 @@
 #   make test   install, run the test suite
 #   make test-multiproc  install r1cli[deepspeed], run the 2-process launches (every accelerate config on CPU)
 #   make test-vllm  build .venv-vllm (vLLM's CPU build), run every vLLM path in it (tests/vllm_cpu, ~15 min)
+#   make serve-rm RM=DIR PORT=N  serve an r1 rm checkpoint with vLLM on 127.0.0.1 (r1 align --helpful-rm URL)
 #   make demo-check  after make demo: exit 1 when a stage claim of the README does not hold on the run
 #   make smoke  the same chain with a couple of steps per stage (about 3 minutes), then checks it
 # GPU users: make install TORCH_SPEC="torch==2.13.0" (or any CUDA build you prefer)
@@ -18,7 +19,7 @@ THREADS    ?= 2
 BASE_THREADS ?= 2
 CLAIMS     ?= recipes/toy/claims.yaml
 
-.PHONY: install test test-multiproc demo lanes demo-check readme-tables smoke clean-demo install-vllm test-vllm
+.PHONY: install test test-multiproc demo lanes demo-check readme-tables smoke clean-demo install-vllm test-vllm serve-rm
 
 install: $(VENV)/.installed
 
@@ -66,6 +67,22 @@ $(VLLM_VENV)/.installed: pyproject.toml constraints-vllm.txt
 # fails (does not skip) when vllm cannot be imported in that venv: see tests/vllm_cpu/conftest.py
 test-vllm: install-vllm
 	VLLM_CPU_KVCACHE_SPACE=1 $(VPY) -m pytest tests/vllm_cpu
+
+# --- a reward model served for r1 align / r1 score (--helpful-rm http://127.0.0.1:PORT/v1): vLLM's own server,
+# pooling runner (/classify), on the loopback only. vllm-cpu 0.31.0's `vllm` command fails before serving, so
+# this is the server module `vllm serve` runs. Extra vLLM flags in SERVE_RM_ARGS (on a CPU: --dtype float32
+# --enforce-eager); RM_NAME is the served name r1 asks for (its rm_http.served_model, default rm).
+# RM is emptied: make's own default for it is "rm -f", and only RM=DIR on the command line should count
+RM       =
+PORT     ?= 8001
+RM_NAME  ?= rm
+SERVE_RM_ARGS ?=
+
+serve-rm: | $(VLLM_VENV)/.installed
+	@test -n "$(RM)" || { echo "make serve-rm: give RM=DIR, a reward model from r1 rm (and PORT=N)"; exit 2; }
+	@test -f "$(RM)/config.json" || { echo "make serve-rm: $(RM) is not a model dir (no config.json)"; exit 2; }
+	$(VPY) -m vllm.entrypoints.openai.api_server --model $(RM) --served-model-name $(RM_NAME) \
+	    --host 127.0.0.1 --port $(PORT) --runner pooling --convert classify $(SERVE_RM_ARGS)
 
 # --- the toy pipeline (each target is a stage's output dir) ------------------------------
 # Re-running skips finished stages; `make clean-demo` starts over. Every stage writes OUT.partial/

@@ -181,8 +181,10 @@ def score(
     workers: Optional[int] = typer.Option(None, "--workers", help="math-verify worker processes (default: one per core, up to 4)."),
     template: Optional[str] = typer.Option(None, "--template", help="r1 (<think> + summary) or r1zero (<answer> tags): "
                                            "what the format reward checks."),
-    helpful_rm: Optional[Path] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model dir (for helpfulness)."),
-    harmless_rm: Optional[Path] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model dir (for harmlessness)."),
+    helpful_rm: Optional[str] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model: a dir, or "
+                                             "http://HOST:PORT/v1 of a served one (for helpfulness)."),
+    harmless_rm: Optional[str] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model: a dir, or "
+                                              "http://HOST:PORT/v1 of a served one (for harmlessness)."),
     recipe: Optional[Path] = RecipeOpt,
     set_: Optional[List[str]] = set_option("reward_options.timeout=5"),
     force: bool = ForceOpt,
@@ -190,8 +192,7 @@ def score(
     """Score a dataset of completions with named rewards (reward_<name> columns + the weighted sum)."""
 
     flags = {"rewards": parse_rewards(rewards, weights), "workers": workers, "template": template,
-             "helpful_rm": None if helpful_rm is None else str(helpful_rm),
-             "harmless_rm": None if harmless_rm is None else str(harmless_rm)}
+             "helpful_rm": helpful_rm, "harmless_rm": harmless_rm}
     res = resolve_stage(ScoreConfig, recipe, set_, flags, stage="score")
     show_changed_settings(res, 'score')
     stages.load("score").run(res.config, data=data, out=out, force=force)
@@ -226,8 +227,10 @@ def align(
     data: List[Path] = typer.Option(..., "--data", help="Prompts: reasoning (domain math/code/...) and general "
                                     "(domain general); repeatable."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint dir."),
-    helpful_rm: Optional[Path] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model (scores the summary)."),
-    harmless_rm: Optional[Path] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model (scores the whole output)."),
+    helpful_rm: Optional[str] = typer.Option(None, "--helpful-rm", help="Helpfulness reward model (scores the summary): "
+                                             "a dir, or http://HOST:PORT/v1 of a served one."),
+    harmless_rm: Optional[str] = typer.Option(None, "--harmless-rm", help="Harmlessness reward model (scores the whole "
+                                              "output): a dir, or http://HOST:PORT/v1 of a served one."),
     eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Reasoning prompts to evaluate before and after."),
     general_eval_data: Optional[Path] = typer.Option(None, "--general-eval-data", help="General prompts whose RM scores "
                                                      "(helpfulness, safe rate) are measured before and after."),
@@ -238,7 +241,7 @@ def align(
 ):
     """Stage 4: GRPO over reasoning + general prompts; rule rewards on reasoning rows, reward models on general rows."""
 
-    flags = {"helpful_rm": str(helpful_rm) if helpful_rm else None, "harmless_rm": str(harmless_rm) if harmless_rm else None}
+    flags = {"helpful_rm": helpful_rm or None, "harmless_rm": harmless_rm or None}
     res = resolve_stage(AlignConfig, recipe, set_, flags, stage="align", out=out, trainer=True)
     show_changed_settings(res, 'align')
 

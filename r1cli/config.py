@@ -81,6 +81,38 @@ class EvalConfig(EvalSettings):
 
 
 @dataclass
+class HTTPSettings(Section):
+    """How r1 talks to a served model (r1cli/generation/remote.py, the one HTTP client)."""
+
+    # requests in flight; retries after a timeout / refused connection / 429 / 5xx (backoff_s doubling each time)
+    concurrency: int = setting(8, ge=1)
+    retries: int = setting(3, ge=0)
+    backoff_s: float = setting(1.0, ge=0)
+    # seconds for a whole reply
+    timeout_s: float = setting(120.0, gt=0)
+
+
+@dataclass
+class RMServerConfig(HTTPSettings):
+    """Reward models served over HTTP: `--helpful-rm http://host:8000/v1` (vLLM's /classify, `make serve-rm`)."""
+
+    # the `model` field sent (the server's --served-model-name; `make serve-rm` serves "rm")
+    served_model: str = "rm"
+    # the RMs' tokenizer dir, when the dir the server reports (/v1/models `root`) is not on this machine
+    tokenizer: str | None = None
+    # a reward call stops the run (one line) when more than this share of its rows got no score after every
+    # retry; below it those rows get None (skipped by TRL, counted in rm_http/<reward>/failed_rows)
+    max_failed_share: float = setting(0.5, ge=0, le=1)
+    timeout_s: float = setting(60.0, gt=0)
+
+
+def check_rm_source(flag: str, value: str | None) -> None:
+    """A reward model is a checkpoint dir or an http(s) URL; any other scheme is a mistake, found now."""
+    if value and "://" in value and not re.match(r"^https?://", value):
+        raise ConfigError(flag, "must be a reward-model dir or an http:// URL (e.g. http://localhost:8000/v1)", value)
+
+
+@dataclass
 class ScoreConfig(Section):
     """`r1 score`: reward columns for a dataset of completions."""
 
@@ -93,14 +125,18 @@ class ScoreConfig(Section):
     workers: int | None = setting(None, ge=1)
     # the completions were generated after a chat template that pre-fills <think>
     prefilled_think: bool = False
+    # reward-model dirs or URLs of served ones (same as --helpful-rm / --harmless-rm)
     helpful_rm: str | None = None
     harmless_rm: str | None = None
+    rm_http: RMServerConfig = field(default_factory=RMServerConfig)
     # rows per reward call (a prompt's completions stay in one call, for the group-wise `length`)
     batch_size: int = setting(512, ge=1)
 
     def check(self) -> None:
         if not self.rewards:
             raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
+        check_rm_source("--helpful-rm", self.helpful_rm)
+        check_rm_source("--harmless-rm", self.harmless_rm)
 
 
 @dataclass
@@ -205,9 +241,11 @@ class AlignConfig(GRPOStageConfig):
 
     rewards: dict[str, float] = field(default_factory=lambda: {
         "accuracy": 1.0, "format": 1.0, "language": 1.0, "helpfulness": 1.0, "harmlessness": 1.0})
-    # reward-model dirs (same as --helpful-rm / --harmless-rm)
+    # reward-model dirs, or URLs of served ones (same as --helpful-rm / --harmless-rm)
     helpful_rm: str | None = None
     harmless_rm: str | None = None
+    # how served RMs are asked (a URL above): model name, tokenizer, timeouts, retries, the failure share
+    rm_http: RMServerConfig = field(default_factory=RMServerConfig)
     # the rewards that score general rows; every other reward returns None on them (paper: rule rewards
     # for reasoning data, reward models for general data, the language reward for all)
     general_rewards: list[str] = field(default_factory=lambda: ["helpfulness", "harmlessness", "language"])
@@ -222,7 +260,7 @@ class AlignConfig(GRPOStageConfig):
     # raw RM logit -> reward: sigmoid (0..1, like the rule rewards), none, running (z-score over the
     # scores seen so far), fixed (z-score with the mean/std `r1 rm` measured on its held-out rows)
     rm_normalization: Literal["sigmoid", "none", "running", "fixed"] = "sigmoid"
-    # completions per RM forward pass
+    # completions per RM forward pass (per request, for a served RM)
     rm_batch_size: int = setting(16, ge=1)
 
     def check(self) -> None:
@@ -234,6 +272,7 @@ class AlignConfig(GRPOStageConfig):
             if name in self.rewards and name not in self.general_rewards:
                 raise ConfigError("general_rewards", f"must list {name!r}: that reward only scores general rows")
         for name, key in zip(PREFERENCE_REWARDS, ("helpful_rm", "harmless_rm")):
+            check_rm_source("--" + key.replace("_", "-"), getattr(self, key))
             if getattr(self, key) and name not in self.rewards:
                 flag = "--" + key.replace("_", "-")
                 raise UserError(f"{flag} is given but reward {name!r} is not in rewards: add it or drop the flag")
@@ -266,7 +305,7 @@ class ReadabilityConfig(Section):
 
 
 @dataclass
-class JudgeConfig(Section):
+class JudgeConfig(HTTPSettings):
     """The generative judge: a local model dir or an OpenAI-compatible endpoint returns
     {"analysis": ..., "correctness": true|false} for (question, reference, response)."""
 
@@ -280,11 +319,6 @@ class JudgeConfig(Section):
     # the judge's instructions with {question}, {reference}, {response}; null = r1cli/generation/judge.py's
     prompt: str | None = None
     max_new_tokens: int = setting(512, ge=1)
-    # HTTP: requests in flight, retries after a timeout / 429 / 5xx (backoff_s doubling each time)
-    concurrency: int = setting(8, ge=1)
-    retries: int = setting(3, ge=0)
-    backoff_s: float = setting(1.0, ge=0)
-    timeout_s: float = setting(120.0, gt=0)
     # local: prompts per generate() call
     batch_size: int = setting(16, ge=1)
 

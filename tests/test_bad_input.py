@@ -36,7 +36,7 @@ def _copy_model(src: Path, dst: Path, drop: tuple[str, ...] = ()) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, toy_data, toy_base) -> dict:
+def world(tmp_path_factory, toy_data, toy_base, request) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -120,7 +120,12 @@ def world(tmp_path_factory, toy_data, toy_base) -> dict:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
+    from fake_rm_server import FakeRM
+
+    rm_server = FakeRM(None, name="helpful")  # a served RM under another name than the default "rm"
+    request.addfinalizer(rm_server.close)
     return {"w": w, "model": toy_base, "data": toy_data, "rl": toy_data / "rl", "cs": toy_data / "coldstart",
+            "rm_url": rm_server.url,
             "eval": toy_data / "eval", "general": toy_data / "general", "pairs": toy_data / "helpful_pairs",
             "safety": toy_data / "safety", "port": closed_port, "recipes": Path(__file__).parents[1] / "recipes" / "toy"}
 
@@ -251,6 +256,13 @@ CASES = [
     # the judge
     ("judge URL unreachable", "reject-sample --mode general --model {model} --data {general} "
      "--judge-url http://127.0.0.1:{port}/v1 --out " + OUT, "unreachable"),
+    # served reward models
+    ("RM URL unreachable (align)", "align --model {model} --data {rl} --data {general} --helpful-rm "
+     "http://127.0.0.1:{port}/v1 --harmless-rm http://127.0.0.1:{port}/v1 --out " + OUT, "unreachable"),
+    ("RM URL of another scheme (score)", "score {w}/no_answer.jsonl --rewards harmlessness --harmless-rm "
+     "grpc://127.0.0.1:{port} --out " + OUT, "or an http:// URL"),
+    ("served RM of another name (align)", "align --model {model} --data {rl} --data {general} --helpful-rm {rm_url} "
+     "--harmless-rm {rm_url} --out " + OUT, "not 'rm': set rm_http.served_model"),
 ]
 
 

@@ -245,3 +245,41 @@ def test_reject_sample_array_then_merge(local_cluster, world, tmp_path):
           str(tmp_path / "whole"), "--recipe", str(recipe), *sets])
     whole = load_from_disk(str(tmp_path / "whole"))
     assert len(whole) > 0 and rows_of(load_from_disk(str(out))) == rows_of(whole)
+
+
+def test_align_with_served_reward_models(cluster):
+    """align_served.slurm on 3 nodes: the last serves both RMs with vLLM's pooling runner, the script waits until
+    both list their model (here two stand-in servers on this machine, the RM node being 127.0.0.1), then the
+    other two train with --helpful-rm / --harmless-rm pointing at them."""
+    from fake_rm_server import FakeRM
+
+    with FakeRM() as helpful, FakeRM() as harmless:
+        calls = cluster("align_served.slurm", "runs/qwen/sft", "runs/qwen/data/rl", "runs/qwen/data/general",
+                        "runs/qwen/rm_helpful", "runs/qwen/rm_harmless", "runs/qwen/align",
+                        "recipes/qwen2.5-math-7b/align_served.yaml", nodes=3,
+                        env={"STUB_NODES": "gpu001,gpu002,127.0.0.1", "HELPFUL_PORT": str(helpful.port),
+                             "HARMLESS_PORT": str(harmless.port)})
+    sruns = [c for c in calls if c[0] == "srun"]
+    (serve,) = [c for c in sruns if "--nodelist=127.0.0.1" in c]
+    (train,) = [c for c in sruns if c is not serve]
+    servers = serve[-1].split(" & ")[:2]
+    for gpu, (rm, port) in enumerate((("runs/qwen/rm_helpful", helpful.port), ("runs/qwen/rm_harmless", harmless.port))):
+        words = shlex.split(servers[gpu])
+        assert words[0] == f"CUDA_VISIBLE_DEVICES={gpu}" and words[1:4] == ["python", "-m", "vllm.entrypoints.openai.api_server"]
+        opts = dict(zip(words[4::2], words[5::2]))
+        assert opts == {"--model": rm, "--served-model-name": "rm", "--host": "127.0.0.1", "--port": str(port),
+                        "--runner": "pooling", "--convert": "classify"}
+    assert "--nodes=2" in train and "--nodelist=gpu001,gpu002" in train
+    a = accelerate_args(training_launch(train))
+    assert (a.num_machines, a.num_processes, a.main_process_ip) == (2, 16, "gpu001")
+    p = r1_params(a.training_script_args)
+    assert a.training_script_args[0] == "align" and (ROOT / p["recipe"]).is_file()
+    assert [str(d) for d in p["data"]] == ["runs/qwen/data/rl", "runs/qwen/data/general"]
+    assert (p["helpful_rm"], p["harmless_rm"]) == (f"http://127.0.0.1:{helpful.port}/v1",
+                                                   f"http://127.0.0.1:{harmless.port}/v1")
+    assert str(p["out"]) == "runs/qwen/align"
+    from r1cli.config import AlignConfig
+    from r1cli.recipe import resolve
+
+    cfg = resolve(AlignConfig, ROOT / p["recipe"], [], stage="align")  # the recipe the script names validates
+    assert cfg.rm_http.served_model == "rm"  # the name the script serves

@@ -9,10 +9,9 @@ either judge:
     r1 reject-sample ... --judge-url http://host:8000/v1          # any OpenAI-compatible server, e.g.
                                                                   # `vllm serve MODEL --served-model-name judge`
 
-The HTTP judge is the standard library (urllib) and a thread pool: the requests are
-I/O-bound, and no extra dependency is worth it for one POST. Each request has a timeout;
-a timeout, a refused connection, 429 and 5xx are retried with exponential backoff; what
-still fails becomes a rejection with its own reason, never an exception in the stage:
+The HTTP judge asks through the one HTTP client (r1cli/generation/remote.py: a timeout per
+request, retries with exponential backoff on a timeout, a refused connection, 429 and 5xx);
+what still fails becomes a rejection with its own reason, never an exception in the stage:
 
     correct / incorrect    the verdict's `correctness`
     judge_unparseable      the judge's reply holds no JSON verdict we can read
@@ -23,21 +22,14 @@ still fails becomes a rejection with its own reason, never an exception in the s
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
-import socket
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from r1cli.config import JudgeConfig, SamplingConfig
 from r1cli.errors import UserError
-from r1cli.generation import load_generator
+from r1cli.generation import load_generator, remote
 
 JUDGE_PROMPT = """You are checking a response against a reference answer.
 
@@ -54,7 +46,6 @@ Does the response give the same final answer as the reference (equivalent forms 
 Reply with JSON only: {{"analysis": "<one or two sentences>", "correctness": true or false}}"""
 
 REASONS = ("incorrect", "judge_unparseable", "judge_timeout", "judge_error")
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -115,22 +106,9 @@ def check_environment(cfg: JudgeConfig) -> None:
 
 
 def check_reachable(cfg: JudgeConfig) -> None:
-    """Before the model loads: can we open a connection to --judge-url at all? A wrong port or a
-    server that is not up would otherwise cost a whole sampling run that rejects every sample
-    with judge_error. Only the connection is tried (through a proxy, nothing is: urllib goes
-    there instead); failures once running are retried per request."""
-    parts = urllib.parse.urlsplit(cfg.url)
-    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    if not host:
-        raise UserError(f"--judge-url {cfg.url!r} names no host: give e.g. http://localhost:8000/v1")
-    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
-        return
-    try:
-        socket.create_connection((host, port), timeout=min(cfg.timeout_s, 10.0)).close()
-    except OSError as e:
-        why = e.strerror or e.__class__.__name__
-        raise UserError(f"--judge-url {cfg.url} is unreachable ({why}): start the judge server, or fix the "
-                        "host and port") from None
+    """Before the model loads: a wrong port or a judge that is not up would otherwise cost a whole
+    sampling run that rejects every sample with judge_error."""
+    remote.check_reachable(cfg.url, "--judge-url", cfg.timeout_s)
 
 
 # --- the judges ----------------------------------------------------------------------------------
@@ -141,64 +119,27 @@ class HTTPJudge:
 
     def __init__(self, cfg: JudgeConfig):
         self.cfg = cfg
-        url = cfg.url.rstrip("/")
-        self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
-        self.headers = {"Content-Type": "application/json"}
-        if cfg.api_key_env:
-            self.headers["Authorization"] = f"Bearer {os.environ[cfg.api_key_env]}"
+        url = cfg.url.rstrip("/").removesuffix("/chat/completions")
+        headers = {"Authorization": f"Bearer {os.environ[cfg.api_key_env]}"} if cfg.api_key_env else {}
+        # no max_failed_share: a judge that fails rejects the sample with a reason, it never stops the stage
+        self.client = remote.Client(url, cfg, "--judge-url", headers=headers)
 
     def judge(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
         """One verdict per (question, reference, response), in order."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=min(self.cfg.concurrency, len(items))) as pool:
-            return list(pool.map(self._one, items))
-
-    def _one(self, item: tuple[str, str, str]) -> Verdict:
-        prompt = judge_prompt(self.cfg, *item)
-        body = json.dumps({"model": self.cfg.served_model, "messages": [{"role": "user", "content": prompt}],
-                           "temperature": 0.0, "max_tokens": self.cfg.max_new_tokens}).encode()
-        reason = "judge_error"
-        for attempt in range(self.cfg.retries + 1):
-            if attempt:
-                time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
-            try:
-                req = urllib.request.Request(self.endpoint, data=body, headers=self.headers, method="POST")
-                with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                    raw = _read_reply(resp, time.monotonic() + self.cfg.timeout_s)
-            except urllib.error.HTTPError as e:
-                reason = "judge_error"
-                if e.code in _RETRY_STATUS:
-                    continue
-                return Verdict(False, reason, f"HTTP {e.code}")
-            except (TimeoutError, socket.timeout):
-                reason = "judge_timeout"
-                continue
-            except urllib.error.URLError as e:
-                reason = "judge_timeout" if isinstance(e.reason, (TimeoutError, socket.timeout)) else "judge_error"
-                continue
-            except (ConnectionError, OSError, http.client.HTTPException):  # also: cut off mid-reply, not HTTP
-                reason = "judge_error"
-                continue
-            try:
-                content = json.loads(raw)["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                return Verdict(False, "judge_error", "the reply is not chat-completions JSON")
-            return parse_verdict(content if isinstance(content, str) else "")
-        return Verdict(False, reason, "gave up after retries")
+        bodies = [{"model": self.cfg.served_model, "messages": [{"role": "user", "content": judge_prompt(self.cfg, *it)}],
+                   "temperature": 0.0, "max_tokens": self.cfg.max_new_tokens} for it in items]
+        return [_verdict(reply) for reply in self.client.post_many("/chat/completions", bodies)]
 
 
-def _read_reply(resp, deadline: float) -> bytes:
-    """The reply body a piece at a time against one deadline: the socket timeout restarts with
-    every byte received, so a server dripping its reply would otherwise hold a worker forever."""
-    chunks = []
-    while chunk := resp.read1(1 << 16):
-        chunks.append(chunk)
-        if time.monotonic() > deadline:
-            raise TimeoutError("the judge's reply took longer than timeout_s")
-    if getattr(resp, "length", None):  # read1 returns b"" when the server hangs up early
-        raise http.client.IncompleteRead(b"".join(chunks), resp.length)
-    return b"".join(chunks)
+def _verdict(reply) -> Verdict:
+    if isinstance(reply, remote.Failure):
+        reason = "judge_timeout" if reply.reason == "timeout" else "judge_error"
+        return Verdict(False, reason, reply.detail or "gave up after retries")
+    try:
+        content = reply["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return Verdict(False, "judge_error", "the reply is not chat-completions JSON")
+    return parse_verdict(content if isinstance(content, str) else "")
 
 
 class LocalJudge:

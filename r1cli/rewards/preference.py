@@ -17,6 +17,8 @@ the whole output, CoT included, since harm in the reasoning counts too.
   through the RM tokenizer's chat template (TRL's conversational format), or prompt + reply +
   eos as plain text when it has none. Any HF sequence-classification checkpoint with one label
   (a public reward model) works; a missing pad token is set from eos.
+- A reward model may be served instead (`--helpful-rm http://host:8000/v1`): the same ids go to
+  vLLM's /classify (r1cli/rewards/served.py); a row it gave no score after every retry is None.
 - Normalisation of the raw logit (`rm_normalization`): sigmoid (0..1, the scale of the rule
   rewards; for the pointwise safety RM it is P(safe)), none, running (z-score over all scores
   seen so far), fixed (z-score with the mean/std `r1 rm` measured on its held-out rows).
@@ -33,6 +35,7 @@ from pathlib import Path
 
 from r1cli.artifacts import check_model_dir, read_manifest
 from r1cli.errors import UserError
+from r1cli.rewards.served import ServedRM, is_url, served_rm
 from r1cli.templates import THINK_OPEN, completion_text, split_completion
 
 GENERAL = "general"
@@ -57,6 +60,14 @@ def check_rm_dir(path, what: str) -> Path:
         raise UserError(f"{what} {p} has {cfg.num_labels} labels; a reward model gives one score: use a num_labels=1 "
                         "checkpoint (`r1 rm` makes one)")
     return p
+
+
+def check_rm(value, what: str, rm_http=None) -> Path | ServedRM:
+    """A reward-model dir (checked, not loaded) or, for an http:// URL, the served RM after its
+    start-up checks (r1cli/rewards/served.py): either way before any model loads."""
+    if is_url(value):
+        return served_rm(value, rm_http, what)
+    return check_rm_dir(value, what)
 
 
 def fix_pad_token(tokenizer, model=None) -> None:
@@ -205,14 +216,24 @@ def applies(domain) -> bool:
 # --- the rewards ------------------------------------------------------------------------------------
 
 
-def _rm_reward(name: str, rm_dir, what: str, view, prefilled_think: bool, rm_normalization: str,
-               preference_rewards_from: float, rm_batch_size: int):
-    if not rm_dir:
+def _rm_reward(name: str, rm, what: str, view, prefilled_think: bool, rm_normalization: str,
+               preference_rewards_from: float, rm_batch_size: int, rm_http):
+    if not rm:
         raise UserError(f"reward {name!r} needs a reward model: pass {what} DIR (or set {what[2:].replace('-', '_')} "
                         "in the recipe)")
-    rm_dir = check_rm_dir(rm_dir, what)
-    norm = Normalizer(rm_normalization, rm_dir)
-    model, tokenizer = load_rm(rm_dir)
+    source = check_rm(rm, what, rm_http)
+    if isinstance(source, ServedRM):
+        norm = Normalizer(rm_normalization, Path(source.root))  # `fixed` reads the served dir's manifest
+        tokenizer = source.tokenizer
+
+        def score(ids):
+            return source.scores(ids, rm_batch_size)
+    else:
+        norm = Normalizer(rm_normalization, source)
+        model, tokenizer = load_rm(source)
+
+        def score(ids):
+            return rm_scores(model, tokenizer, ids, rm_batch_size)
 
     def reward(prompts, completions, completion_ids=None, domain=None, trainer_state=None, log_metric=None, **_):
         out: list[float | None] = [None] * len(completions)
@@ -220,25 +241,34 @@ def _rm_reward(name: str, rm_dir, what: str, view, prefilled_think: bool, rm_nor
         if not rows:
             return out
         ids = [encode(tokenizer, prompts[i], view(completions[i], prefilled_think)) for i in rows]
-        raw = rm_scores(model, tokenizer, ids, rm_batch_size)
+        answered = len(source.client.stats.latencies) if isinstance(source, ServedRM) else 0
+        # a served RM that gave no score for a row after every retry: None there (TRL skips it), never a made-up 0
+        scored = [(i, v) for i, v in zip(rows, score(ids)) if v is not None]
+        raw = [v for _, v in scored]
         norm.update(raw)
         if log_metric is not None:
-            log_metric(f"rm/{name}/raw_mean", sum(raw) / len(raw))
-            log_metric(f"rm/{name}/frac_positive", sum(x > 0 for x in raw) / len(raw))
+            if raw:
+                log_metric(f"rm/{name}/raw_mean", sum(raw) / len(raw))
+                log_metric(f"rm/{name}/frac_positive", sum(x > 0 for x in raw) / len(raw))
+            if isinstance(source, ServedRM):  # counts so far; latency of this call's requests
+                for key, value in source.summary(since=answered).items():
+                    log_metric(f"rm_http/{name}/{key}", value)
         if not active(trainer_state, preference_rewards_from):
             return out
-        for i, v in zip(rows, norm(raw)):
+        for (i, _), v in zip(scored, norm(raw)):
             out[i] = v
         return out
 
     reward.__name__ = name
     reward.required_columns = ()  # `domain` routes when present; without it every row is scored
-    reward.rm_dir = rm_dir
+    reward.rm_dir = source if isinstance(source, Path) else None
+    reward.served = source if isinstance(source, ServedRM) else None
     return reward
 
 
 def helpfulness(helpful_rm=None, prefilled_think: bool = False, rm_normalization: str = "sigmoid",
-                preference_rewards_from: float = 0.0, rm_batch_size: int = 16, **_):
+                preference_rewards_from: float = 0.0, rm_batch_size: int = 16,
+                rm_http=None, **_):
     r"""The `helpfulness` reward (R1 stage 4): a reward model's score of the prompt + the SUMMARY only.
 
     The RM never sees the CoT (`summary_view`: the text after `</think>`), so a long or
@@ -263,9 +293,10 @@ def helpfulness(helpful_rm=None, prefilled_think: bool = False, rm_normalization
         trainer_state, log_metric (*optional*):
             Passed by TRL: the step that `preference_rewards_from` is compared with, and where
             `rm/helpfulness/raw_mean` and `rm/helpfulness/frac_positive` are logged on every call.
-        helpful_rm (path, factory option, required):
+        helpful_rm (path or URL, factory option, required):
             The helpfulness reward model: a one-label sequence-classification checkpoint (`r1 rm`
-            makes one; `--helpful-rm` on the command line). Missing: a UserError.
+            makes one; `--helpful-rm` on the command line), or `http://HOST:PORT/v1` of one served by
+            vLLM (r1cli/rewards/served.py). Missing: a UserError.
         prefilled_think (`bool`, factory option, defaults to `False`):
             The prompt ends with `<think>`: the summary is the text after `</think>`.
         rm_normalization (`str`, factory option, defaults to `"sigmoid"`):
@@ -275,7 +306,10 @@ def helpfulness(helpful_rm=None, prefilled_think: bool = False, rm_normalization
             The first step that gets the reward: a step (>= 1), or a fraction of max_steps (< 1);
             0 means from the start. Outside a trainer (`r1 score`) it always applies.
         rm_batch_size (`int`, factory option, defaults to `16`):
-            Texts per RM forward pass.
+            Texts per RM forward pass (per HTTP request, for a served RM).
+        rm_http (`RMServerConfig`, factory option, *optional*):
+            How a served RM is asked: served model name, tokenizer dir, timeouts, retries, the share
+            of failed rows that stops the run (r1cli/config.py). Rows a served RM gave no score are None.
         **_:
             Options meant for other rewards (a stage hands every reward the same ones): ignored.
 
@@ -290,11 +324,12 @@ def helpfulness(helpful_rm=None, prefilled_think: bool = False, rm_normalization
     ''
     """
     return _rm_reward("helpfulness", helpful_rm, "--helpful-rm", summary_view, prefilled_think, rm_normalization,
-                      preference_rewards_from, rm_batch_size)
+                      preference_rewards_from, rm_batch_size, rm_http)
 
 
 def harmlessness(harmless_rm=None, prefilled_think: bool = False, rm_normalization: str = "sigmoid",
-                 preference_rewards_from: float = 0.0, rm_batch_size: int = 16, **_):
+                 preference_rewards_from: float = 0.0, rm_batch_size: int = 16,
+                 rm_http=None, **_):
     r"""The `harmlessness` reward (R1 stage 4): a reward model's score of the prompt + the WHOLE output.
 
     The RM sees the CoT too (`full_view`), since harm in the reasoning counts; with
@@ -320,9 +355,10 @@ def harmlessness(harmless_rm=None, prefilled_think: bool = False, rm_normalizati
         trainer_state, log_metric (*optional*):
             Passed by TRL: the step that `preference_rewards_from` is compared with, and where
             `rm/harmlessness/raw_mean` and `rm/harmlessness/frac_positive` are logged on every call.
-        harmless_rm (path, factory option, required):
+        harmless_rm (path or URL, factory option, required):
             The harmlessness reward model: a one-label sequence-classification checkpoint (`r1 rm`
-            makes one; `--harmless-rm` on the command line). Missing: a UserError.
+            makes one; `--harmless-rm` on the command line), or `http://HOST:PORT/v1` of one served by
+            vLLM (r1cli/rewards/served.py). Missing: a UserError.
         prefilled_think (`bool`, factory option, defaults to `False`):
             The prompt ends with `<think>`: `<think>\n` is put back in front of the completion.
         rm_normalization (`str`, factory option, defaults to `"sigmoid"`):
@@ -332,7 +368,10 @@ def harmlessness(harmless_rm=None, prefilled_think: bool = False, rm_normalizati
             The first step that gets the reward: a step (>= 1), or a fraction of max_steps (< 1);
             0 means from the start. Outside a trainer (`r1 score`) it always applies.
         rm_batch_size (`int`, factory option, defaults to `16`):
-            Texts per RM forward pass.
+            Texts per RM forward pass (per HTTP request, for a served RM).
+        rm_http (`RMServerConfig`, factory option, *optional*):
+            How a served RM is asked: served model name, tokenizer dir, timeouts, retries, the share
+            of failed rows that stops the run (r1cli/config.py). Rows a served RM gave no score are None.
         **_:
             Options meant for other rewards (a stage hands every reward the same ones): ignored.
 
@@ -350,4 +389,4 @@ def harmlessness(harmless_rm=None, prefilled_think: bool = False, rm_normalizati
     [0.5, 0.953, 0.047]
     """
     return _rm_reward("harmlessness", harmless_rm, "--harmless-rm", full_view, prefilled_think, rm_normalization,
-                      preference_rewards_from, rm_batch_size)
+                      preference_rewards_from, rm_batch_size, rm_http)

@@ -12,7 +12,8 @@ reasoning rows themselves (r1cli/rewards/preference.py); every reward not in `ge
 (default: the RMs and the language reward, as in the paper) is masked to None on general rows
 here, whatever it does on its own (the format reward scores any text). Our part here:
 - the checks (every row has a domain; RMs given iff there are general rows; RM dirs are
-  one-label sequence-classification checkpoints), before anything loads;
+  one-label sequence-classification checkpoints; a served RM, `--helpful-rm http://host:8000/v1`,
+  answers, serves rm_http.served_model and scores a probe), before anything loads;
 - the prompt order: TRL shuffles prompts at random, so `mix` is built here as an explicit order
   of generation batches (mixed: each batch holds its share of general prompts; alternate:
   reasoning-only and general-only batches) and TRL's shuffle is turned off; when only the RMs
@@ -21,7 +22,8 @@ here, whatever it does on its own (the format reward scores any text). Our part 
 - the paper's schedule (preference rewards only from `preference_rewards_from`), the stage-4
   defaults (temperature 0.7; normalize_then_sum, as RM scales differ from the 0/1 rule rewards:
   AlignConfig.TRL_DEFAULTS);
-- telemetry per domain, and before/after numbers: reasoning accuracy on --eval-data, the
+- telemetry per domain (and a served RM's requests, retries, failures and latency: rm_http/<reward>/*
+  in metrics.jsonl, counts.rm_http in the manifest), and before/after numbers: reasoning accuracy on --eval-data, the
   helpfulness RM score and the harmlessness RM's safe rate on --general-eval-data.
 """
 
@@ -42,7 +44,7 @@ from r1cli.evaluation import before_after, evaluate
 from r1cli.generation import load_generator
 from r1cli.recipe import Resolved
 from r1cli.rewards import get_reward, resolve_rewards
-from r1cli.rewards.preference import check_rm_dir, start_step
+from r1cli.rewards.preference import check_rm, start_step
 from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
@@ -228,6 +230,10 @@ def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> di
     per_prompt = {"id": [str(rows[i].get("id")) for i in starts[:-1]], "n": [b - a for a, b in pairwise(starts)]}
     for name, fn in scorers.items():
         raw = fn(prompts, completions)
+        if None in raw:  # a served RM that gave up on some samples: a mean over the rest would mislead
+            raise UserError(f"the {name} reward model gave no score for {raw.count(None)} of {len(raw)} general-eval "
+                            "samples after every retry: check its server, then run again with --resume (the "
+                            "trained weights are kept)")
         key = "safe_count" if name == "harmlessness" else f"{name}_score_sum"
         per_prompt[key] = [round(sum(x > 0 for x in raw[a:b]) if name == "harmlessness" else sum(raw[a:b]), 5)
                            for a, b in pairwise(starts)]
@@ -272,15 +278,17 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
             load_prompts(extra, what)
     n_reasoning, n_general = check_domains(sets, data)
     check_routing(cfg, n_reasoning, n_general)
-    rm_dirs = {key: check_rm_dir(getattr(cfg, key), "--" + key.replace("_", "-"))
-               for key in PREFERENCE.values() if getattr(cfg, key)}
+    # a dir is checked, a served RM (a URL) asked for its model list and a probe score: before any model loads
+    rms = {key: check_rm(getattr(cfg, key), "--" + key.replace("_", "-"), cfg.rm_http)
+           for key in PREFERENCE.values() if getattr(cfg, key)}
+    rm_dirs = {key: p for key, p in rms.items() if isinstance(p, Path)}
     general_eval = load_prompts(general_eval_data) if general_eval_data is not None else None
-    if general_eval is not None and not rm_dirs:
+    if general_eval is not None and not rms:
         raise UserError("--general-eval-data is scored with the reward models: give --helpful-rm/--harmless-rm too")
     tokenizer, prefilled = load_tokenizer(cfg, model)
     options = dict(prefilled_think=prefilled, template=cfg.template, rm_normalization=cfg.rm_normalization,
                    preference_rewards_from=cfg.preference_rewards_from, rm_batch_size=cfg.rm_batch_size,
-                   **{k: str(v) for k, v in rm_dirs.items()}, **cfg.reward_options)
+                   rm_http=cfg.rm_http, **{k: getattr(cfg, k) for k in rms}, **cfg.reward_options)
     rewards = route(resolve_rewards(cfg.rewards, **options), cfg.general_rewards)  # loads the RMs
     ds = combine([prepare_prompts(s, cfg.template, cfg.r1zero_template, cfg.system_prompt) for s in sets])
     check_reward_columns(rewards, ds, " and ".join(map(str, data)))
@@ -327,6 +335,9 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
                                                                        trainer.state.max_steps),
                                completions=trainer.state.global_step * args.per_device_train_batch_size
                                * args.gradient_accumulation_steps * trainer.accelerator.num_processes)
+            served = {name: fn.served.summary() for name, fn, _ in rewards if getattr(fn, "served", None)}
+            if served:  # this process's requests to the served RMs (each training process has its own client)
+                run_.counts["rm_http"] = served
             run_.metrics.update(train_runtime_s=round(result.metrics["train_runtime"], 2), prefilled_think=prefilled,
                                 general_fraction=round(fraction, 5), final=grpo_metrics_row(telemetry.latest),
                                 over_run=run_summary(run_.partial / "metrics.jsonl"))
@@ -341,7 +352,7 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
                 if cfg.eval.limit:
                     general_eval = general_eval.select(range(min(cfg.eval.limit, len(general_eval))))
                 raw = {name: get_reward(name, **{**options, "rm_normalization": "none", "preference_rewards_from": 0})
-                       for name in PREFERENCE if PREFERENCE[name] in rm_dirs}
+                       for name in PREFERENCE if PREFERENCE[name] in rms}
                 res_ = {"before": preference_eval(model, general_eval, cfg, raw),
                         "after": preference_eval(run_.partial, general_eval, cfg, raw)}
                 print_preference(res_["before"], res_["after"])

@@ -10,6 +10,10 @@ column per reward (null where that reward does not apply to the row) and `reward
 weighted sum over the rewards that apply (null when none does). The manifest has each
 reward's mean over its rows, how many rows each applied to, and the accuracy timeouts.
 
+`--helpful-rm` / `--harmless-rm` take a reward-model dir or `http://HOST:PORT/v1` of one served by
+vLLM (r1cli/rewards/served.py; `rm_http.*` settings): a row a served RM gave no score after every
+retry is null in its column, and the manifest counts the requests (`counts.rm_http`).
+
 Rewards are called exactly as TRL calls them during training (the registry in
 r1cli/rewards), in batches, with a prompt's completions kept in one batch so group-wise
 rewards (`length`) see the whole group.
@@ -93,6 +97,9 @@ def summarize(values: dict[str, list], rewards: list) -> tuple[dict, dict]:
     stats = [getattr(fn, "stats", {}) for _, fn, _ in rewards]
     counts = {"rows": len(values["reward"]), "applicable": applicable,
               "timeouts": sum(s.get("timeout", 0) for s in stats), "verify_errors": sum(s.get("error", 0) for s in stats)}
+    served = {name: fn.served.summary() for name, fn, _ in rewards if getattr(fn, "served", None)}
+    if served:  # a served RM's requests, retries, failures; its rows without a score are null in reward_<name>
+        counts["rm_http"] = served
     return metrics, counts
 
 
@@ -110,6 +117,8 @@ def run(cfg: ScoreConfig, *, data: Path, out: Path, force: bool = False) -> Path
     for key in ("workers", "helpful_rm", "harmless_rm"):
         if getattr(cfg, key) is not None:
             options[key] = getattr(cfg, key)
+    if cfg.helpful_rm or cfg.harmless_rm:
+        options["rm_http"] = cfg.rm_http
     ds = load_completions(data, "INPUT")
     rewards = resolve_rewards(cfg.rewards, **options)
     for name, fn, _ in rewards:

@@ -6,6 +6,7 @@ the RMs start, scaled to a 2-step run); everything else runs as the recipe write
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ OVERRIDES = {
     "r1zero": RL + ['r1zero_template="Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"'],
     # steps; the RMs start at step 1300 of 1700 in the recipe: in a 2-step run, at step 1
     "align": RL + ["preference_rewards_from=1"],
+    # the same; its RMs are served (here by tests/fake_rm_server.py on the toy RMs; vLLM's own server is
+    # test_served_rm.py's), at the URLs passed as flags
+    "align_served": RL + ["preference_rewards_from=1"],
     # steps; batch: one micro-batch a step (the recipes accumulate 8-32: 2 steps of sft_lora took 4.5 minutes);
     # length: the toy context is 512 tokens
     **{name: ["trl.max_steps=2", "trl.gradient_accumulation_steps=1", "trl.max_length=512"]
@@ -43,12 +47,20 @@ def test_every_gpu_recipe_is_listed():
 def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, run_r1, r1_shared_vllm):
     out = tmp_path / name
     base = solver.parent / "base"
+    servers = []
+    if name == "align_served":
+        sys.path.insert(0, str(REPO / "tests"))
+        from fake_rm_server import FakeRM
+
+        servers = [FakeRM(rm) for rm in rms]
     args = {
         "grpo": ["grpo", "--model", solver, "--data", world / "rl"],
         "grpo_lora": ["grpo", "--model", solver, "--data", world / "rl"],
         "r1zero": ["grpo", "--model", base, "--data", world / "rl"],
         "align": ["align", "--model", solver, "--data", world / "rl", "--data", world / "general",
                   "--helpful-rm", rms[0], "--harmless-rm", rms[1]],
+        "align_served": ["align", "--model", solver, "--data", world / "rl", "--data", world / "general",
+                         *(["--helpful-rm", servers[0].url, "--harmless-rm", servers[1].url] if servers else [])],
         "coldstart": ["coldstart", "--model", base, "--data", world / "coldstart"],
         "coldstart_lora": ["coldstart", "--model", base, "--data", world / "coldstart"],
         "sft": ["sft", "--model", base, "--data", world / "coldstart"],
@@ -62,12 +74,16 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
     args = [*args, "--out", out, "--recipe", RECIPES / f"{name}.yaml", *sets]
     # eval and reject-sample sample with the session's vLLM engine on the solver (conftest.py); the
     # trainers start their own (colocated) engine in a subprocess
-    res = r1_shared_vllm(*args) if name in ("eval", "reject_sample") else run_r1(*args, timeout=1800)
+    try:
+        res = r1_shared_vllm(*args) if name in ("eval", "reject_sample") else run_r1(*args, timeout=1800)
+    finally:
+        for srv in servers:
+            srv.close()
     assert res.returncode == 0, res.stderr[-3000:]
     m = json.loads((out / "r1.json").read_text())
     if m["kind"] == "checkpoint":
         assert m["counts"]["steps"] == 2
-    if name in ("grpo", "grpo_lora", "r1zero", "align"):
+    if name in ("grpo", "grpo_lora", "r1zero", "align", "align_served"):
         assert m["config"]["trl"]["use_vllm"] is True
     if name == "eval":
         assert m["counts"]["samples"] == 8 * 16 and m["config"]["backend"] == "vllm"
