@@ -31,10 +31,11 @@ def check_reps(reps: int) -> None:
 
 
 def alternate(sides: dict[str, Callable[[], float]], reps: int, unit: str = "s",
-              log: Callable[[str], None] = print) -> dict[str, list[float]]:
+              log: Callable[[str], None] | None = None) -> dict[str, list[float]]:
     """Call every side once per repetition, in the order given, `reps` times; each call returns its
     cost (seconds, or seconds per unit of work: lower is better). Returns each side's costs, rep by rep."""
     check_reps(reps)
+    log = log or (lambda line: print(line, flush=True))
     out: dict[str, list[float]] = {name: [] for name in sides}
     for rep in range(reps):
         for name, fn in sides.items():

@@ -120,3 +120,15 @@ def toy_world(quick: bool, log=print) -> tuple[Path, Path]:
         base = world.build("base", ["toy", "base", "{out}", "--seed", "0", "--steps", "300", "--set", "eval_prompts=0"],
                            log)
     return data, base
+
+
+def toy_coldstart(quick: bool, log=print) -> tuple[Path, Path]:
+    """(data dir, cold-start checkpoint): toy_world's base after `r1 coldstart` with recipes/toy/coldstart.yaml
+    (4 steps with --quick)."""
+    data, base = toy_world(quick, log)
+    world = World(base.parent, threads=2)
+    cold = world.build("coldstart", ["coldstart", "--model", base, "--data", data / "coldstart", "--data",
+                                     data / "coldstart_general", "--out", "{out}",
+                                     "--recipe", ROOT / "recipes/toy/coldstart.yaml",
+                                     *(["--set", "trl.max_steps=4"] if quick else [])], log)
+    return data, cold
