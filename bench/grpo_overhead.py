@@ -127,6 +127,8 @@ def differing(a: dict, b: dict) -> dict:
 
 
 def check_same(o: dict, p: dict, when: str) -> None:
+    if o["manifest"]["metrics"].get("prefilled_think"):  # the plain side's rewards assume completions open <think>
+        raise SystemExit(f"FAIL ({when}): r1 grpo detected a pre-filled <think>; the plain side's rewards do not")
     diff = differing(o["args"], p["args"])
     if diff:
         for k, (x, y) in diff.items():

@@ -4,7 +4,8 @@ the stage streams chunks, so memory must not grow with the number of prompts.
     PYTHONPATH=$PWD .venv/bin/python bench/reject_sample_memory.py [--model DIR] [--large 100000] [--small 1000]
         [--reps 3] [--quick]
 
-The two sizes alternate rep by rep (small, large, small, large, ...); each runs the real command in a child process (`python -m r1cli reject-sample`, the toy
+The two sizes alternate rep by rep (small, large, small, large, ...); each runs the real command in a
+child process (`python -m r1cli reject-sample`, the toy
 recipe with n=1 and max_new_tokens=4 so 100k prompts take minutes, not hours); its peak RSS
 is the child's ru_maxrss from os.wait4. Prints both (median and min-max over reps), the per-rep
 ratio, and the wall times.
@@ -60,8 +61,8 @@ def tiny_model(path: Path) -> Path:
 
 def peak_rss(model: Path, data: Path, out: Path, args) -> tuple[float, float]:
     """(peak RSS in MB, seconds) of one `r1 reject-sample` child process."""
-    cmd = [sys.executable, "-m", "r1cli", "reject-sample", "--model", str(model), "--data", str(data), "--out", str(out), "--force",
-           "--recipe", str(ROOT / "recipes/toy/reject_sample.yaml"), "--set", "n=1",
+    cmd = [sys.executable, "-m", "r1cli", "reject-sample", "--model", str(model), "--data", str(data), "--out", str(out),
+           "--force", "--recipe", str(ROOT / "recipes/toy/reject_sample.yaml"), "--set", "n=1",
            "--set", f"sampling.max_new_tokens={args.max_new_tokens}", "--set", "sampling.batch_size=256",
            "--set", f"chunk_size={args.chunk_size}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
