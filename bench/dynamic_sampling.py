@@ -113,8 +113,14 @@ def main() -> None:
               f"points/min {_timing.spread([s['per_min'] for s in rs])}; "
               f"train minutes {_timing.spread([s['minutes'] for s in rs])}")
     w, wo = rows["with"], rows["without"]
-    ratio = [x["per_min"] / y["per_min"] if y["per_min"] else float("nan") for x, y in zip(w, wo)]
-    print(f"ratio (pass@1 points gained per training minute, with / without, per seed): {_timing.spread(ratio)}")
+    # a side that gained nothing makes its seed's ratio 0, infinite or undefined: such seeds are left out
+    ok = [(x, y) for x, y in zip(w, wo) if x["per_min"] > 0 and y["per_min"] > 0]
+    per_seed = ", ".join(f"seed {x['seed']} {x['per_min'] / y['per_min']:.2f}" if (x, y) in ok else
+                         f"seed {x['seed']} undefined" for x, y in zip(w, wo))
+    print(f"ratio (pass@1 points gained per training minute, with / without): {per_seed}")
+    if ok:
+        print(f"  over the {len(ok)} seed(s) where both sides gained: "
+              f"{_timing.spread([x['per_min'] / y['per_min'] for x, y in ok])}")
     bad = [s["seed"] for s in w + wo if s["per_min"] <= 0]
     if bad:
         print(f"note: seed(s) {sorted(set(bad))} gained no pass@1 on one side, so their ratio measures noise, "
