@@ -1,10 +1,11 @@
 """How fast r1 reads a 100k-row JSONL dataset, against `datasets.Dataset.from_json` in the same run.
 
-    .venv/bin/python bench/bench_data_load.py [--rows 100000]
+    PYTHONPATH=$PWD .venv/bin/python bench/bench_data_load.py [--rows 100000] [--reps 3] [--quick]
 
-Prints seconds for load_table, load_prompts (load + validate + made-up ids), the slow path
-(a column mixing numbers and strings, read line by line in Python) and the baseline, and
-each one's ratio to the baseline. No assertion: numbers depend on the machine and its load.
+Each rep runs, in turn: the baseline (Dataset.from_json, a fresh cache dir each time so no rep reads
+another's Arrow cache), load_table, load_prompts (load + validate + made-up ids) and the slow path
+(a column mixing numbers and strings, read line by line in Python). Printed: each one's seconds and
+its ratio to the baseline within each rep (median and min-max).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import random
 import tempfile
 import time
 from pathlib import Path
+
+import _timing
 
 
 def write_rows(path: Path, n: int, mixed: bool = False) -> None:
@@ -36,28 +39,34 @@ def timed(fn) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
+    _timing.add_args(ap)
     args = ap.parse_args()
+    _timing.check_reps(args.reps)
+    rows = 5_000 if args.quick else args.rows
     from datasets import Dataset
 
     from r1cli.data import load_prompts, load_table
 
+    print(_timing.machine())
     with tempfile.TemporaryDirectory() as tmp:
         plain, mixed = Path(tmp, "plain.jsonl"), Path(tmp, "mixed.jsonl")
-        write_rows(plain, args.rows)
-        write_rows(mixed, args.rows, mixed=True)
+        write_rows(plain, rows)
+        write_rows(mixed, rows, mixed=True)
         mb = plain.stat().st_size / 1e6
-        base = timed(lambda: Dataset.from_json(str(plain), cache_dir=str(Path(tmp, "cache"))))
-        results = {
-            "Dataset.from_json (baseline)": base,
-            "load_table": timed(lambda: load_table(plain)),
-            "load_prompts": timed(lambda: load_prompts(plain)),
-            "load_prompts, mixed answer types (slow path)": timed(lambda: load_prompts(mixed)),
-        }
-    print(f"{args.rows:,} rows, {mb:.1f} MB of JSONL")
-    for name, s in results.items():
-        print(f"  {name:46s} {s:7.3f} s   {s / base:5.2f}x baseline")
+        caches = iter(range(1_000_000))
+        base = "Dataset.from_json (baseline)"
+        times = _timing.alternate({
+            base: lambda: timed(lambda: Dataset.from_json(str(plain), cache_dir=str(Path(tmp, f"cache{next(caches)}")))),
+            "load_table": lambda: timed(lambda: load_table(plain)),
+            "load_prompts": lambda: timed(lambda: load_prompts(plain)),
+            "load_prompts, mixed answer types (slow path)": lambda: timed(lambda: load_prompts(mixed)),
+        }, args.reps)
+    print(f"\n{rows:,} rows, {mb:.1f} MB of JSONL")
+    for name, t in times.items():
+        print(f"  {name:46s} {_timing.spread(t, '{:.3f}', ' s')}   "
+              f"{_timing.spread(_timing.ratios(t, times[base]), suffix='x')} of the baseline's time")
 
 
 if __name__ == "__main__":

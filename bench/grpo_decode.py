@@ -1,13 +1,15 @@
 """Stage 2 of the toy with its rollouts from r1cli's decode loop (`decode_loop: true`), against the same
 stage with TRL's `model.generate`, in one command.
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python bench/grpo_decode.py --model runs/demo/coldstart \
-        --data runs/demo/data/rl [--steps 20] [--reps 2] [--work runs/bench_decode]
+    PYTHONPATH=$PWD .venv/bin/python bench/grpo_decode.py [--model DIR --data DIR] [--steps 15] [--reps 3]
+        [--threads 1] [--quick]
 
-Each run is `r1 grpo` with recipes/toy/grpo.yaml (8 prompts x 8 completions of <= 96 tokens a step),
---steps steps, no checkpoint; the two alternate rep by rep, so a machine shared with other jobs loads both
-alike. Printed: seconds per step (TRL's train_runtime / steps) of each, the median over reps, the ratio, and
-each one's training accuracy (the draws differ, so it differs by chance). No assertion: this prints numbers.
+Without --model/--data the toy cold start is built (or reused, when its fingerprints match) under
+runs/bench_world (`r1 toy data`, `r1 toy base --steps 300`, `r1 coldstart`). Each run is `r1 grpo` with
+recipes/toy/grpo.yaml (8 prompts x 8 completions of <= 96 tokens a step), --steps steps, no checkpoint,
+the recipe's micro_batch_by_length on both sides; only decode_loop differs. The two alternate rep by rep
+(A B A B A B). Printed: seconds per step (TRL's train_runtime / steps) of each, the per-rep speed-up's
+median and min-max, and each one's training accuracy (the draws differ, so it differs by chance).
 """
 
 from __future__ import annotations
@@ -18,48 +20,54 @@ import shutil
 import statistics
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import _timing
+from _world import ROOT, r1, toy_coldstart
+
 RECIPE = ROOT / "recipes/toy/grpo.yaml"
 
 
-def r1(*args) -> None:
-    from r1cli.cli import main
-
-    main([str(a) for a in args])
-
-
-def train(model: Path, data: Path, out: Path, steps: int, decode_loop: bool) -> tuple[float, float]:
-    """(seconds a step, mean training accuracy) of one `r1 grpo` run."""
+def train(model: Path, data: Path, out: Path, steps: int, decode_loop: bool, threads: int, accs: list) -> float:
+    """Seconds a step of one `r1 grpo` run; its mean training accuracy goes into `accs`."""
     shutil.rmtree(out, ignore_errors=True)
-    sets = [f"trl.max_steps={steps}", "trl.save_strategy='no'", f"decode_loop={str(decode_loop).lower()}"]
-    r1("grpo", "--model", model, "--data", data, "--out", out, "--recipe", RECIPE, *[x for s in sets for x in ("--set", s)])
+    sets = [f"trl.max_steps={steps}", "trl.save_strategy='no'", f"decode_loop={str(decode_loop).lower()}",
+            f"trl.logging_steps={min(5, steps)}"]
+    r1(["grpo", "--model", model, "--data", data, "--out", out, "--recipe", RECIPE, "--force",
+        *[x for s in sets for x in ("--set", s)]], threads=threads)
     m = json.loads((out / "r1.json").read_text())["metrics"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     acc = [r["rewards/accuracy/mean"] for r in rows if "rewards/accuracy/mean" in r]
-    return m["train_runtime_s"] / steps, sum(acc) / max(1, len(acc))
+    accs.append(sum(acc) / max(1, len(acc)))
+    return m["train_runtime_s"] / steps
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, required=True, help="a toy cold-start checkpoint (make demo's runs/demo/coldstart)")
-    ap.add_argument("--data", type=Path, required=True, help="the toy RL prompts (runs/demo/data/rl)")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--reps", type=int, default=2)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, help="a toy cold-start checkpoint (default: built under runs/bench_world)")
+    ap.add_argument("--data", type=Path, help="the toy RL prompts (with --model)")
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=ROOT / "runs/bench_decode")
-    args = ap.parse_args()
-
-    times: dict[bool, list[float]] = {False: [], True: []}
+    _timing.add_args(ap)
+    a = ap.parse_args()
+    _timing.check_reps(a.reps)
+    steps = 2 if a.quick else a.steps
+    print(_timing.machine())
+    if a.model and a.data:
+        model, data = a.model, a.data
+    else:
+        world, model = toy_coldstart(a.quick)
+        data = world / "rl"
     accs: dict[bool, list[float]] = {False: [], True: []}
-    for rep in range(args.reps):
-        for loop in (False, True):
-            t, a = train(args.model, args.data, args.work / f"{'decode' if loop else 'generate'}{rep}", args.steps, loop)
-            times[loop].append(t)
-            accs[loop].append(a)
-    print(f"r1 grpo, {args.steps} steps of 64 rows (recipes/toy/grpo.yaml), {args.reps} reps each, alternating")
-    for loop, name in ((False, "model.generate (baseline)"), (True, "decode_loop")):
-        print(f"  {name:26s} {statistics.median(times[loop]):6.2f} s a step (reps: "
-              f"{', '.join(f'{t:.2f}' for t in times[loop])})   training accuracy {statistics.mean(accs[loop]):.3f}")
-    print(f"  speed-up: {statistics.median(times[False]) / statistics.median(times[True]):.2f}x a step")
+    times = _timing.alternate({
+        "model.generate (baseline)": lambda: train(model, data, a.work / "generate", steps, False, a.threads, accs[False]),
+        "decode_loop": lambda: train(model, data, a.work / "decode", steps, True, a.threads, accs[True]),
+    }, a.reps, unit="s/step")
+    print(f"\nr1 grpo, {steps} steps of 64 rows (recipes/toy/grpo.yaml), {a.reps} reps each, alternating, "
+          f"{a.threads} thread(s), model {model}")
+    for (name, t), acc in zip(times.items(), accs.values()):
+        print(f"  {name:26s} {_timing.spread(t, '{:.2f}', ' s/step')}   training accuracy {statistics.mean(acc):.3f}")
+    print(f"  speed-up (baseline / decode_loop, per rep): "
+          f"{_timing.spread(_timing.ratios(times['model.generate (baseline)'], times['decode_loop']), suffix='x')}")
 
 
 if __name__ == "__main__":

@@ -1,161 +1,196 @@
-"""Step time of `r1 grpo` (the stage function, in-process) against a plain TRL GRPOTrainer script
-with the same model, data, rewards and settings, in one run. Target: ratio <= 1.05.
+"""Step time of `r1 grpo` against a plain TRL GRPOTrainer script with the same model, data, rewards and
+GRPOConfig, in one command. Target: ratio <= 1.05.
 
-    .venv/bin/python bench/grpo_overhead.py [--steps 8] [--reps 3] [--threads 1] [--model DIR --data DIR]
+    PYTHONPATH=$PWD .venv/bin/python bench/grpo_overhead.py [--steps 8] [--reps 3] [--threads 1]
+        [--model DIR --data DIR] [--set KEY=VALUE] [--quick]
 
-Without --model/--data a toy world is built in a temp dir (`r1 toy data`, and `r1 toy base` with
-the default architecture, briefly trained: a step's time depends on the shapes, not the weights).
-Settings: recipes/toy/grpo.yaml (its rewards and its trl section), max_steps=--steps, no checkpoints
-(saving is not part of a step; with it on, both would pay the same TRL code).
-- ours: r1cli.stages.grpo.run(cfg, ...) as `r1 grpo` calls it: checks, reward wrappers that log
-  samples, telemetry (metrics.jsonl, progress, warnings), the manifest and OUT.
-- plain: GRPOConfig + GRPOTrainer + train(), the same reward functions from the registry and the
-  same value for every GRPOConfig field (checked against the training_args.bin our run saved).
-The two alternate rep by rep, after one untimed warm-up each (the math-verify pool starts once), so a
-machine shared with other jobs loads both alike. Printed: seconds per step (TRL's train_runtime /
-steps, the same clock for both), median over reps, the ratio; and each side's end-to-end wall time
-(ours includes the input checks and writing OUT). No assertion: this prints numbers.
+Without --model/--data the toy world is built (or reused, when its fingerprints match) under
+runs/bench_world: `r1 toy data` and `r1 toy base --steps 300` (a step's time depends on the shapes
+and on the completions' lengths, so a base that writes answers, not noise).
+
+- ours: `r1 grpo --recipe recipes/toy/grpo.yaml` in a child process, with decode_loop and
+  micro_batch_by_length off: both replace TRL code (rollouts, the loss's batching) and are measured
+  on their own by bench/grpo_decode.py; here the question is what the stage adds around TRL (checks,
+  reward wrappers that log samples, telemetry, the manifest and OUT).
+- plain: a child process running GRPOConfig(...) + GRPOTrainer(...).train(), the reward functions of
+  r1cli's registry, the GRPOConfig built from the same values a user would copy: the recipe's `trl:`
+  section, the values of its algorithm preset (as the manifest lists them), the CPU settings and
+  r1cli's logging defaults.
+Every GRPOConfig field of the two runs is compared (ours: OUT/training_args.bin); the bench FAILS
+(exit 1, naming the fields) when any differs other than output and logging paths, so the ratio always
+compares one algorithm with itself. An untimed 1-step run of each side comes first (and is checked).
+Printed: seconds per step (TRL's train_runtime / steps, the same clock on both sides) per rep, the
+per-rep ratio's median and min-max, and each side's end-to-end wall time (process start to exit).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
-import statistics
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# fields that name places or switch off bars and prints; none changes what a step computes
-IGNORED = {"output_dir", "logging_dir", "disable_tqdm", "run_name", "hub_token"}
+import _timing
+import yaml
+from _world import ROOT, r1, toy_world
+
+RECIPE = ROOT / "recipes/toy/grpo.yaml"
+# fields that only name places; none changes what a step computes
+PATHS = {"output_dir", "logging_dir", "run_name"}
+# what `r1 grpo` sets on a CPU and for its logging (r1cli's defaults); a plain script sets the same
+CPU = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False,
+       "ddp_find_unused_parameters": False}
+LOGGING = {"report_to": [], "disable_tqdm": True, "save_total_limit": 1, "logging_steps": 5}
 
 
-def toy_world(tmp: Path) -> tuple[Path, Path]:
-    from r1cli.cli import main
-
-    main(["toy", "data", str(tmp / "data"), "--set", "n_rl=400", "--set", "n_coldstart=64", "--set", "n_eval=16",
-          "--set", "n_general=32", "--set", "n_general_eval=8", "--set", "n_helpful_pairs=32", "--set", "n_safety=32"])
-    main(["toy", "base", str(tmp / "base"), "--steps", "20", "--set", "eval_prompts=0"])
-    return tmp / "base", tmp / "data" / "rl"
+# --- the two sides ---------------------------------------------------------------------------------------
 
 
-def config(steps: int, extra: list[str]):
-    from r1cli.config import GRPOStageConfig
-    from r1cli.recipe import resolve
+def ours(model: Path, data: Path, out: Path, steps: int, sets: list[str], threads: int) -> dict:
+    import torch
 
-    sets = [f"trl.max_steps={steps}", "trl.save_strategy='no'", *extra]
-    return resolve(GRPOStageConfig, ROOT / "recipes/toy/grpo.yaml", sets, stage="grpo")
-
-
-# --- the two sides -------------------------------------------------------------------------------
-
-
-def ours(cfg, model: Path, data: Path, out: Path) -> tuple[float, float]:
-    """(seconds per step, end-to-end seconds)."""
-    import json
-
-    from r1cli.stages import grpo
-
-    t0 = time.perf_counter()
-    grpo.run(cfg, model=model, data=data, out=out, force=True)
-    wall = time.perf_counter() - t0
+    sets = [f"trl.max_steps={steps}", "trl.save_strategy='no'", "decode_loop=false", "micro_batch_by_length=false", *sets]
+    t = time.perf_counter()
+    r1(["grpo", "--model", model, "--data", data, "--out", out, "--recipe", RECIPE, "--force",
+        *[x for s in sets for x in ("--set", s)]], threads=threads)
+    wall = time.perf_counter() - t
     m = json.loads((out / "r1.json").read_text())
-    return m["metrics"]["train_runtime_s"] / m["counts"]["steps"], wall
+    args = torch.load(out / "training_args.bin", weights_only=False).to_dict()
+    return {"step": m["metrics"]["train_runtime_s"] / m["counts"]["steps"], "wall": wall, "args": args, "manifest": m}
 
 
-def plain_args(cfg, out: Path):
-    """What a hand-written script would pass: the recipe's trl section, CPU settings, no bars."""
+def plain_config(recipe: dict, preset: dict, steps: int, sets: list[str]) -> dict:
+    """The GRPOConfig keywords of the plain script: r1cli's logging defaults, the CPU settings, the preset's
+    values, the recipe's trl section, then the bench's own (and the user's --set trl.* ones)."""
+    trl = {**LOGGING, "seed": recipe["seed"], "data_seed": recipe["seed"], **CPU, **preset, **recipe["trl"],
+           "max_steps": steps, "save_strategy": "no"}
+    for s in sets:
+        key, value = s.split("=", 1)
+        if key.startswith("trl."):
+            trl[key[4:]] = yaml.safe_load(value)
+    trl["reward_weights"] = [float(w) for w in recipe["rewards"].values()]
+    return trl
+
+
+def plain(model: Path, data: Path, out: Path, recipe: dict, config: dict, threads: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    job = {"model": str(model), "data": str(data), "out": str(out), "config": config, "rewards": recipe["rewards"],
+           "template": recipe.get("template", "r1"), "seed": recipe["seed"]}
+    (out / "job.json").write_text(json.dumps(job))
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--plain-child", str(out / "job.json")], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"the plain GRPOTrainer script failed:\n{done.stderr[-3000:]}")
+    res = json.loads((out / "result.json").read_text())
+    return {"step": res["train_runtime"] / res["steps"], "wall": wall, "args": res["args"]}
+
+
+def plain_child(job_path: str) -> None:
+    """The plain script itself: what a user writes around TRL."""
     import torch
-    from trl import GRPOConfig
-
-    cpu = {} if torch.cuda.is_available() else {"use_cpu": True, "bf16": False, "fp16": False,
-                                                "gradient_checkpointing": False, "ddp_find_unused_parameters": False}
-    kw = {"report_to": [], "seed": cfg.seed, "data_seed": cfg.seed, "disable_tqdm": True, "logging_steps": 5,
-          "save_total_limit": 1, **cpu, **cfg.trl}
-    return GRPOConfig(output_dir=str(out), reward_weights=list(cfg.rewards.values()), **kw)
-
-
-def plain(cfg, model: Path, data: Path, out: Path) -> tuple[float, float]:
-    import torch
+    import transformers
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
-    from trl import GRPOTrainer
+    from trl import GRPOConfig, GRPOTrainer
 
     from r1cli.rewards import resolve_rewards
 
-    t0 = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    ds = load_from_disk(str(data))
-    funcs = [fn for _, fn, _ in resolve_rewards(cfg.rewards, prefilled_think=False, template=cfg.template,
-                                               **cfg.reward_options)]
-    torch.manual_seed(cfg.seed)
-    lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
-    trainer = GRPOTrainer(model=lm, reward_funcs=funcs, args=plain_args(cfg, out), train_dataset=ds,
-                          processing_class=tokenizer)
+    job = json.loads(Path(job_path).read_text())
+    transformers.utils.logging.set_verbosity_error()
+    tokenizer = AutoTokenizer.from_pretrained(job["model"])
+    ds = load_from_disk(job["data"])
+    funcs = [fn for _, fn, _ in resolve_rewards(job["rewards"], prefilled_think=False, template=job["template"])]
+    args = GRPOConfig(output_dir=job["out"] + "/checkpoints", **job["config"])
+    torch.manual_seed(job["seed"])
+    lm = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32)
+    trainer = GRPOTrainer(model=lm, reward_funcs=funcs, args=args, train_dataset=ds, processing_class=tokenizer)
     trainer.remove_callback(PrinterCallback)
     result = trainer.train()
-    wall = time.perf_counter() - t0
-    return result.metrics["train_runtime"] / trainer.state.global_step, wall
+    Path(job["out"], "result.json").write_text(json.dumps(
+        {"train_runtime": result.metrics["train_runtime"], "steps": trainer.state.global_step,
+         "args": args.to_dict()}, default=str))
 
 
-def differing_args(cfg, ours_out: Path, tmp: Path) -> list[str]:
-    """GRPOConfig fields where our run's saved arguments and the plain script's differ."""
-    import torch
-
-    mine = torch.load(ours_out / "training_args.bin", weights_only=False).to_dict()
-    theirs = plain_args(cfg, tmp / "args").to_dict()
-    return sorted(k for k in set(mine) | set(theirs) if k not in IGNORED and mine.get(k) != theirs.get(k))
+def differing(a: dict, b: dict) -> dict:
+    """{field: (ours, plain)} for every GRPOConfig field that differs, paths aside."""
+    a, b = (json.loads(json.dumps(d, default=str)) for d in (a, b))
+    return {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b))
+            if k not in PATHS and a.get(k, "<absent>") != b.get(k, "<absent>")}
 
 
-# --- the run -------------------------------------------------------------------------------------------
+def check_same(o: dict, p: dict, when: str) -> None:
+    if o["manifest"]["metrics"].get("prefilled_think"):  # the plain side's rewards assume completions open <think>
+        raise SystemExit(f"FAIL ({when}): r1 grpo detected a pre-filled <think>; the plain side's rewards do not")
+    diff = differing(o["args"], p["args"])
+    if diff:
+        for k, (x, y) in diff.items():
+            print(f"  GRPOConfig.{k}: r1 grpo {x!r}, plain {y!r}")
+        raise SystemExit(f"FAIL ({when}): the two sides ran different GRPOConfigs ({', '.join(diff)}): "
+                         "the ratio would compare two algorithms")
+
+
+# --- the run ---------------------------------------------------------------------------------------------
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--plain-child":
+        return plain_child(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=8, help="GRPO steps per timed run")
-    ap.add_argument("--reps", type=int, default=3, help="timed runs of each side, alternating")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    ap.add_argument("--model", type=Path, help="model dir (default: a toy base built here)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of each side (the machine is shared)")
+    ap.add_argument("--model", type=Path, help="model dir (default: the toy base under runs/bench_world)")
     ap.add_argument("--data", type=Path, help="RL prompts dir (default: the toy world's rl split)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="recipe override, as `r1 grpo --set`")
+    ap.add_argument("--set", dest="sets", action="append", default=[],
+                    help="recipe override for both sides (`trl.KEY=VALUE` also goes into the plain GRPOConfig)")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs/bench_grpo_overhead")
+    _timing.add_args(ap)
     a = ap.parse_args()
+    _timing.check_reps(a.reps)
+    steps = 2 if a.quick else a.steps
+    print(_timing.machine())
+    if a.model and a.data:
+        model, data = a.model, a.data
+    else:
+        data, model = toy_world(a.quick)
+        data = data / "rl"
+    recipe = yaml.safe_load(RECIPE.read_text())
 
-    import torch
+    # untimed: one step of each (file caches, and the GRPOConfig check before the long runs)
+    warm = ours(model, data, a.work / "ours", 1, a.sets, a.threads)
+    preset = warm["manifest"]["config"].get("algorithm_preset", {}).get("values", {})
+    check_same(warm, plain(model, data, a.work / "plain", recipe, plain_config(recipe, preset, 1, a.sets), a.threads),
+               "warm-up")
+    config = plain_config(recipe, preset, steps, a.sets)
+    runs: dict[str, list[dict]] = {"r1 grpo": [], "plain GRPOTrainer": []}
 
-    torch.set_num_threads(a.threads)
-    from r1cli.training import quiet_libraries
+    def side(name, fn):
+        def go():
+            runs[name].append(fn())
+            return runs[name][-1]["step"]
+        return go
 
-    quiet_libraries()
-    tmp = Path(tempfile.mkdtemp(prefix="grpo_overhead_"))
-    try:
-        model, data = (a.model, a.data) if a.model and a.data else toy_world(tmp)
-        cfg = config(a.steps, a.sets)
-        warm = config(1, a.sets)
-        ours(warm, model, data, tmp / "ours")
-        plain(warm, model, data, tmp / "plain")
-        times = {"ours": [], "plain": []}
-        walls = {"ours": [], "plain": []}
-        for rep in range(a.reps):
-            for name, fn in (("ours", ours), ("plain", plain)) if rep % 2 == 0 else (("plain", plain), ("ours", ours)):
-                step, wall = fn(cfg, model, data, tmp / name)
-                times[name].append(step)
-                walls[name].append(wall)
-                print(f"rep {rep + 1} {name:5s}: {step:.3f} s/step, {wall:.1f} s end to end", flush=True)
-        diff = differing_args(cfg, tmp / "ours", tmp)
-        t = {k: statistics.median(v) for k, v in times.items()}
-        w = {k: statistics.median(v) for k, v in walls.items()}
-        # each rep's pair ran back to back: their ratio cancels most of the load other jobs put on the machine
-        paired = statistics.median(o / p for o, p in zip(times["ours"], times["plain"]))
-        print(f"\nsettings: recipes/toy/grpo.yaml, {a.steps} steps, {a.threads} thread(s); "
-              f"GRPOConfig fields that differ: {', '.join(diff) or 'none'}")
-        print(f"seconds per step (median of {a.reps}): r1 grpo {t['ours']:.3f}, plain GRPOTrainer {t['plain']:.3f}")
-        print(f"end to end (median): r1 grpo {w['ours']:.1f} s, plain {w['plain']:.1f} s")
-        print(f"ratio r1 grpo / plain (step time): {t['ours'] / t['plain']:.3f} of the medians, {paired:.3f} median "
-              "of the per-rep ratios  (target <= 1.05)")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    times = _timing.alternate({
+        "r1 grpo": side("r1 grpo", lambda: ours(model, data, a.work / "ours", steps, a.sets, a.threads)),
+        "plain GRPOTrainer": side("plain GRPOTrainer", lambda: plain(model, data, a.work / "plain", recipe, config,
+                                                                      a.threads)),
+    }, a.reps, unit="s/step")
+    for o, p in zip(runs["r1 grpo"], runs["plain GRPOTrainer"]):
+        check_same(o, p, "timed run")
+    ratio = _timing.ratios(times["r1 grpo"], times["plain GRPOTrainer"])
+    print(f"\n{RECIPE.relative_to(ROOT)} with decode_loop and micro_batch_by_length off, {steps} steps, "
+          f"{a.threads} thread(s), model {model}; every GRPOConfig field the same on both sides (paths aside)")
+    for name in runs:
+        print(f"  {name:18s} {_timing.spread(times[name], '{:.3f}', ' s/step')};  end to end "
+              f"{_timing.spread([r['wall'] for r in runs[name]], '{:.1f}', ' s')}")
+    print(f"ratio r1 grpo / plain GRPOTrainer (step time): {_timing.spread(ratio, '{:.3f}')}  (target <= 1.05)")
 
 
 if __name__ == "__main__":

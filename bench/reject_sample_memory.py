@@ -1,11 +1,14 @@
 """Peak RSS of `r1 reject-sample` on 100k toy prompts against 1k (target: ratio <= 1.5x):
 the stage streams chunks, so memory must not grow with the number of prompts.
 
-    .venv/bin/python bench/reject_sample_memory.py [--model runs/demo/base] [--large 100000] [--small 1000]
+    PYTHONPATH=$PWD .venv/bin/python bench/reject_sample_memory.py [--model DIR] [--large 100000] [--small 1000]
+        [--reps 3] [--quick]
 
-Each size runs the real command in a child process (`python -m r1cli reject-sample`, the toy
+The two sizes alternate rep by rep (small, large, small, large, ...); each runs the real command in a
+child process (`python -m r1cli reject-sample`, the toy
 recipe with n=1 and max_new_tokens=4 so 100k prompts take minutes, not hours); its peak RSS
-is the child's ru_maxrss from os.wait4. Prints both, the ratio, and the wall times.
+is the child's ru_maxrss from os.wait4. Prints both (median and min-max over reps), the per-rep
+ratio, and the wall times.
 
 Without --model the sampler is a tiny random Llama (hidden 32, one layer) with the toy
 tokenizer: what must not grow with the prompts is the stage's memory (reading, chunks,
@@ -22,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _timing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +62,7 @@ def tiny_model(path: Path) -> Path:
 def peak_rss(model: Path, data: Path, out: Path, args) -> tuple[float, float]:
     """(peak RSS in MB, seconds) of one `r1 reject-sample` child process."""
     cmd = [sys.executable, "-m", "r1cli", "reject-sample", "--model", str(model), "--data", str(data), "--out", str(out),
-           "--recipe", str(ROOT / "recipes/toy/reject_sample.yaml"), "--set", "n=1",
+           "--force", "--recipe", str(ROOT / "recipes/toy/reject_sample.yaml"), "--set", "n=1",
            "--set", f"sampling.max_new_tokens={args.max_new_tokens}", "--set", "sampling.batch_size=256",
            "--set", f"chunk_size={args.chunk_size}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -72,24 +77,40 @@ def peak_rss(model: Path, data: Path, out: Path, args) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path)
     ap.add_argument("--small", type=int, default=1_000)
     ap.add_argument("--large", type=int, default=100_000)
     ap.add_argument("--max-new-tokens", type=int, default=4)
     ap.add_argument("--chunk-size", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
+    _timing.add_args(ap)
     args = ap.parse_args()
+    _timing.check_reps(args.reps)
+    if args.quick:
+        args.small, args.large, args.chunk_size = 200, 2_000, 256
+    print(_timing.machine())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model or tiny_model(tmp / "model")
-        results = {}
-        for n in (args.small, args.large):
-            data = prompts(tmp / f"prompts{n}", n)
-            results[n] = peak_rss(model, data, tmp / f"rs{n}", args)
-            print(f"  {n:7d} prompts: peak RSS {results[n][0]:7.1f} MB in {results[n][1]:6.1f} s", flush=True)
-    small, large = results[args.small][0], results[args.large][0]
-    print(f"peak RSS ratio {args.large} vs {args.small} prompts: {large / small:.2f}x (target <= 1.5x)")
+        data = {n: prompts(tmp / f"prompts{n}", n) for n in (args.small, args.large)}
+        walls: dict[int, list[float]] = {args.small: [], args.large: []}
+
+        def size(n: int):
+            def go() -> float:
+                mb, seconds = peak_rss(model, data[n], tmp / f"rs{n}", args)
+                walls[n].append(seconds)
+                return mb
+            return go
+
+        rss = _timing.alternate({f"{args.small} prompts": size(args.small), f"{args.large} prompts": size(args.large)},
+                                args.reps, unit="MB peak RSS")
+    small, large = rss[f"{args.small} prompts"], rss[f"{args.large} prompts"]
+    for n, mb in ((args.small, small), (args.large, large)):
+        print(f"  {n:7d} prompts: peak RSS {_timing.spread(mb, '{:.1f}', ' MB')} in "
+              f"{_timing.spread(walls[n], '{:.1f}', ' s')}")
+    print(f"peak RSS ratio {args.large} vs {args.small} prompts: {_timing.spread(_timing.ratios(large, small), suffix='x')}"
+          " (target <= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -1,44 +1,41 @@
-"""Samples/s of the `accuracy` reward against a plain serial loop of math-verify calls, on the
-same >= 10k mixed completions in one run (target: >= 1.8x on 2 cores, and no sample over its
-deadline + 1 s).
+"""Samples/s of r1cli's `accuracy` reward against the strongest plain scorer a user would run instead,
+TRL's own `accuracy_reward` (trl.rewards), and against a serial math-verify loop; on ordinary
+completions and with pathological ones mixed in; with 1 and 2 reward workers; in one command.
+Targets: see bench/README.md.
 
-    .venv/bin/python bench/rewards.py [--n 10000] [--pathological 24] [--workers 2] [--deadline 5] [--slices 4]
+    PYTHONPATH=$PWD .venv/bin/python bench/rewards.py [--n 4000] [--pathological 10] [--deadline 5] [--reps 3]
+        [--quick] [--no-check]
 
 The completions mimic GSM8K and MATH-500 answers (integers written with commas, units, $ or
 .0; fractions vs decimals, roots, intervals, sets, tuples, polynomials; right and wrong; some
 with no \\boxed{} but "the final answer is ..."), every (reference, answer) pair distinct so
-no cache helps, plus pathological ones: 9^{9^{9^9}}-style towers, 50,000-character outputs,
-50,000-character answers, deeply nested \\frac / parentheses / \\sqrt.
+no cache helps. The second set is the same completions plus --pathological ones (9^{9^{9^9}}-style
+towers, 50,000-character outputs and answers, deeply nested \\frac / parentheses / \\sqrt), about
+0.25% of it by default, shuffled in.
 
-- ours: `get_reward("accuracy")` called as TRL calls it, 256 completions a call; the pool is
-  started before timing (its startup is printed on its own). Answers math-verify cannot call
-  equal within the deadline (math.py's hopeless(): towers and iterated factorials against a
-  number, bare groups nested 60+ deep) score 0 at once; `--pathological 0` measures the ordinary
-  completions alone.
-- serial: for each sample `verify(parse(reference), parse(completion))` in the main thread
-  with math-verify's defaults (its own 5 s SIGALRM timeouts), as a plain reward loop does.
-The data is cut into slices and the two alternate slice by slice, so a machine shared with
-other jobs loads both alike; the load average and the CPU seconds each used are printed (with
-the kernel's autogroup scheduling, all processes of one session share one session's slice of
-a busy machine: there the workers cannot get more CPU than the serial loop, and the ratio
-shows only the work saved). No assertion: this prints numbers.
-
-Then two agreement figures: with the serial loop (plain math-verify: its default extraction over
-the whole completion, so several boxes, `1 000`, `-2 \\le x < 5` or a hedge read differently
-there; the differing pairs are counted by kind), and the check that the reward's shortcuts
-(quick_verdict, hopeless) never decide differently from math-verify as the reward runs it
-(verify.math_equal, same deadline), untimed; `--no-check` skips it.
+Contenders, each run once per repetition on each set, in turn (A B C D ... A B C D ...):
+- r1 accuracy, W workers: `get_reward("accuracy", workers=W, timeout=--deadline)` called as TRL calls
+  it, 256 completions a call; its pool is started (and its memo cleared) before the clock starts.
+  Answers math-verify cannot call equal within the deadline (math.py's hopeless()) score 0 at once.
+- TRL accuracy_reward: `trl.rewards.accuracy_reward(completions, solution)` in this process, 256 a call,
+  as GRPOTrainer calls it (its own math-verify timeouts: 10 s a parse, 5 s a verify).
+- serial loop: `verify(parse(reference), parse(completion))` per sample, math-verify's defaults.
+Printed: each one's samples/s (median and min-max over reps), r1's ratio to each baseline taken
+within each repetition; the headline is r1 (2 workers) against the fastest baseline on ordinary
+completions. Then how often the verdicts agree, and (unless --no-check) that the reward's shortcuts
+(quick_verdict, hopeless) never decide differently from math-verify as the reward runs it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import re
 import time
 from collections import Counter
+
+import _timing
 
 BOX = "<think>\n{cot}\n</think>\nSo the final answer is $\\boxed{{{ans}}}$."
 
@@ -107,42 +104,32 @@ def pathological_cases(n: int) -> list[tuple[str, str]]:
             ((i, kinds[i % len(kinds)]) for i in range(n))]
 
 
-# --- the two contenders ----------------------------------------------------------------------------------
+# --- the contenders --------------------------------------------------------------------------------------
+
+BATCH = 256  # completions a reward call, as a GRPO step hands them over
 
 
-def cpu_seconds(pool) -> float:
-    """CPU time of this process, its reaped children (killed workers) and the live workers."""
-    import resource
-
-    total = time.process_time() + sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])
-    for w in pool.workers:
-        try:
-            with open(f"/proc/{w.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def run_ours(fn, refs, comps, batch=256) -> tuple[float, list]:
-    t = time.monotonic()
+def run_ours(fn, refs, comps) -> list:
     out = []
-    for s in range(0, len(comps), batch):
-        out += fn([""] * len(comps[s:s + batch]), comps[s:s + batch], answer=refs[s:s + batch])
-    return time.monotonic() - t, out
+    for s in range(0, len(comps), BATCH):
+        out += fn([""] * len(comps[s:s + BATCH]), comps[s:s + BATCH], answer=refs[s:s + BATCH])
+    return out
 
 
-def run_serial(refs, comps) -> tuple[float, list, float]:
+def run_trl(refs, comps) -> list:
+    from trl.rewards import accuracy_reward
+
+    out = []
+    for s in range(0, len(comps), BATCH):
+        msgs = [[{"role": "assistant", "content": c}] for c in comps[s:s + BATCH]]
+        out += accuracy_reward(msgs, refs[s:s + BATCH])
+    return out
+
+
+def run_serial(refs, comps) -> list:
     from math_verify import parse, verify
 
-    t, out, worst = time.monotonic(), [], 0.0
-    for ref, comp in zip(refs, comps):
-        t0 = time.monotonic()
-        ok = verify(parse(f"${ref}$"), parse(comp))
-        worst = max(worst, time.monotonic() - t0)
-        out.append(1.0 if ok else 0.0)
-    return time.monotonic() - t, out, worst
+    return [1.0 if verify(parse(f"${ref}$"), parse(comp)) else 0.0 for ref, comp in zip(refs, comps)]
 
 
 def answer_kind(ref: str, comp: str) -> str:
@@ -164,14 +151,16 @@ def answer_kind(ref: str, comp: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10_000, help="completions in all (pathological ones included)")
-    ap.add_argument("--pathological", type=int, default=24)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--n", type=int, default=4000, help="ordinary completions")
+    ap.add_argument("--pathological", type=int, default=10, help="added to the ordinary ones for the second set")
     ap.add_argument("--deadline", type=float, default=5.0, help="seconds per sample (math-verify's own default is 5)")
-    ap.add_argument("--slices", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-check", action="store_true", help="skip checking the shortcuts against math-verify")
+    _timing.add_args(ap)
     args = ap.parse_args()
+    _timing.check_reps(args.reps)
+    if args.quick:
+        args.n, args.pathological = 200, 2
     for name in ("math_verify", "latex2sympy2_extended"):  # every failed parse logs the whole text
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
@@ -180,63 +169,94 @@ def main() -> None:
     from r1cli.templates import find_answer
 
     rng = random.Random(args.seed)
-    cases = [normal_case(rng, i) for i in range(args.n - args.pathological)] + pathological_cases(args.pathological)
-    rng.shuffle(cases)
-    refs, comps = [c[0] for c in cases], [c[1] for c in cases]
-    print(f"{len(cases)} completions ({args.pathological} pathological), {len({*cases})} distinct; "
-          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}", flush=True)
+    ordinary = [normal_case(rng, i) for i in range(args.n)]
+    mixed = ordinary + pathological_cases(args.pathological)
+    rng.shuffle(mixed)
+    sets = {"ordinary": ordinary, "+pathological": mixed}
+    print(_timing.machine())
+    print(f"{len(ordinary)} ordinary completions ({len({*ordinary})} distinct); the second set adds "
+          f"{args.pathological} pathological ones ({100 * args.pathological / len(mixed):.2f}% of {len(mixed)})",
+          flush=True)
 
-    t = time.monotonic()
-    fn = get_reward("accuracy", workers=args.workers, timeout=args.deadline)
-    fn([""], [BOX.format(cot="warm", ans="\\sqrt{4}")], answer=["2"])  # not the fast path: starts the pool
-    print(f"pool start ({args.workers} workers, to the first verdict): {time.monotonic() - t:.2f} s", flush=True)
+    fns = {w: get_reward("accuracy", workers=w, timeout=args.deadline) for w in (1, 2)}
+    warm = ([""], [BOX.format(cot="warm", ans="\\sqrt{4}")])  # not the fast path: starts the pool
+    for w, fn in fns.items():
+        t = time.monotonic()
+        verify.get_pool(w)
+        fn(*warm, answer=["2"])
+        print(f"pool start ({w} worker{'s' * (w > 1)}, to the first verdict): {time.monotonic() - t:.2f} s")
 
-    size = -(-len(cases) // args.slices)
-    pool = verify.get_pool(args.workers)
-    t_ours = t_serial = worst_serial = cpu_ours = cpu_serial = 0.0
-    ours, serial = [None] * len(cases), [None] * len(cases)
-    for k in range(args.slices):
-        lo, hi = k * size, min(len(cases), (k + 1) * size)
-        order = ("ours", "serial") if k % 2 == 0 else ("serial", "ours")
-        for who in order:
-            c0 = cpu_seconds(pool)
-            if who == "ours":
-                clear_memo()
-                dt, out = run_ours(fn, refs[lo:hi], comps[lo:hi])
-                t_ours += dt
-                cpu_ours += cpu_seconds(pool) - c0  # (a worker killed mid-slice loses its last CPU second or so)
-                ours[lo:hi] = out
-            else:
-                dt, out, worst = run_serial(refs[lo:hi], comps[lo:hi])
-                t_serial += dt
-                cpu_serial += cpu_seconds(pool) - c0
-                worst_serial = max(worst_serial, worst)
-                serial[lo:hi] = out
-        print(f"  slice {k + 1}/{args.slices}: ours {t_ours:.1f} s, serial {t_serial:.1f} s so far "
-              f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    verdicts: dict[str, list] = {}
 
-    n = len(cases)
-    agree = sum(a == b for a, b in zip(ours, serial)) / n
-    stats = fn.stats
-    print(f"\naccuracy reward: {n / t_ours:8.1f} samples/s  ({t_ours:.1f} s; fast path {stats['fast']}, "
-          f"no reference needs (0 at once) {stats['too_deep'] + stats['too_large']}, "
-          f"math-verify {stats['verified']}, timeouts {stats['timeout']}, errors {stats['error']}, "
-          f"worker restarts {verify.get_pool(args.workers).restarts})")
-    print(f"serial loop:     {n / t_serial:8.1f} samples/s  ({t_serial:.1f} s)")
-    print(f"ratio: {t_serial / t_ours:.2f}x   (target >= 1.8x on 2 cores)")
-    print(f"CPU seconds: ours {cpu_ours:.1f} (this process + workers), serial {cpu_serial:.1f}; "
-          f"ours ran at {cpu_ours / t_ours:.2f} cores, serial at {cpu_serial / t_serial:.2f}")
-    print(f"max per-sample latency: {stats['max_seconds']:.2f} s with a {args.deadline:g} s deadline "
-          f"(target <= {args.deadline + 1:g} s); serial loop's slowest sample {worst_serial:.2f} s")
-    print(f"mean reward: ours {sum(ours) / n:.4f}, serial {sum(serial) / n:.4f}")
-    differ = Counter(f"{answer_kind(r, c)}: ours {o:g}, plain {v:g}" for r, c, o, v in zip(refs, comps, ours, serial) if o != v)
-    print(f"agreement with plain math-verify (the serial loop): {agree:.2%} of samples; differing: "
-          + (", ".join(f"{k} x{m}" for k, m in differ.most_common()) or "none"))
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}", flush=True)
+    def contender(name: str, cases, score):
+        refs, comps = [c[0] for c in cases], [c[1] for c in cases]
+
+        def go() -> float:
+            prepare = getattr(score, "prepare", None)
+            if prepare:
+                prepare()
+            t = time.monotonic()
+            verdicts[name] = score(refs, comps)
+            return (time.monotonic() - t) / len(cases)
+        return go
+
+    def ours(w: int):
+        def score(refs, comps):
+            return run_ours(fns[w], refs, comps)
+
+        def prepare():  # untimed: the process-wide pool is rebuilt when the worker count changes
+            verify.get_pool(w)
+            fns[w](*warm, answer=["2"])
+            clear_memo()
+        score.prepare = prepare
+        return score
+
+    sides = {}
+    for set_name, cases in sets.items():
+        sides[f"r1 accuracy, 2 workers, {set_name}"] = contender(f"r1 2w {set_name}", cases, ours(2))
+        sides[f"r1 accuracy, 1 worker, {set_name}"] = contender(f"r1 1w {set_name}", cases, ours(1))
+        sides[f"TRL accuracy_reward, {set_name}"] = contender(f"trl {set_name}", cases, run_trl)
+        sides[f"serial math-verify loop, {set_name}"] = contender(f"serial {set_name}", cases, run_serial)
+    cost = _timing.alternate(sides, args.reps, unit="s/sample")
+
+    # --- the figures
+    print(f"\nsamples/s (median, min-max over {args.reps} reps; deadline {args.deadline:g} s)")
+    for name, c in cost.items():
+        print(f"  {name:48s} {_timing.spread([1 / x for x in c], '{:.0f}')}")
+    for set_name in sets:
+        print(f"\n{set_name}:")
+        for w in (2, 1):
+            mine = cost[f"r1 accuracy, {w} worker{'s' * (w > 1)}, {set_name}"]
+            for base in ("TRL accuracy_reward", "serial math-verify loop"):
+                r = _timing.ratios(cost[f"{base}, {set_name}"], mine)
+                print(f"  r1 accuracy ({w} worker{'s' * (w > 1)}) / {base:24s} {_timing.spread(r, suffix='x')}")
+    bases = ("TRL accuracy_reward", "serial math-verify loop")
+    strongest = min(bases, key=lambda b: _timing.median(cost[f"{b}, ordinary"]))
+    head = _timing.ratios(cost[f"{strongest}, ordinary"], cost["r1 accuracy, 2 workers, ordinary"])
+    print(f"\nheadline: r1 accuracy (2 workers) / {strongest} (the fastest baseline), ordinary completions: "
+          f"{_timing.spread(head, suffix='x')}")
+    stats = fns[2].stats
+    print(f"r1 accuracy, 2 workers, all calls: fast path {stats['fast']}, 0 at once (hopeless) "
+          f"{stats['too_deep'] + stats['too_large']}, math-verify {stats['verified']}, timeouts {stats['timeout']}, "
+          f"errors {stats['error']}; slowest sample {stats['max_seconds']:.2f} s with a {args.deadline:g} s deadline "
+          f"(target <= {args.deadline + 1:g} s)")
+
+    refs, comps = [c[0] for c in mixed], [c[1] for c in mixed]
+    mine, trl, serial = (verdicts[f"{k} +pathological"] for k in ("r1 2w", "trl", "serial"))
+    n = len(mixed)
+    print(f"mean reward on the second set: r1 {sum(mine) / n:.4f}, TRL {sum(x or 0 for x in trl) / n:.4f} "
+          f"({sum(x is None for x in trl)} None: reference not parsed), serial {sum(serial) / n:.4f}")
+    for other, theirs in (("TRL accuracy_reward", trl), ("the serial loop", serial)):
+        differ = Counter(f"{answer_kind(r, c)}: r1 {o:g}, {v}" for r, c, o, v in zip(refs, comps, mine, theirs)
+                         if o != (v or 0.0))
+        agree = sum(o == (v or 0.0) for o, v in zip(mine, theirs)) / n
+        print(f"agreement with {other}: {agree:.2%}; differing: "
+              + (", ".join(f"{k} x{m}" for k, m in differ.most_common()) or "none"))
     if args.no_check:
         return
 
     # --- the shortcuts against math-verify itself (untimed) ---
+    pool = verify.get_pool(2)
     decided = []  # (reference, answer, mode, shortcut's verdict, which shortcut)
     for ref, comp in zip(refs, comps):
         pred, where = find_answer(comp)
