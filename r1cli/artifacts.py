@@ -120,6 +120,11 @@ def fingerprint(path: str | os.PathLike) -> str:
         m = read_manifest(p)
         if m and m.get("fingerprint"):
             return m["fingerprint"]
+    return _hash_files(p)
+
+
+def _hash_files(p: Path) -> str:
+    """A content hash of a file, or of every file in a dir but its manifest."""
     h = hashlib.sha256()
     files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and f.name != MANIFEST)
     for f in files:
@@ -306,17 +311,9 @@ class StageRun:
 
 
 def fingerprint_files(d: Path) -> str:
-    """Fingerprint of a dir's files, ignoring any manifest in it."""
-    saved = d / MANIFEST
-    tmp = None
-    if saved.exists():
-        tmp = d / f".{MANIFEST}.hidden"
-        os.replace(saved, tmp)
-    try:
-        return fingerprint(d)
-    finally:
-        if tmp is not None:
-            os.replace(tmp, saved)
+    """Fingerprint of a dir's files, ignoring any manifest in it: the same before and after the manifest is
+    written, so a finished dir's recorded fingerprint can be checked against its files."""
+    return _hash_files(Path(d))
 
 
 def write_sub_manifest(directory: str | os.PathLike, run: "StageRun", kind: str, counts: dict | None = None,

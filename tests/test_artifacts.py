@@ -104,3 +104,16 @@ def test_leftover_partial_message_offers_resume_only_where_it_exists(tmp_path):
         check_output(out)  # eval, score, data, report: no --resume
     assert "--force to start over" in str(e.value) and "--resume" not in str(e.value)
     assert check_output(out, resume=True) == out and check_output(out, force=True) == out
+
+
+def test_a_finished_dirs_fingerprint_can_be_recomputed_from_its_files(tmp_path):
+    from r1cli.artifacts import MANIFEST, fingerprint_files, write_json_atomic
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.txt").write_text("a")
+    before = fingerprint_files(d)
+    write_json_atomic(d / MANIFEST, {"fingerprint": before})
+    assert fingerprint_files(d) == before and sorted(p.name for p in d.iterdir()) == ["a.txt", MANIFEST]
+    (d / "a.txt").write_text("b")
+    assert fingerprint_files(d) != before
