@@ -239,6 +239,10 @@ class AlignConfig(GRPOStageConfig):
     returns None where it does not apply, so `rewards` lists them all.
     """
 
+    # paper: temperature 0.7 in stage 4; RM scales differ from the 0/1 rule rewards, so each reward is
+    # normalized within its group before the sum
+    TRL_DEFAULTS: ClassVar[dict] = {**GRPOStageConfig.TRL_DEFAULTS, "temperature": 0.7,
+                                    "multi_objective_aggregation": "normalize_then_sum"}
     rewards: dict[str, float] = field(default_factory=lambda: {
         "accuracy": 1.0, "format": 1.0, "language": 1.0, "helpfulness": 1.0, "harmlessness": 1.0})
     # reward-model dirs, or URLs of served ones (same as --helpful-rm / --harmless-rm)

@@ -78,6 +78,19 @@ def test_trl_numbers_out_of_range_are_refused_when_the_recipe_resolves(setting, 
     assert str(e.value) == message
 
 
+def test_each_stage_sets_its_trl_defaults_and_fixed_values(tmp_path):
+    from r1cli.config import AlignConfig, RMConfig
+
+    sft = resolve_stage(SFTStageConfig, out=tmp_path / "s", trainer=True).trl
+    assert (sft.lr_scheduler_type.value, sft.save_strategy.value, sft.completion_only_loss) == ("cosine", "epoch", True)
+    grpo = resolve_stage(GRPOStageConfig, None, ["rewards={accuracy: 2, format: 0.5}"], out=tmp_path / "g", trainer=True)
+    assert grpo.trl.reward_weights == [2.0, 0.5] and grpo.trl.save_steps == 50 and grpo.trl.temperature == 1.0
+    align = resolve_stage(AlignConfig, out=tmp_path / "a", trainer=True).trl
+    # stage 4: the paper's temperature 0.7, each reward normalized in its group, TRL's shuffle off (r1 align orders)
+    assert (align.temperature, align.multi_objective_aggregation, align.shuffle_dataset) == (0.7, "normalize_then_sum", False)
+    assert resolve_stage(RMConfig, out=tmp_path / "r", trainer=True).trl.save_steps == 200
+
+
 def test_a_run_of_zero_steps_is_refused_before_anything_loads(tmp_path):
     with pytest.raises(UserError, match="trains zero steps"):
         resolve_stage(SFTStageConfig, None, ["trl.num_train_epochs=0"], out=tmp_path / "o", trainer=True)
