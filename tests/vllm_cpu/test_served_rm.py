@@ -92,3 +92,21 @@ def test_served_rm_scores_as_in_process(world, rm_dir, served):
         remote = remote_fn(prompts, completions)
         assert remote == pytest.approx(local, abs=1e-3, rel=1e-3)
         assert remote_fn.served.summary()["failures"] == 0
+
+
+def test_align_trains_against_rms_served_by_vllm(world, rm_dir, served, tmp_path):
+    """r1 align, 2 steps, both reward models at vLLM's server (one checkpoint serves both here): every request
+    answered, the per-domain RM rewards logged, the counts in the manifest."""
+    out = tmp_path / "align"
+    _r1("align", "--model", rm_dir.parent / "base", "--data", world / "rl", "--data", world / "general",
+        "--helpful-rm", served, "--harmless-rm", served, "--out", out,
+        *_sets(["trl.max_steps=2", "trl.per_device_train_batch_size=8", "trl.num_generations=4",
+                "trl.max_completion_length=32", "trl.logging_steps=1", "trl.save_strategy='no'",
+                "preference_rewards_from=1", "general_fraction=0.5"]))
+    m = json.loads((out / "r1.json").read_text())
+    assert m["counts"]["steps"] == 2
+    for name in ("helpfulness", "harmlessness"):
+        counts = m["counts"]["rm_http"][name]
+        assert counts["requests"] > 0 and counts["failures"] == counts["failed_rows"] == 0
+    logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("rewards/helpfulness/general/mean" in r for r in logs)
