@@ -53,7 +53,10 @@ def paste(report: Path, readme: Path) -> None:
     if not md.is_file():
         raise UserError(f"{md} does not exist: run `make demo` (or r1 report) first")
     m = read_manifest(report) or {}
+    # the run the report read: its first RUN_DIR, as given, else the dir the report sits in (make demo's layout)
     run = Path((m.get("config") or {}).get("runs", [str(report.parent)])[0])
+    if not (run / "data").is_dir():
+        run = report.parent
     data = read_manifest(run / "data") or {}
     seed = (data.get("config") or {}).get("seed", "?")
     text = readme.read_text()
