@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from r1cli.errors import UserError
 from r1cli.templates import completion_text
 
 # domains whose correctness is not a math answer: the code reward (sandbox) and the RMs judge them
@@ -60,3 +61,12 @@ def group_keys(prompts: Sequence[Any] | None, n: int) -> list[str]:
         return [""] * n
     return [repr(p) for p in prompts]
 
+
+def fix_pad_token(tokenizer, model=None) -> None:
+    """Sequence-classification heads find the last real token by pad_token_id: set it from eos."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise UserError("the reward model's tokenizer has neither a pad nor an eos token: set one and save it")
+        tokenizer.pad_token = tokenizer.eos_token
+    if model is not None:
+        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id

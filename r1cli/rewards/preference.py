@@ -35,6 +35,7 @@ from pathlib import Path
 
 from r1cli.artifacts import check_model_dir, read_manifest
 from r1cli.errors import UserError
+from r1cli.rewards.common import fix_pad_token
 from r1cli.rewards.served import ServedRM, is_url, served_rm
 from r1cli.templates import THINK_OPEN, completion_text, split_completion
 
@@ -68,16 +69,6 @@ def check_rm(value, what: str, rm_http=None) -> Path | ServedRM:
     if is_url(value):
         return served_rm(value, rm_http, what)
     return check_rm_dir(value, what)
-
-
-def fix_pad_token(tokenizer, model=None) -> None:
-    """Sequence-classification heads find the last real token by pad_token_id: set it from eos."""
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise UserError("the reward model's tokenizer has neither a pad nor an eos token: set one and save it")
-        tokenizer.pad_token = tokenizer.eos_token
-    if model is not None:
-        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
 
 
 def load_rm(path) -> tuple:

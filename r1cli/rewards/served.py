@@ -30,6 +30,7 @@ from pathlib import Path
 from r1cli.config import RMServerConfig
 from r1cli.errors import UserError
 from r1cli.generation.remote import Client, Failure, base_url, check_reachable
+from r1cli.rewards.common import fix_pad_token
 
 _SERVED: dict[tuple, "ServedRM"] = {}  # (url, settings, flag) -> one client per server and role, checked once
 
@@ -67,8 +68,6 @@ class ServedRM:
 
     def __init__(self, url: str, cfg: RMServerConfig, what: str):
         from transformers import AutoTokenizer
-
-        from r1cli.rewards.preference import fix_pad_token
 
         self.url, self.cfg, self.what = url, cfg, what
         check_reachable(url, what, cfg.timeout_s)

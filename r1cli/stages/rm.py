@@ -24,7 +24,8 @@ from r1cli.artifacts import check_input, check_model_dir, check_output
 from r1cli.data import load_preferences, load_safety, load_table
 from r1cli.errors import UserError
 from r1cli.recipe import Resolved
-from r1cli.rewards.preference import encode, fix_pad_token, rm_scores
+from r1cli.rewards.common import fix_pad_token
+from r1cli.rewards.preference import encode, rm_scores
 from r1cli.templates import completion_text
 from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
