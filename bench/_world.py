@@ -132,3 +132,12 @@ def toy_coldstart(quick: bool, log=print) -> tuple[Path, Path]:
                                      "--recipe", ROOT / "recipes/toy/coldstart.yaml",
                                      *(["--set", "trl.max_steps=4"] if quick else [])], log)
     return data, cold
+
+
+def model_and_rl_data(a, coldstart: bool = False) -> tuple[Path, Path]:
+    """(the checkpoint, its RL prompts) of a bench: --model and --data when both are given, else the toy
+    world's base (or, with `coldstart`, its cold start) and its rl split."""
+    if a.model and a.data:
+        return a.model, a.data
+    data, model = (toy_coldstart if coldstart else toy_world)(a.quick)
+    return model, data / "rl"

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 import _timing
-from _world import ROOT, r1, toy_coldstart
+from _world import ROOT, model_and_rl_data, r1
 
 RECIPE = ROOT / "recipes/toy/grpo.yaml"
 
@@ -52,11 +52,7 @@ def main() -> None:
     _timing.check_reps(a.reps)
     steps = 2 if a.quick else a.steps
     print(_timing.machine())
-    if a.model and a.data:
-        model, data = a.model, a.data
-    else:
-        world, model = toy_coldstart(a.quick)
-        data = world / "rl"
+    model, data = model_and_rl_data(a, coldstart=True)
     accs: dict[bool, list[float]] = {False: [], True: []}
     times = _timing.alternate({
         "model.generate (baseline)": lambda: train(model, data, a.work / "generate", steps, False, a.threads, accs[False]),

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import _timing
 import yaml
-from _world import ROOT, r1, toy_world
+from _world import ROOT, model_and_rl_data, r1
 
 RECIPE = ROOT / "recipes/toy/grpo.yaml"
 # fields that only name places; none changes what a step computes
@@ -156,11 +156,7 @@ def main() -> None:
     _timing.check_reps(a.reps)
     steps = 2 if a.quick else a.steps
     print(_timing.machine())
-    if a.model and a.data:
-        model, data = a.model, a.data
-    else:
-        data, model = toy_world(a.quick)
-        data = data / "rl"
+    model, data = model_and_rl_data(a)
     recipe = yaml.safe_load(RECIPE.read_text())
 
     # untimed: one step of each (file caches, and the GRPOConfig check before the long runs)

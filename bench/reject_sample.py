@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import _timing
-from _world import ROOT, r1, toy_world
+from _world import ROOT, model_and_rl_data, r1
 
 RECIPE = ROOT / "recipes/toy/reject_sample.yaml"
 # the toy recipe's sampling settings (recipes/toy/reject_sample.yaml); top_k 0 switches off
@@ -124,11 +124,7 @@ def main() -> None:
 
     torch.set_num_threads(a.threads)
     print(_timing.machine())
-    if a.model and a.data:
-        model, data = a.model, a.data
-    else:
-        data, model = toy_world(a.quick)
-        data = data / "rl"
+    model, data = model_and_rl_data(a)
 
     plain = Plain(model, data, a)
     try:
