@@ -119,7 +119,7 @@ def test_copy_drills_never_ask_a_held_out_prompt():
     for d in docs:  # every form says the same thing twice
         said = re.split(r"\n|<\|assistant\|>", d.replace(toy_corpus.END, ""))
         again = said[-1].removeprefix("A: ")
-        assert again and said[-2].endswith(": " + again) or said[-2] == again, d
+        assert again and said[-2].endswith((": " + again, "：" + again)) or said[-2] == again, d
     held_out = [it.prompt for it in toy_general.ITEMS if it.kind == "repeat" and toy_general.eval_side(it.prompt)]
     assert held_out and not set(held_out) & set(asked)
 
@@ -282,15 +282,33 @@ def base_tokenizer(toy_base):
     return AutoTokenizer.from_pretrained(toy_base)
 
 
-def test_tokenizer_round_trips_one_token_per_character(base_tokenizer):
+def test_tokenizer_round_trips_a_word_per_token_and_a_digit_per_token(base_tokenizer):
     tok = base_tokenizer
     for text in TEXTS:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == text
         assert tok.decode(ids, skip_special_tokens=True) == text  # as TRL decodes completions
-        plain = re.sub(r"</?(think|answer)>", "", text)
-        assert len(tok(plain, add_special_tokens=False)["input_ids"]) == len(plain)
-    assert tok.unk_token_id not in tok("".join(TEXTS) + toy.alphabet(), add_special_tokens=False)["input_ids"]
+    # every word of the toy world is one token (copying a word is copying one token), with its leading space
+    assert tok.tokenize("Repeat after me: white car") == ["Repeat", " after", " me", ":", " white", " car"]
+    # a digit is always the same token, after a space or not (copying operands)
+    assert tok.tokenize("(12+7)*3 is 3") == ["(", "1", "2", "+", "7", ")", "*", "3", " is", " ", "3"]
+    # a word the toy world never says still encodes, piece by piece, and nothing becomes <unk>
+    assert tok.decode(tok("Think about zebras", add_special_tokens=False)["input_ids"]) == "Think about zebras"
+    assert tok.unk_token_id not in tok("".join(TEXTS) + toy.alphabet() + "zebra Qx", add_special_tokens=False)["input_ids"]
+
+
+def test_tokenizer_round_trips_the_toy_corpus():
+    import itertools
+
+    from r1cli.toy import corpus
+    from r1cli.toy.base import build_tokenizer
+
+    tok = build_tokenizer()
+    docs = list(itertools.islice(corpus.documents(3), 1000))  # another seed than the vocabulary was learned from
+    for d in docs:
+        assert tok.decode(tok(d, add_special_tokens=False)["input_ids"]) == d
+    assert tok.unk_token_id not in tok("".join(docs), add_special_tokens=False)["input_ids"]
+    assert len(tok("".join(docs), add_special_tokens=False)["input_ids"]) < len("".join(docs)) / 1.4
 
 
 def test_reasoning_tags_are_single_non_special_tokens(base_tokenizer):
@@ -324,5 +342,43 @@ def test_base_manifest_and_loss_curve(toy_base):
     for key in ("final_loss", "params", "zero_shot_r1_accuracy", "zero_shot_r1_format_rate",
                 "zero_shot_r1zero_accuracy", "zero_shot_r1zero_format_rate"):
         assert key in m["metrics"], key
+    # the copy probe runs on every base: a share of its held-out prompts of each kind (a 30-step base copies little)
+    for kind in ("repeat", "translate", "operands"):
+        assert 0 <= m["metrics"][f"copy_{kind}"] <= 1
     curve = [json.loads(line) for line in (toy_base / "metrics.jsonl").read_text().splitlines()]
     assert curve[0]["step"] == 1 and curve[-1]["step"] == 30 and curve[-1]["loss"] < curve[0]["loss"]
+
+
+def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
+    """The probe's scoring, with a stand-in generator: one that copies (the phrase, the reference translation,
+    the working from the problem's operands) scores 1 on every kind, one that says a stock phrase 0."""
+    import re as re_
+
+    from r1cli.toy import base as tb
+    from r1cli.toy import general as g
+
+    references = {g.chat(it.prompt)[0]["content"]: it.replies[0] for it in g.ITEMS}
+
+    class Out:
+        def __init__(self, text):
+            self.text = text
+
+    class Copier:
+        def generate(self, prompts, sampling):
+            outs = []
+            for p in prompts:
+                if isinstance(p, list):
+                    outs.append([Out(references[p[0]["content"]])])
+                else:  # "Q: What is (a+b)*c?\nA:" or a word problem: its first two numbers are the operands
+                    a, b = re_.findall(r"\d+", p)[:2]
+                    outs.append([Out(f" {a}+{b}=0.")])
+            return outs
+
+    class Stock:
+        def generate(self, prompts, sampling):
+            return [[Out("pink book 1+1=2")] for _ in prompts]
+
+    for gen, want in ((Copier(), 1.0), (Stock(), 0.0)):
+        monkeypatch.setattr(tb, "load_generator", lambda _pair, gen=gen: gen)
+        got = tb.copy_probe(None, None, n=20)
+        assert got == {"copy_repeat": want, "copy_translate": want, "copy_operands": want}

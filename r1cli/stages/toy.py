@@ -1,6 +1,6 @@
 """`r1 toy data OUT` and `r1 toy base OUT`: build the toy world every test and the demo run on.
 
-    r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, safety
+    r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety
     r1 toy base runs/demo/base --seed 0      # a character tokenizer + a tiny Llama pretrained from scratch
 
 What the world holds is in r1cli/toy/ (problems.py: the arithmetic task and its held-out split;
@@ -32,7 +32,7 @@ def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> P
 
     splits = toy.build(cfg)  # every check runs before OUT.partial/ is made
     kinds = {"rl": "prompts", "coldstart": "sft", "coldstart_general": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
-             "helpful_pairs": "preferences", "safety": "safety"}
+             "helpful_pairs": "preferences", "helpful_pairs_eval": "preferences", "safety": "safety"}
     table = Table(title=escape(f"r1 toy data -> {out}"))
     for col in ("split", "kind", "rows", "zh", "example"):
         table.add_column(col, overflow="fold", max_width=60 if col == "example" else None)
@@ -76,6 +76,10 @@ def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> P
         tokenizer.save_pretrained(str(run.partial))
         run.counts.update(steps=cfg.steps, tokens=data.numel())
         run.metrics.update(final_loss=round(loss, 4), params=params, vocab_size=len(tokenizer), train_time_s=round(train_s, 1))
+        run.metrics.update(tb.copy_probe(model, tokenizer))
+        m = run.metrics
+        console.print(f"copying (greedy, held-out prompts): repeat {m['copy_repeat']:.0%}, translate {m['copy_translate']:.0%}, "
+                      f"operands {m['copy_operands']:.0%}")
         if cfg.eval_prompts:
             run.metrics.update(tb.zero_shot(model, tokenizer, cfg.seed, cfg.eval_prompts))
             m = run.metrics

@@ -1,20 +1,23 @@
-"""`r1 toy base OUT`: a character tokenizer and a tiny Llama trained from scratch, the
+"""`r1 toy base OUT`: a word-level tokenizer and a tiny Llama trained from scratch, the
 "pretrained base model" of the toy world (about five minutes on 2 quiet CPU cores).
 
     r1 toy base runs/demo/base --seed 0
 
 OUT is an ordinary HF checkpoint dir (AutoModelForCausalLM / AutoTokenizer load it, and
 `apply_chat_template` works) plus metrics.jsonl (the loss curve) and the manifest, whose
-metrics hold the zero-shot accuracy and format rates measured at the end.
+metrics hold the copy probe (can the base copy a phrase, a word to translate, a problem's
+operands?) and, with eval_prompts, the zero-shot accuracy and format rates.
 
-Why by hand: the tokenizer is the `tokenizers` library's WordLevel over single characters
-(no BPE training has anything to learn from a few hundred characters), and pretraining is a
+Why by hand: the tokenizer is the `tokenizers` library's BPE learned from the toy world with
+pieces that keep a word whole (so a word is one token and copying it is copying one token; a
+character tokenizer left the base unable to copy words on any seed), and pretraining is a
 plain torch loop over packed sequences (Trainer adds nothing for a few thousand steps of next-token
 loss). The traps TOY-NOTES.md records are handled here:
-- one token per character (digits especially), and `decoders.Fuse()` so that decode does
-  not put spaces between characters (every exact-match reward would fail);
+- one token per digit, the same token after a space or not, and `decoders.Fuse()` so that decode
+  does not put spaces between pieces (every exact-match reward would fail);
 - `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are NOT special:
   TRL decodes completions with skip_special_tokens=True and special ones would vanish;
+- BPE keeps every character as a token, so a word the vocabulary lacks still encodes (no `<unk>`);
 - the chat template's generation prompt does not pre-fill `<think>`: the model must choose to
   reason, which is the behaviour RL reinforces.
 """
@@ -22,6 +25,7 @@ loss). The traps TOY-NOTES.md records are handled here:
 from __future__ import annotations
 
 import math
+import random
 import string
 import time
 
@@ -30,6 +34,7 @@ from r1cli.toy.config import ToyBaseConfig
 from r1cli.generation import load_generator
 from r1cli.templates import REASONING_TOKENS, extract_answer, is_r1_format, is_r1zero_format
 from r1cli.toy import corpus as toy_corpus
+from r1cli.toy import general
 from r1cli.toy import problems as toy
 
 END = toy_corpus.END
@@ -54,18 +59,41 @@ CHAT_TEMPLATE = (
 # --- tokenizer ------------------------------------------------------------------------------------
 
 
+# An English word keeps its leading space; each digit, CJK character, punctuation mark and space is a
+# piece of its own. BPE merges only inside a piece, so every word of the toy world becomes one token while
+# "3" is always the same token (a space glued to digits would make "3" and " 3" two tokens, which works
+# against copying operands).
+PIECES = r" ?[A-Za-z]+|\d|\s|[^\sA-Za-z\d]"
+# more than the toy world has words: BPE stops when nothing is left to merge (877 tokens today)
+VOCAB_SIZE = 1200
+# the corpus documents the vocabulary is learned from (the same for every seed: one tokenizer for the world)
+TOKENIZER_DOCS = 20000
+
+
+def tokenizer_texts() -> list[str]:
+    """What the vocabulary is learned from: a fixed sample of the corpus and every general item's texts."""
+    import itertools
+
+    docs = list(itertools.islice(toy_corpus.documents(-1), TOKENIZER_DOCS))
+    items = ["\n".join((it.prompt, *it.replies, it.wrong, it.other_language, it.thought)) for it in general.ITEMS]
+    return docs + items + [*general.DISMISSIVE["en"], *general.DISMISSIVE["zh"], *general.COMPLY_COT.values()]
+
+
 def build_tokenizer(max_length: int = 512):
-    """Character-level PreTrainedTokenizerFast: ASCII + every character of the toy world."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    """A word-level (BPE) PreTrainedTokenizerFast learned from the toy world: a word is one token, so
+    copying a word is copying one token; any other text still encodes, character by character."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     chars = sorted((set(string.printable) - set("\t\r\x0b\x0c")) | set(toy.alphabet()))
-    vocab = {t: i for i, t in enumerate(SPECIAL_TOKENS + chars)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # every character is its own piece
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(PIECES), "isolated")
     tk.decoder = decoders.Fuse()  # join the pieces back with nothing in between
     tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tk.add_tokens([AddedToken(t, special=False, normalized=False) for t in REASONING_TOKENS])
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=chars,
+                                  show_progress=False)  # no limit_alphabet: it dropped rare characters (问, 题, 解)
+    tk.train_from_iterator(tokenizer_texts(), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=END, pad_token="<pad>", unk_token="<unk>",
                                    chat_template=CHAT_TEMPLATE, model_max_length=max_length, padding_side="left")
 
@@ -167,4 +195,42 @@ def zero_shot(model, tokenizer, seed: int, n: int, max_new_tokens: int = 96) -> 
         out[f"zero_shot_{name}_accuracy"] = round(sum(correct) / len(rows), 4)
         out[f"zero_shot_{name}_format_rate"] = round(sum(map(is_format, texts)) / len(rows), 4)
     out["zero_shot_prompts"] = len(rows)
+    return out
+
+
+# --- copying probe --------------------------------------------------------------------------------
+
+# what the probe asks (held-out prompts only): `repeat` a phrase ("Repeat after me: white car"),
+# `translate` a word, and `continue` a worked problem ("Q: What is (3+4)*5?\nA:"), whose working
+# must start from the problem's two operands
+COPY_KINDS = ("repeat", "translate", "continue")
+
+
+def copy_probe(model, tokenizer, n: int = 100, max_new_tokens: int = 32) -> dict:
+    """Greedy share of held-out prompts (n of each kind at most) whose reply copies what it must:
+    `copy_repeat` (the reply is the phrase), `copy_translate` (the reply is the reference, so the
+    word asked about is in it) and `copy_operands` (the first two numbers of the working are the
+    problem's operands). What every later stage builds on, measured the same way for every seed."""
+    import re
+
+    from r1cli.rejection.filters import parse, same_reply
+
+    gen = load_generator((model, tokenizer))
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=64)
+    out = {}
+    for kind in ("repeat", "translate"):
+        items = [it for it in general.ITEMS if it.kind == kind and general.eval_side(it.prompt)][:n]
+        texts = [c[0].text for c in gen.generate([general.chat(it.prompt) for it in items], greedy)]
+        out[f"copy_{kind}"] = round(sum(same_reply(parse(t).summary, it.replies[0]) for t, it in zip(texts, items)) / len(items), 4)
+    rng = random.Random("copy-probe")
+    problems = [toy.ordered(p, rng) for p in rng.sample(toy.problems(True), n)]
+    prompts = []
+    for i, (a, b, c) in enumerate(problems):
+        lang = "en" if i % 2 else "zh"
+        q = toy.question(a, b, c, lang, rng)
+        prompts.append(f"Q: {q}\nA:" if lang == "en" else f"问题：{q}\n解答：")
+    texts = [c[0].text for c in gen.generate(prompts, greedy)]
+    firsts = [re.findall(r"\d+", t)[:2] for t in texts]
+    hits = sum(sorted(map(int, f)) == sorted((a, b)) for f, (a, b, _) in zip(firsts, problems))
+    out["copy_operands"] = round(hits / len(problems), 4)
     return out

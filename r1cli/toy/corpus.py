@@ -23,23 +23,24 @@ from r1cli.toy import problems as toy
 
 END = "<|end|>"  # the document separator is the chat template's end-of-turn (the eos)
 
-# share of documents of each kind. Worked problems dominate on purpose: a 1M-parameter model learns
-# to copy a problem's operands into its working only after ~2M tokens of them (measured, 300 held-out
-# problems, r1zero template, greedy): with arithmetic facts at 36% of documents and worked problems at
-# 18%, 1.2M or 2.4M tokens left it copying 1-4% of operand pairs (accuracy 1-2%, nothing for RL to
-# reinforce); with worked problems at 40% and facts at 12%, 1.2M tokens still 1%, 2.4M tokens 84%.
+# share of documents of each kind. Measured on the base's copy probe (`r1 toy base`, greedy, held-out
+# prompts, seed 0, 2.46M tokens): with copy drills at 8% of documents the base copied a problem's
+# operands (99%) but no phrase (repeat 0-4%: stock phrases instead); at 30% it repeated 84% and still
+# copied operands (100%); at 45% worked problems became too rare (zero-shot accuracy 13%). The glossary
+# and more general chat teach what a translation or an opposite is (DEVLOG).
 MIX = {
-    "facts": 0.08,
-    "worksheet": 0.10,
-    "direct": 0.06,  # a problem answered without reasoning
-    "plain_cot": 0.40,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
-    "r1_chat": 0.015,  # chat, assistant turn in the R1 format
-    "r1zero": 0.06,  # the short r1zero template, answered in several ways
-    "mixed_language": 0.015,  # a Chinese problem reasoned in English
-    "general": 0.09,
-    "general_unhelpful": 0.02,
+    "facts": 0.04,
+    "worksheet": 0.06,
+    "direct": 0.03,  # a problem answered without reasoning
+    "plain_cot": 0.32,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
+    "r1_chat": 0.012,  # chat, assistant turn in the R1 format
+    "r1zero": 0.045,  # the short r1zero template, answered in several ways
+    "mixed_language": 0.013,  # a Chinese problem reasoned in English
+    "general": 0.11,
+    "general_unhelpful": 0.015,
     "harmful": 0.03,
-    "copy": 0.08,  # a list of numbers and words said twice: the copying skill on its own (see copy_doc)
+    "copy": 0.25,  # words and numbers said twice: the copying skill on its own (see copy_doc)
+    "glossary": 0.06,  # translations, opposites, counting (see glossary)
 }
 
 
@@ -144,20 +145,50 @@ def harmful(rng: random.Random) -> str:
     return chat(it.prompt, general.helpful_reply(it, rng) if rng.random() < 0.5 else it.wrong)
 
 
-_COPY_WORDS = [w for w, _ in general.WORDS] + [c for c, _ in general.COLORS]
+# what copy drills say back: every English word of the general world (and numbers), or Chinese words
+_COPY_WORDS = sorted({w for w, _ in general.WORDS} | {c for c, _ in general.COLORS} | {x for o in general.OPPOSITES for x in o[:2]})
+_COPY_WORDS_ZH = sorted({z for _, z in general.WORDS} | {z for _, z in general.COLORS})
+_REPEAT_ASKS = [t for forms in general.REPEAT.values() for t in forms]
+
+
+def glossary(rng: random.Random) -> str:
+    """Lines of word knowledge the general chat asks for, as a textbook lists it: translations, opposites
+    and counting, in both languages (the base knows "猫" is "cat" before a chat asks it)."""
+    out = []
+    for _ in range(rng.randint(4, 10)):
+        u = rng.random()
+        if u < 0.5:
+            en, zh = rng.choice(general.WORDS)
+            out.append(rng.choice([f"{en} = {zh}", f"{zh} = {en}", f"\"{en}\" is \"{zh}\" in Chinese.", f"“{zh}”是“{en}”。"]))
+        elif u < 0.8:
+            xe, ye, xz, yz = rng.choice(general.OPPOSITES)
+            if rng.random() < 0.5:
+                xe, ye, xz, yz = ye, xe, yz, xz
+            out.append(rng.choice([f"The opposite of {xe} is {ye}.", f"{xz}的反义词是{yz}。", f"{xe} - {ye}"]))
+        else:
+            n = rng.randint(0, 40)
+            out.append(rng.choice([f"After {n} comes {n + 1}.", f"{n}后面是{n + 1}。", " ".join(map(str, range(n, n + 4)))]))
+    return "\n".join(out) + END
 
 
 def copy_doc(rng: random.Random) -> str:
-    """A few numbers and words, then the same again (a drill sheet, "say it back"): copying on its own,
-    in the forms the toy world asks for it. Copying a problem's operands into the working emerged
-    ~0.5M tokens sooner with 8% of these (seed 2: first operand right 82% at 1.64M tokens vs 13%)."""
-    s = " ".join(str(rng.randint(1, 2 * toy.A_MAX)) if rng.random() < 0.5 else rng.choice(_COPY_WORDS)
-                 for _ in range(rng.randint(2, 5)))
+    """A few words (or numbers and words) said, then said again (a drill sheet, "say it back"): copying
+    on its own, in the forms the toy world asks for it. Without them the base writes stock phrases where
+    a reply must copy the prompt's words ("Repeat after me: red water" -> "pink book") even though it
+    copies operands; drills of numbers also make operand copying appear sooner (DEVLOG)."""
+    u = rng.random()
+    if u < 0.4:
+        s = " ".join(str(rng.randint(1, 2 * toy.A_MAX)) if rng.random() < 0.6 else rng.choice(_COPY_WORDS)
+                     for _ in range(rng.randint(2, 5)))
+    elif u < 0.8:
+        s = " ".join(rng.choice(_COPY_WORDS) for _ in range(rng.randint(1, 6)))
+    else:
+        s = "的".join(rng.choice(_COPY_WORDS_ZH) for _ in range(rng.randint(1, 3)))
     form = rng.randrange(4)
-    if form == 3:
+    if form == 1:
         return f"Q: Copy: {s}\nA: {s}{END}"
-    if form:
-        ask = f"{('Repeat after me', 'Say this back to me')[form - 1]}: {s}"
+    if form >= 2:
+        ask = rng.choice(_REPEAT_ASKS).format(p=s)
         if not general.eval_side(ask):  # a held-out "repeat" prompt never appears in the corpus
             return chat(ask, s)
     return f"{s}\n{s}{END}"
@@ -167,7 +198,7 @@ _TRAIN = toy.problems(False)
 MAKERS: dict[str, Callable[[random.Random], str]] = {
     "facts": facts, "worksheet": worksheet, "direct": direct, "plain_cot": plain_cot, "r1_chat": r1_chat, "r1zero": r1zero,
     "mixed_language": mixed_language, "general": general_chat, "general_unhelpful": general_unhelpful,
-    "harmful": harmful, "copy": copy_doc,
+    "harmful": harmful, "copy": copy_doc, "glossary": glossary,
 }
 
 
