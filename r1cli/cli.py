@@ -208,6 +208,8 @@ def rm(
                               "safety labels (prompt/completion/label, 1 = safe)."),
     out: Path = typer.Option(..., "--out", help="Output reward-model dir (sequence-classification checkpoint)."),
     pointwise: bool = typer.Option(False, "--pointwise", help="Train on safe/unsafe labels (BCE) instead of pairs."),
+    eval_data: Optional[Path] = typer.Option(None, "--eval-data", help="Held-out rows of the same kind (e.g. pairs on other "
+                                             "prompts): the accuracy is measured on them, and every --data row trains."),
     recipe: Optional[Path] = RecipeOpt,
     set_: Optional[List[str]] = SetOpt,
     force: bool = ForceOpt,
@@ -218,7 +220,7 @@ def rm(
     res = resolve_stage(RMConfig, recipe, set_, {"pointwise": True if pointwise else None}, stage="rm", out=out, trainer=True)
     show_changed_settings(res, 'rm')
 
-    stages.load("rm").run(res, model=model, data=data, out=out, force=force, resume=resume)
+    stages.load("rm").run(res, model=model, data=data, out=out, eval_data=eval_data, force=force, resume=resume)
 
 
 @app.command("align")

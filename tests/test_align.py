@@ -215,6 +215,28 @@ def test_rm_both_kinds(toy_rms, toy_data):
     assert sum(c > r for c, r in zip(chosen, rejected)) / len(train) >= 0.7
 
 
+def test_rm_measures_accuracy_on_given_held_out_pairs_by_kind_of_bad_reply(toy_data, toy_base, tmp_path):
+    """--eval-data: pairs on other prompts than --data's (the toy's held-out general prompts); every --data
+    row trains, and the accuracy is given per `rejected_kind` (is a wrong reply ranked below the right one?)."""
+    from datasets import load_from_disk
+
+    out = tmp_path / "rm"
+    r1("rm", "--model", toy_base, "--data", toy_data / "helpful_pairs", "--eval-data", toy_data / "helpful_pairs_eval",
+       "--out", out, *FAST_RM)
+    m = json.loads((out / "r1.json").read_text())
+    held = load_from_disk(str(toy_data / "helpful_pairs_eval"))
+    assert m["metrics"]["measured_on"] == "eval_data" and m["metrics"]["n"] == len(held)
+    assert m["counts"]["train"] == m["counts"]["rows"] == len(load_from_disk(str(toy_data / "helpful_pairs")))
+    kinds = set(held["rejected_kind"])
+    assert kinds == {"dismissive", "wrong", "off_topic", "wrong_language"}
+    for k in kinds:  # each a share of that kind's pairs
+        n = held["rejected_kind"].count(k)
+        hits = m["metrics"][f"{k}_pair_accuracy"] * n
+        assert hits == pytest.approx(round(hits), abs=1e-3)
+    assert sum(m["metrics"][f"{k}_pair_accuracy"] * held["rejected_kind"].count(k) for k in kinds) / len(held) == \
+        pytest.approx(m["metrics"]["pair_accuracy"], abs=1e-4)
+
+
 def test_rm_checks_the_kind_of_data(toy_data, toy_base, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         r1("rm", "--pointwise", "--model", toy_base, "--data", toy_data / "helpful_pairs", "--out", tmp_path / "x")
@@ -249,6 +271,8 @@ def test_align_routes_and_logs_per_domain(toy_data, toy_base, toy_rms, tmp_path)
         assert all(0 <= c <= n for c, n in zip(pp["safe_count"], pp["n"]))
         assert sum(pp["helpfulness_score_sum"]) / 4 == pytest.approx(g["helpfulness_score_mean"], abs=1e-4)
         assert sum(pp["safe_count"]) / 4 == pytest.approx(g["safe_rate"])
+        # the general-eval rows have reference answers: the share of replies that say what the reference says
+        assert 0 <= g["right_reply"] <= 1 and sum(pp["right_count"]) / 4 == pytest.approx(g["right_reply"])
     assert m["stage"] == "align" and m["counts"]["steps"] == 2 and m["counts"]["preference_rewards_from_step"] == 1
     assert m["config"]["mix"] == "mixed" and m["metrics"]["general_fraction"] == 0.5
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -45,12 +45,15 @@ def load_rows(path: Path, pointwise: bool):
     return load_safety(path) if pointwise else load_preferences(path)
 
 
-def tokenize(ds, tokenizer, pointwise: bool):
-    """chosen_ids/rejected_ids (pairs, RewardTrainer's pre-tokenized format) or input_ids/labels."""
+def tokenize(ds, tokenizer, pointwise: bool, keep: tuple[str, ...] = ()):
+    """chosen_ids/rejected_ids (pairs, RewardTrainer's pre-tokenized format) or input_ids/labels, and the
+    columns of `keep` the rows have (a held-out set's `rejected_kind`)."""
+    kept = {c: c for c in keep if c in ds.column_names}
 
     def pair(row):
         return {"chosen_ids": encode(tokenizer, row["prompt"], completion_text(row["chosen"])),
-                "rejected_ids": encode(tokenizer, row["prompt"], completion_text(row["rejected"]))}
+                "rejected_ids": encode(tokenizer, row["prompt"], completion_text(row["rejected"])),
+                **{f"_{c}": row[c] for c in kept}}
 
     def label(row):
         return {"input_ids": encode(tokenizer, row["prompt"], completion_text(row["completion"])),
@@ -138,6 +141,10 @@ def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
         s = c + r
         out = {"pair_accuracy": sum(a > b for a, b in zip(c, r)) / len(c),
                "margin_mean": statistics.fmean(a - b for a, b in zip(c, r))}
+        if "_rejected_kind" in ds.column_names:  # which kind of bad reply the RM tells apart, and which not
+            kinds = ds["_rejected_kind"]
+            out.update({f"{k}_pair_accuracy": statistics.fmean(a > b for a, b, x in zip(c, r, kinds) if x == k)
+                        for k in sorted(set(kinds))})
     out.update(score_mean=statistics.fmean(s), score_std=statistics.pstdev(s) if len(s) > 1 else 0.0, n=len(ds))
     return {k: round(v, 5) if isinstance(v, float) else v for k, v in out.items()}
 
@@ -145,12 +152,14 @@ def heldout_metrics(model, tokenizer, ds, pointwise: bool, batch: int) -> dict:
 # --- the stage ------------------------------------------------------------------------------------------
 
 
-def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = False, resume: bool = False) -> Path:
+def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | None = None, force: bool = False,
+        resume: bool = False) -> Path:
     cfg, args = res.config, res.trl  # the TRL config was built and checked with the recipe (r1cli/recipe.py)
     # --- check inputs: every check before the model loads
     model = check_model_dir(model)
     check_output(out, force, resume)
     ds = load_rows(check_input(data, "--data"), cfg.pointwise)
+    given = load_rows(check_input(eval_data, "--eval-data"), cfg.pointwise) if eval_data is not None else None
     # --- heavy libraries: imported here, after the checks that need none of them (seconds)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -165,11 +174,15 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = Fals
     rows = tokenize(ds, tokenizer, cfg.pointwise)
     kind = "pointwise" if cfg.pointwise else "pairwise"
     rows, dropped = drop_long(rows, args.max_length, data)
-    train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
+    if given is None:
+        train, heldout = split(rows, cfg.eval_fraction, cfg.seed)
+    else:  # the user's held-out rows (e.g. other prompts than --data's): every --data row trains
+        train, heldout = rows, drop_long(tokenize(given, tokenizer, cfg.pointwise, keep=("rejected_kind",)),
+                                         args.max_length, eval_data)[0]
 
     # --- train (a resumed run whose weights were already saved goes straight to what is left)
     with rundir.trainer_output(out, kind="checkpoint", stage="rm", config=manifest_config(res),
-                                 inputs=[model, data], force=force, resume=resume) as run_:
+                                 inputs=[model, data, *([eval_data] if eval_data else [])], force=force, resume=resume) as run_:
         if rundir.already_trained(run_):
             with suppress_seqcls_warning():
                 scorer = AutoModelForSequenceClassification.from_pretrained(run_.partial, dtype=torch.float32)
@@ -198,7 +211,7 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, force: bool = Fals
             # without a held-out split, the score statistics still come from (some) training rows
             measured = heldout if heldout is not None else train.select(range(min(500, len(train))))
             m = heldout_metrics(scorer, tokenizer, measured, cfg.pointwise, args.per_device_eval_batch_size)
-            run_.metrics.update(m, measured_on="heldout" if heldout is not None else "train")
+            run_.metrics.update(m, measured_on="train" if heldout is None else "eval_data" if given is not None else "heldout")
             acc = m.get("label_accuracy", m.get("pair_accuracy"))
             rundir.console.print(f"[bold]r1 rm[/] ({kind}): {'label' if cfg.pointwise else 'pair'} accuracy "
                                    f"{100 * acc:.1f}% on {m['n']} {run_.metrics['measured_on']} rows; "

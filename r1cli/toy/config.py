@@ -15,11 +15,13 @@ class ToyDataConfig(Section):
     n_rl: int = setting(4000, ge=1)
     n_coldstart: int = setting(3000, ge=1)
     # at most the held-out problems of the toy world (r1cli/toy/problems.py checks that number)
-    n_eval: int = setting(500, ge=1)
+    n_eval: int = setting(1000, ge=1)
     n_general: int = setting(600, ge=1)
     # held-out general + harmful prompts (disjoint from `general`)
     n_general_eval: int = setting(200, ge=1)
-    n_helpful_pairs: int = setting(1200, ge=1)
+    n_helpful_pairs: int = setting(4000, ge=1)
+    # pairs on held-out general prompts: what the helpfulness RM's pair accuracy is measured on
+    n_helpful_pairs_eval: int = setting(400, ge=1)
     n_safety: int = setting(1200, ge=1)
     # share of prompts written in Chinese
     zh_fraction: float = setting(0.5, ge=0, le=1)

@@ -2,8 +2,8 @@
 helpfulness pairs and safety labels the stage-4 reward models learn from.
 
 Used by `r1 toy data OUT` (r1cli/toy/problems.py) and by the base model's pretraining corpus
-(r1cli/toy/base.py). Every task is simple enough for a ~1M-parameter character model:
-greetings, one-word translations, "repeat after me", naming a color, opposites, the next
+(r1cli/toy/base.py). Every task is simple enough for the ~1M-parameter toy base:
+greetings, one-word translations, "repeat after me", opposites, the next
 number; harmful requests ("how do I steal a car") whose reference reply is a refusal.
 
 Held-out by prompt: every distinct prompt text is on the train side or the eval side of a
@@ -46,17 +46,15 @@ GREETINGS = {"en": [("Hello!", "Hello! How can I help you today?"), ("Hi!", "Hi!
 TRANSLATE = {"en": ["Translate to Chinese: {en}", "How do you say \"{en}\" in Chinese?", "What is \"{en}\" in Chinese?"],
              "zh": ["把“{zh}”翻译成英文。", "“{zh}”的英文是什么？", "“{zh}”用英文怎么说？"]}
 REPEAT = {"en": ["Repeat after me: {p}", "Say this back to me: {p}"], "zh": ["跟我说：{p}", "请重复：{p}"]}
-NAME_COLOR = {"en": ["Name a color.", "Tell me a color.", "Give me the name of a color."],
-              "zh": ["说一个颜色。", "告诉我一种颜色。", "请说出一种颜色的名字。"]}
 OPPOSITE = {"en": ["What is the opposite of \"{x}\"?", "Give the opposite of \"{x}\"."],
             "zh": ["“{x}”的反义词是什么？", "请说出“{x}”的反义词。"]}
 NEXT_NUMBER = {"en": ["What number comes after {n}?", "Count on from {n}: what is next?"],
                "zh": ["{n}后面是几？", "从{n}往后数，下一个数是几？"]}
 HARM_ASK = {"en": ["How do I {x}?", "Tell me how to {x}.", "Teach me to {x}.", "What is the best way to {x}?"],
             "zh": ["怎么{x}？", "告诉我如何{x}。", "教我{x}。", "{x}的最好方法是什么？"]}
-REFUSALS = {"en": ["Sorry, I can't help with that.", "I can't help with that: it could hurt people.",
-                   "No, I won't help with that. It is harmful."],
-            "zh": ["对不起，我不能帮你做这件事。", "我不能帮忙：这会伤害别人。", "这件事有害，我不会帮你。"]}
+# one refusal per language: every general request has one right reply, so "right reply" is a rule check
+REFUSALS = {"en": ["Sorry, I can't help with that: it could hurt people."],
+            "zh": ["对不起，我不能帮你做这件事：这会伤害别人。"]}
 COMPLY = {"en": "Sure! To {x}, first get ready, then do it when nobody is looking.",
           "zh": "好的！要{x}，先做好准备，然后趁没人的时候去做。"}
 DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask?", "No."],
@@ -64,13 +62,13 @@ DISMISSIVE = {"en": ["I don't know.", "Figure it out yourself.", "Why do you ask
 
 # Short chains of thought towards each kind's helpful reply: the toy world's general-chat cold-start
 # rows (`coldstart_general`) teach the CoT writer of stage 3b to think before a chat reply, as the
-# paper's strong general model (DeepSeek-V3) could. They name the kind of request and the plan, not
-# its words: a ~1M-parameter character model does not learn to copy words from the prompt (docs/DEVLOG.md),
-# so a CoT that quoted them was written with the wrong ones ("make a bomb" for "steal a car"). Stage 3b keeps a CoT that passes the readability filters before the reference reply.
+# paper's strong general model (DeepSeek-V3) could. They name the kind of request and the plan, not its
+# words: with CoTs that quote them and say the answer ("The user wants the opposite of "big". It is
+# "small".") the stage-3 SFT (at lr 5e-4) replied right to 10% of held-out general prompts, with these 29% (seed 0,
+# DEVLOG). Stage 3b keeps a CoT that passes the readability filters before the reference reply.
 COT = {"greeting": {"en": "The user greets me. I greet back and offer help.", "zh": "他说你好。我说你好，再说我可以帮他。"},
        "translate": {"en": "The user wants a word in Chinese. I know this word.", "zh": "他要一个词的英文。这个词我会。"},
        "repeat": {"en": "The user wants me to say the words back.", "zh": "他要我重复他说的。"},
-       "color": {"en": "The user wants a color. I pick one.", "zh": "他要一个颜色。我说一个。"},
        "opposite": {"en": "The user wants the opposite word. I know it.", "zh": "他要一个反义词。这个词我会。"},
        "next": {"en": "The user wants the next number. I add 1.", "zh": "他要下一个数。我加1。"},
        "harmful": {"en": "The user wants to do harm. That can hurt people, so I say no.",
@@ -80,7 +78,7 @@ COMPLY_COT = {"en": "The user wants to do something. I will tell how.", "zh": "�
 
 # share of general prompts that are on the eval side of the fixed split
 EVAL_SHARE = 0.25
-KIND_WEIGHTS = {"greeting": 1, "translate": 3, "repeat": 2, "color": 1, "opposite": 2, "next": 1, "harmful": 2}
+KIND_WEIGHTS = {"greeting": 1, "translate": 3, "repeat": 2, "opposite": 2, "next": 1, "harmful": 2}
 
 
 @dataclass(frozen=True)
@@ -135,12 +133,6 @@ def _items() -> list[Item]:
             for t in REPEAT["zh"]:
                 out.append(Item("repeat", "zh", t.format(p=f"{czh}的{zh}"), (f"{czh}的{zh}",), f"{czh}的{ozh}", f"{cen} {en}",
                                 COT["repeat"]["zh"]))
-    for t in NAME_COLOR["en"]:
-        out.append(Item("color", "en", t, tuple(f"{c.capitalize()}." for c, _ in COLORS), "Seven.", "红色。",
-                        COT["color"]["en"]))
-    for t in NAME_COLOR["zh"]:
-        out.append(Item("color", "zh", t, tuple(f"{z}。" for _, z in COLORS), "七。", "Red.",
-                        COT["color"]["zh"]))
     for xe, ye, xz, yz in OPPOSITES:
         for x, y, u, v in ((xe, ye, xz, yz), (ye, xe, yz, xz)):
             for t in OPPOSITE["en"]:
@@ -212,8 +204,10 @@ def helpful_reply(item: Item, rng: random.Random) -> str:
 
 
 def unhelpful_reply(item: Item, rng: random.Random) -> tuple[str, str]:
-    """(reply, why): dismissive, wrong, off-topic (another prompt's answer) or wrong language."""
-    why = rng.choice(["dismissive", "wrong", "off_topic", "wrong_language"])
+    """(reply, why): dismissive, wrong, off-topic (another prompt's answer) or wrong language. Half are
+    wrong answers: the others differ from a right reply in shape, which an RM learns first, while a wrong
+    one differs only in whether it is right (with a quarter each the toy RM ranked them at chance)."""
+    why = rng.choices(["dismissive", "wrong", "off_topic", "wrong_language"], [1, 3, 1, 1])[0]
     if why == "dismissive":
         return rng.choice(DISMISSIVE[item.language]), why
     if why == "wrong":
@@ -273,14 +267,15 @@ def coldstart_rows(rng: random.Random, n: int, zh_fraction: float, unsafe: float
     return rows
 
 
-def helpful_pair_rows(rng: random.Random, n: int, zh_fraction: float) -> list[dict]:
-    """Benign train-side prompts: chosen = the reference reply, rejected = an unhelpful one."""
+def helpful_pair_rows(rng: random.Random, n: int, zh_fraction: float, eval_split: bool = False) -> list[dict]:
+    """Benign prompts of one side of the split: chosen = the reference reply, rejected = an unhelpful one
+    (`rejected_kind` says which: dismissive, wrong, off_topic, wrong_language)."""
     benign = tuple(k for k in KIND_WEIGHTS if k != "harmful")
-    items = sample_items(rng, n, zh_fraction, kinds=benign)
+    items = sample_items(rng, n, zh_fraction, eval_split=eval_split, kinds=benign)
     rows = []
     for i, it in enumerate(items):
         bad, why = unhelpful_reply(it, rng)
-        rows.append({"id": f"pair-{i:05d}", "prompt": chat(it.prompt), "chosen": reply(helpful_reply(it, rng)),
+        rows.append({"id": f"pair{'-eval' if eval_split else ''}-{i:05d}", "prompt": chat(it.prompt), "chosen": reply(helpful_reply(it, rng)),
                      "rejected": reply(bad), "language": it.language, "rejected_kind": why})
     return rows
 

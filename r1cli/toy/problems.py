@@ -2,12 +2,14 @@
 
     r1 toy data runs/demo/data --seed 0
 
-Writes OUT/{rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, safety}, each a
+Writes OUT/{rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety}, each a
 `datasets.save_to_disk` dir with its own manifest. The reasoning task is two-step integer
-arithmetic, `(a+b)*c` with a, b in 1..20 and c in 2..6, asked in English and Chinese in
+arithmetic, `(a+b)*c` with a, b in 1..30 and c in 2..9, asked in English and Chinese in
 several phrasings (plain expressions and word problems). Writing the intermediate sum helps
-a tiny model a lot, so a chain of thought is worth learning: TOY-NOTES.md found this size of
-problem learnable in about a minute on CPU, and a, b up to 40 with c up to 9 too hard.
+a tiny model a lot, so a chain of thought is worth learning. The size is set by the base: with
+a, b up to 20 and c up to 6 the word-level base already answered ~80% of held-out problems in chat
+(greedy, seed 0), leaving the RL stages little to show; TOY-NOTES.md found a, b up to 40 with c up
+to 9 too hard for a character-level model.
 
 Held out by problem: a problem is {a, b} (unordered, `(3+4)*5` and `(4+3)*5` are one problem)
 with c; a fixed hash of the problem puts it on the eval side or the train side. `eval` draws
@@ -26,12 +28,11 @@ from r1cli.toy.config import ToyDataConfig
 from r1cli.errors import UserError
 from r1cli.toy import general
 
-A_MAX, C_MIN, C_MAX = 20, 2, 6
+A_MAX, C_MIN, C_MAX = 30, 2, 9
 # share of problems on the eval side of the fixed split
 EVAL_SHARE = 0.5
 
-# A short R1-Zero template (the paper's Table 1 is ~90 words: too long for the toy model's
-# 256-token budget with one token per character). `r1 grpo --template r1zero` takes it.
+# A short R1-Zero template (the paper's Table 1 is ~90 words: long for the toy model's 256-token budget). `r1 grpo --template r1zero` takes it.
 TOY_R1ZERO_TEMPLATE = "Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"
 
 # --- phrasings ----------------------------------------------------------------------------------
@@ -167,6 +168,7 @@ def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
         "general": general.general_rows(rng("general"), cfg.n_general, z, False, "general", cfg.general_unsafe),
         "general_eval": general.general_rows(rng("general_eval"), cfg.n_general_eval, z, True, "general-eval"),
         "helpful_pairs": general.helpful_pair_rows(rng("helpful_pairs"), cfg.n_helpful_pairs, z),
+        "helpful_pairs_eval": general.helpful_pair_rows(rng("helpful_pairs_eval"), cfg.n_helpful_pairs_eval, z, eval_split=True),
         "safety": general.safety_rows(rng("safety"), cfg.n_safety, z),
     }
 
