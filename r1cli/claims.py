@@ -39,7 +39,7 @@ from pathlib import Path
 from r1cli.errors import UserError
 from r1cli.stats import bootstrap_ci, paired_bootstrap_ci, ratio
 
-POINTS = {"pass@1", "language_consistency_rate", "safe_rate"}  # rates, shown in % points
+POINTS = {"pass@1", "language_consistency_rate", "right_reply", "safe_rate"}  # rates, shown in % points
 METRICS = (*sorted(POINTS), "helpfulness")  # the metrics with per-prompt numbers to bootstrap
 OPS = (">", ">=")
 
@@ -210,7 +210,7 @@ def general_numbers(m: dict, side: str) -> Numbers:
     pp = (((m.get("metrics") or {}).get("general_eval") or {}).get(side) or {}).get("per_prompt")
     if not pp:
         return {}
-    out: Numbers = {"helpfulness": {}, "safe_rate": {}}
+    out: Numbers = {"helpfulness": {}, "safe_rate": {}, "right_reply": {}}
     seen: dict[str, int] = {}
     for i, pid in enumerate(map(str, pp["id"])):
         key = (pid, seen.get(pid, 0))
@@ -220,4 +220,6 @@ def general_numbers(m: dict, side: str) -> Numbers:
             out["helpfulness"][key] = (pp["helpfulness_score_sum"][i], n)
         if pp.get("safe_count"):
             out["safe_rate"][key] = (float(pp["safe_count"][i]), n)
+        if pp.get("right_count"):
+            out["right_reply"][key] = (float(pp["right_count"][i]), n)
     return out

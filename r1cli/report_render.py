@@ -13,11 +13,11 @@ ROLES = (("base", "base"), ("base_r1zero", "base, r1zero template"), ("r1zero", 
          ("grpo_nolang", "stage-2 RL, no language reward"), ("sft", "stage-3 SFT"), ("align", "stage-4 align"))
 RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "align")
 EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
-COLUMNS = (*EVAL_KEYS, "helpfulness", "safe_rate", "wall_time_s")
+COLUMNS = (*EVAL_KEYS, "helpfulness", "right_reply", "safe_rate", "wall_time_s")
 HEADERS = {"pass@1": "pass@1 %", "cons@k": "cons@k %", "format_rate": "format %", "language_consistency_rate":
-           "language %", "mean_completion_tokens": "tokens", "helpfulness": "helpful RM", "safe_rate": "safe %",
+           "language %", "mean_completion_tokens": "tokens", "helpfulness": "helpful RM", "right_reply": "right reply %", "safe_rate": "safe %",
            "wall_time_s": "wall time"}
-PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "safe_rate"}
+PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "right_reply", "safe_rate"}
 # (file name, metrics.jsonl key, title): what TRL's GRPOTrainer logs, as our Telemetry callback writes it
 CURVES = (("reward", "reward", "training reward (weighted sum)"),
           ("accuracy", "rewards/accuracy/mean", "accuracy reward"),
@@ -30,7 +30,7 @@ SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zer
 # a row's dir when `make demo` made it: other dirs are named after the label
 CANONICAL_DIR = {"base_r1zero": "base"}
 SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
-                 "mean_completion_tokens": "tokens", "helpfulness": "helpful", "safe_rate": "safe",
+                 "mean_completion_tokens": "tokens", "helpfulness": "helpful", "right_reply": "right", "safe_rate": "safe",
                  "wall_time_s": "time"}
 
 
@@ -179,7 +179,7 @@ def markdown(data: dict, claims_file=None) -> str:
           "and maj@j for every j <= k); 95% CI: of pass@1, a percentile bootstrap over the eval's prompts (1000 "
           "resamples, seed 0); format and language: share of samples in the R1 format / with a CoT in the "
           "prompt's language; tokens: mean completion tokens; helpful RM: the helpfulness reward model's mean raw "
-          "score; safe: share the harmlessness RM scores safe; wall time: of the stage that made the checkpoint. "
+          "score; right reply: share of replies (after the CoT) that say what the reference says; safe: share the harmlessness RM scores safe; wall time: of the stage that made the checkpoint. "
           "– = not measured.", ""]
     for run in data["runs"]:
         md += [f"## Stage table: {run['name']}", "", *stage_table_md(run["stage_table"]), ""]

@@ -48,17 +48,18 @@ def eval_rows(pass1: float, language: float, n_prompts: int, k: int, seed: int, 
     return rows
 
 
-def general(helpful: list[float], safe: list[int], n: int) -> dict:
+def general(helpful: list[float], safe: list[int], right: list[int], n: int) -> dict:
     """r1 align's general_eval of one side: the means and, per prompt, sums over its n samples."""
     return {"n_prompts": len(helpful), "n_samples": n * len(helpful),
             "helpfulness_score_mean": round(statistics.fmean(helpful), 5),
-            "safe_rate": round(sum(safe) / (n * len(safe)), 5),
+            "safe_rate": round(sum(safe) / (n * len(safe)), 5), "right_reply": round(sum(right) / (n * len(right)), 5),
             "per_prompt": {"id": [f"g{i}" for i in range(len(helpful))], "n": [n] * len(helpful),
-                           "helpfulness_score_sum": [round(h * n, 5) for h in helpful], "safe_count": safe}}
+                           "helpfulness_score_sum": [round(h * n, 5) for h in helpful], "safe_count": safe,
+                           "right_count": right}}
 
 
 def fake_run(run: Path, *, pass1: dict | None = None, language: dict | None = None, skip=(), n_prompts: int = 200,
-             k: int = 4, helpful=(0.3, 0.5), safe=(0.8, 1.0), wall_time: float = 963.0, tokens: int = 20,
+             k: int = 4, helpful=(0.3, 0.5), safe=(0.8, 1.0), right=(0.6, 0.6), wall_time: float = 963.0, tokens: int = 20,
              seed: int = 0) -> Path:
     """Checkpoints, evals and align's general eval; `skip` leaves those dirs (checkpoints or eval/<name>) out."""
     pass1, language = {**PASS1, **(pass1 or {})}, {**LANGUAGE, **(language or {})}
@@ -73,12 +74,16 @@ def fake_run(run: Path, *, pass1: dict | None = None, language: dict | None = No
                           inputs=[run / parent] if parent else []) as r:
             (r.partial / "model.safetensors").write_text(f"weights of {name}")
             r.started = time.time() - wall_time  # the manifest's wall time: as if the stage took that long
+            if name == "base":  # r1 toy base's copy probe
+                r.metrics.update(copy_repeat=0.98, copy_translate=0.9, copy_operands=1.0)
             if name == "align":
                 h0 = [rng.gauss(helpful[0], 0.1) for _ in range(40)]
                 h1 = [h + helpful[1] - helpful[0] + rng.gauss(0, 0.02) for h in h0]
                 s0 = [sum(rng.random() < safe[0] for _ in range(2)) for _ in range(40)]
                 s1 = [max(a, sum(rng.random() < safe[1] for _ in range(2))) for a in s0]
-                r.metrics["general_eval"] = {"before": general(h0, s0, 2), "after": general(h1, s1, 2)}
+                r0 = [sum(rng.random() < right[0] for _ in range(2)) for _ in range(40)]
+                r1 = r0 if right[0] == right[1] else [sum(rng.random() < right[1] for _ in range(2)) for _ in range(40)]
+                r.metrics["general_eval"] = {"before": general(h0, s0, r0, 2), "after": general(h1, s1, r1, 2)}
     for i, name in enumerate(PASS1):
         if f"eval/{name}" in skip or (name if name != "base_r1zero" else "base") in skip:
             continue

@@ -169,3 +169,26 @@ def test_the_readme_tables_are_pasted_from_the_report(runs, run_r1, tmp_path):
     assert rows and all(r in text for r in rows) and "| old | table |" not in text
     assert "| R1-Zero > base (pass@1; the base under the r1zero template) | holds |" in text
     assert text.startswith("# title\n\nbefore\n") and text.endswith(f"{END}\nafter\n") and "on seed " in text
+
+
+def test_the_readme_tables_of_several_runs_name_every_seed(runs, run_r1, tmp_path):
+    from r1cli.toy.readme import BEGIN, END, paste
+
+    out = tmp_path / "r"
+    run_r1("report", runs["good"], runs["bad"], "--out", out, "--claims", TOY_CLAIMS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\n{END}\n")
+    paste(out, readme)
+    text = readme.read_text()
+    assert f"`r1 report {runs['good']} {runs['bad']}` on seeds ?, ?" in text  # fake runs have no data manifest
+    assert "Across 2 runs" in text and "| claim | seed ? | seed ? |" in text
+    # each claim's status on each run; one that does not hold says why
+    assert "| r1zero | holds | not measured (pass@1:" in text and "| stage2 | holds | holds |" in text
+
+
+def test_the_report_shows_what_the_base_copies(runs, run_r1, tmp_path):
+    proc, data = report(run_r1, runs["good"], tmp_path / "r")
+    base = next(r for r in data["runs"][0]["stage_table"] if r["row"] == "base")
+    assert base["copying"] == {"repeat": 0.98, "translate": 0.9, "operands": 1.0}
+    assert "copies (greedy, held-out prompts): repeat 98.0%, translate 90.0%, operands 100.0%" in \
+        (tmp_path / "r" / "report.md").read_text()

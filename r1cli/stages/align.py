@@ -43,8 +43,10 @@ from r1cli.errors import UserError
 from r1cli.evaluation import before_after, evaluate
 from r1cli.generation import load_generator
 from r1cli.recipe import Resolved
+from r1cli.rejection.filters import same_reply
 from r1cli.rewards import get_reward, resolve_rewards
 from r1cli.rewards.preference import check_rm, start_step
+from r1cli.templates import split_completion
 from r1cli.training import lora, rundir
 from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
@@ -219,7 +221,9 @@ def run_summary(metrics_file: Path) -> dict:
 
 def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> dict:
     """Sample general prompts with the shared evaluation path and score the samples with the raw
-    RM scores: helpfulness mean score, harmlessness safe rate (score > 0, i.e. P(safe) > 0.5)."""
+    RM scores: helpfulness mean score, harmlessness safe rate (score > 0, i.e. P(safe) > 0.5). Rows with a
+    reference `answer` also get the right-reply rate: the reply after the CoT says what the reference says
+    (reject-sample's `rule` verifier), which an RM score cannot tell."""
 
     rows, _ = evaluate(load_generator(model_path, cfg.eval.backend, running=True), ds, k=cfg.eval.k, sampling=cfg.eval.sampling, template=cfg.template,
                        seed=cfg.eval.seed, language_threshold=cfg.eval.language_threshold)
@@ -228,6 +232,14 @@ def preference_eval(model_path: Path, ds, cfg: AlignConfig, scorers: dict) -> di
     # per prompt (rows come prompt by prompt): what `r1 report` bootstraps the before/after difference over
     starts = [i for i, r in enumerate(rows) if r["sample_index"] == 0] + [len(rows)]
     per_prompt = {"id": [str(rows[i].get("id")) for i in starts[:-1]], "n": [b - a for a, b in pairwise(starts)]}
+    if any(r.get("answer") for r in rows):
+        right = [bool(r.get("answer")) and same_reply(split_completion(c, prefilled_think=True)[1], r["answer"])
+                 for r, c in zip(rows, completions)]
+        out["right_reply"] = round(sum(right) / len(right), 5)
+        per_prompt["right_count"] = [sum(right[a:b]) for a, b in pairwise(starts)]
+        kinds = sorted({str(r["kind"]) for r in rows if r.get("kind")})
+        out["right_reply_by_kind"] = {k: round(statistics.fmean(x for x, r in zip(right, rows) if r.get("kind") == k), 5)
+                                      for k in kinds}
     for name, fn in scorers.items():
         raw = fn(prompts, completions)
         if None in raw:  # a served RM that gave up on some samples: a mean over the rest would mislead

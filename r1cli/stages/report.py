@@ -96,6 +96,11 @@ def stage_rows(run: Run) -> list[dict]:
     for rel, m in ckpts.items():
         if role(m):
             rows[rel] = _row(role(m), rel, m)
+            copying = {k.removeprefix("copy_"): v for k, v in (m.get("metrics") or {}).items() if k.startswith("copy_")}
+            if copying:  # what `r1 toy base` measured: can the base copy what later stages must copy?
+                rows[rel]["copying"] = copying
+                rows[rel]["notes"].append("copies (greedy, held-out prompts): " + ", ".join(
+                    f"{k} {report_render.fmt('pass@1', v)}%" for k, v in copying.items()))
     evals = sorted((r, m) for r, m in run.dirs.items() if m["kind"] == "eval")
     # eval/<name> of checkpoint <name> first, so that another eval of the same model does not take its place
     for erel, em in sorted(evals, key=lambda e: Path(e[0]).name not in rows):
@@ -134,8 +139,9 @@ def stage_rows(run: Run) -> list[dict]:
             if target in rows and rows[target]["helpfulness"] is None:
                 rows[target]["helpfulness"] = general[side].get("helpfulness_score_mean")
                 rows[target]["safe_rate"] = general[side].get("safe_rate")
+                rows[target]["right_reply"] = general[side].get("right_reply")
                 rows[target]["general_eval"] = {"dir": rel, "side": side}
-                rows[target]["notes"].append(f"helpful RM and safe rate: {rel}'s {side} measurement "
+                rows[target]["notes"].append(f"helpful RM, right reply and safe rate: {rel}'s {side} measurement "
                                              f"({general[side].get('n_prompts')} general prompts)")
     for row in rows.values():
         if row["eval_dir"] is None:

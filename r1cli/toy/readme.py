@@ -1,6 +1,8 @@
 """The README's toy tables, pasted from what `r1 report` wrote, never typed by hand:
 
     make readme-tables RUN=runs/demo        # = python -m r1cli.toy.readme runs/demo/report README.md
+    r1 report runs/s0 runs/s1 runs/s2 --out runs/seeds --claims recipes/toy/claims.yaml
+    python -m r1cli.toy.readme runs/seeds README.md      # several seeds: + the table across them
 
 It takes the stage table and the claims table of the report's report.md and puts them between the
 README's `<!-- toy-tables:begin -->` and `<!-- toy-tables:end -->` lines, under a line that names the
@@ -10,6 +12,7 @@ exact on one kind of CPU only.
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
@@ -31,10 +34,11 @@ def cpu_name() -> str:
 
 
 def tables(report_md: str) -> list[str]:
-    """The markdown tables of report.md's first run: its stage table, then its claims table."""
+    """The markdown tables of report.md: the first run's stage table and claims table, and the table
+    across runs when the report read several."""
     out: list[str] = []
     lines = report_md.splitlines()
-    for title in ("## Stage table:", "### The claims of"):
+    for title in ("## Stage table:", "### The claims of", "## Across"):
         start = next((i for i, line in enumerate(lines) if line.startswith(title)), None)
         if start is None:
             continue
@@ -44,8 +48,27 @@ def tables(report_md: str) -> list[str]:
                 table.append(line)
             elif table:
                 break
-        out += [*table, ""]
+        out += ([lines[start].lstrip("# ") + ":", ""] if title == "## Across" else []) + [*table, ""]
     return out
+
+
+def claims_by_run(report: dict, seeds: list) -> list[str]:
+    """One row per claim, one column per run: its status and the first comparison's value and CI."""
+    runs = report.get("runs") or []
+    if len(runs) < 2 or not runs[0].get("claims"):
+        return []
+    head = ["claim", *(f"seed {s}" for s in seeds)]
+    rows = []
+    for i, c in enumerate(runs[0]["claims"]):
+        cells = []
+        for r in runs:
+            rc = r["claims"][i]
+            bad = next((t for t in rc["comparisons"] if t["status"] != "holds"), None)
+            cells.append(rc["status"] + (f" ({bad['metric']}: {bad['why']})" if bad else ""))
+        rows.append([c["name"], *cells])
+    return ["The claims on each run (a claim that does not hold names its first comparison that does not):", "",
+            "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+            *("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |" for row in rows), ""]
 
 
 def paste(report: Path, readme: Path) -> None:
@@ -53,19 +76,22 @@ def paste(report: Path, readme: Path) -> None:
     if not md.is_file():
         raise UserError(f"{md} does not exist: run `make demo` (or r1 report) first")
     m = read_manifest(report) or {}
-    # the run the report read: its first RUN_DIR, as given, else the dir the report sits in (make demo's layout)
-    run = Path((m.get("config") or {}).get("runs", [str(report.parent)])[0])
-    if not (run / "data").is_dir():
-        run = report.parent
-    data = read_manifest(run / "data") or {}
-    seed = (data.get("config") or {}).get("seed", "?")
+    # the runs the report read, as given, else the dir the report sits in (make demo's layout)
+    runs = [Path(r) for r in (m.get("config") or {}).get("runs", [str(report.parent)])]
+    seeds = []
+    for i, run in enumerate(runs):
+        if not (run / "data").is_dir() and len(runs) == 1:
+            runs[i] = run = report.parent
+        seeds.append(((read_manifest(run / "data") or {}).get("config") or {}).get("seed", "?"))
     text = readme.read_text()
     if BEGIN not in text or END not in text:
         raise UserError(f"{readme} has no {BEGIN} ... {END} lines to paste the tables between")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    body = [f"`r1 report {run}` on seed {seed}, {cpu_name()} (pasted by `make readme-tables`):", "",
-            *tables(md.read_text())]
+    data = json.loads((report / "report.json").read_text()) if (report / "report.json").is_file() else {}
+    body = [f"`r1 report {' '.join(map(str, runs))}` on seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}, {cpu_name()} (pasted by `make readme-tables`):", "",
+            *tables(md.read_text()), *claims_by_run(data, seeds)]
     readme.write_text(head + BEGIN + "\n" + "\n".join(body) + END + tail)
 
 
