@@ -24,7 +24,8 @@ CURVES = (("reward", "reward", "training reward (weighted sum)"),
           ("completion_length", "completions/mean_length", "mean completion length (tokens)"),
           ("language_consistency", "rewards/language/mean", "language-consistency reward"))
 
-# the terminal table fits 80 columns: short stage names and headers (report.md has the long ones)
+# the terminal table fits 80 columns: short stage names and headers, and no cons@k (report.md has them all)
+TERMINAL_COLUMNS = tuple(k for k in COLUMNS[1:] if k != "cons@k")
 SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
                 "grpo_nolang": "stage 2 -lang", "sft": "stage 3 SFT", "align": "stage 4"}
 # a row's dir when `make demo` made it: other dirs are named after the label
@@ -124,14 +125,14 @@ def rich_table(rows: list[dict], title: str):
     t = Table(title=escape(f"{title} (rates in %)"), box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
     t.add_column("stage", justify="left", overflow="fold")
     for col in (*(["n"] if multi else []), "pass@1", *([] if multi else ["95% CI"]),
-                *(SHORT_HEADERS[k] for k in COLUMNS[1:])):
+                *(SHORT_HEADERS[k] for k in TERMINAL_COLUMNS)):
         t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         label = SHORT_LABELS.get(r["row"], r["label"])
         if r["dir"] and r["dir"] != CANONICAL_DIR.get(r["row"], r["row"]):
             label += f" ({r['dir']})"
         t.add_row(escape(label), *([str(r["runs"])] if multi else []), fmt("pass@1", r["pass@1"], compact=True),
-                  *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r[k], compact=True) for k in COLUMNS[1:]))
+                  *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r[k], compact=True) for k in TERMINAL_COLUMNS))
     return t
 
 

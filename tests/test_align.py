@@ -177,15 +177,19 @@ def r1(*args) -> None:
 @pytest.fixture(scope="module")
 def toy_rms(toy_data, toy_base, tmp_path_factory):
     d = tmp_path_factory.mktemp("rms")
-    r1("rm", "--model", toy_base, "--data", toy_data / "helpful_pairs", "--out", d / "helpful", *FAST_RM)
-    r1("rm", "--pointwise", "--model", toy_base, "--data", toy_data / "safety", "--out", d / "safety", *FAST_RM)
+    r1("rm", "--model", toy_base, "--data", toy_data / "helpful_pairs", "--out", d / "helpful", *FAST_RM,
+       "--set", "trl.max_steps=60")
+    # 60 steps, not 20: with the word-level tokenizer the rows are short, and in 20 steps the safety RM's bias
+    # had not moved (it ranked safe above unsafe but called everything unsafe); a second or two each
+    r1("rm", "--pointwise", "--model", toy_base, "--data", toy_data / "safety", "--out", d / "safety", *FAST_RM,
+       "--set", "trl.max_steps=60")
     return d / "helpful", d / "safety"
 
 
 def test_rm_both_kinds(toy_rms, toy_data):
-    for path, key in zip(toy_rms, ("pair_accuracy", "label_accuracy")):
+    for path, key, steps in zip(toy_rms, ("pair_accuracy", "label_accuracy"), (60, 60)):
         m = json.loads((path / "r1.json").read_text())
-        assert m["kind"] == "checkpoint" and m["stage"] == "rm" and m["counts"]["steps"] == 20
+        assert m["kind"] == "checkpoint" and m["stage"] == "rm" and m["counts"]["steps"] == steps
         assert m["metrics"]["measured_on"] == "heldout"
         assert m["counts"]["heldout"] == round(0.1 * m["counts"]["rows"]) == m["metrics"]["n"]
         # an accuracy is a share of the held-out rows (a whole count of them); the RM tells rows apart
@@ -203,11 +207,13 @@ def test_rm_both_kinds(toy_rms, toy_data):
     assert isinstance(fixed[0][1]([PROMPT], [CALM])[0], float)
     # the helpfulness RM learned its training pairs: through that reward it scores chosen above rejected on
     # most of them (0.5 is chance; the untrained head scored 0.48 of them; this one 0.83 when written).
-    # Held out, a 30-step base reads too little of the toy chat for 12 pairs to say more than chance does.
+    # Held out, a 30-step base reads too little of the toy chat for 12 pairs to say more than chance does,
+    # and a wrong answer against the right one is beyond it: the pairs that differ in shape only.
     from r1cli.stages.rm import load_rows, split
 
     seed = json.loads((toy_rms[0] / "r1.json").read_text())["config"]["seed"]
     train, _ = split(load_rows(toy_data / "helpful_pairs", pointwise=False), 0.1, seed)  # the stage's own split
+    train = train.filter(lambda r: r["rejected_kind"] != "wrong")
     raw = resolve_rewards({"helpfulness": 1.0}, helpful_rm=str(toy_rms[0]), rm_normalization="none")[0][1]
     chosen = raw(train["prompt"], train["chosen"], domain=["general"] * len(train))
     rejected = raw(train["prompt"], train["rejected"], domain=["general"] * len(train))

@@ -71,7 +71,7 @@ def test_claims_guard_names_the_claim_and_its_numbers(runs, run_r1, tmp_path):
     assert proc.returncode == 0 and statuses(data2) == statuses(data)
     assert "claim fails: stage-3 SFT" in " ".join(proc.stdout.split()) and "claims check failed" not in proc.stdout
     md = (tmp_path / "r2" / "report.md").read_text()
-    assert "| stage-3 SFT from the base >= cold start (pass@1) | fails |" in md
+    assert f"| {CLAIMS[3].text} | fails |" in md
 
 
 def rows_and_numbers(a: list[float], b: list[float], metric: str = "pass@1"):
@@ -98,8 +98,8 @@ def test_a_difference_within_its_interval_is_unclear_and_identical_evals_meet_a_
 
 def test_numbers_without_per_prompt_scores_are_unclear_and_missing_rows_not_measured():
     # an align manifest made before per-prompt RM scores were recorded: a point estimate, no CI
-    rows = {"sft": {"pass@1": 0.9, "helpfulness": 0.3, "safe_rate": 0.5},
-            "align": {"pass@1": 0.9, "helpfulness": 0.5, "safe_rate": 0.9}}
+    rows = {"sft": {"pass@1": 0.9, "helpfulness": 0.3, "safe_rate": 0.5, "right_reply": 0.5},
+            "align": {"pass@1": 0.9, "helpfulness": 0.5, "safe_rate": 0.9, "right_reply": 0.5}}
     res = {c["name"]: c for c in check(CLAIMS, rows, {})}
     align = res["align"]
     assert align["status"] == "unclear" and all(t["status"] == "unclear" for t in align["comparisons"])
