@@ -181,9 +181,9 @@ def test_the_readme_tables_of_several_runs_name_every_seed(runs, run_r1, tmp_pat
     paste(out, readme)
     text = readme.read_text()
     assert f"`r1 report {runs['good']} {runs['bad']}` on seeds ?, ?" in text  # fake runs have no data manifest
-    assert "Across 2 runs" in text and "| claim | seed ? | seed ? |" in text
-    # each claim's status on each run; one that does not hold says why
-    assert "| r1zero | holds | not measured (pass@1:" in text and "| stage2 | holds | holds |" in text
+    assert "Across 2 runs" in text and "| claim | seed ? | seed ? |" in text and "## Stage table" not in text
+    # each claim's status on each run; one that does not hold names its comparison
+    assert "| r1zero | holds | not measured (pass@1 r1zero - base_r1zero" in text and "| stage2 | holds | holds |" in text
 
 
 def test_the_report_shows_what_the_base_copies(runs, run_r1, tmp_path):

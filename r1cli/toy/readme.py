@@ -33,12 +33,12 @@ def cpu_name() -> str:
     return name or platform.processor() or "an unnamed CPU"
 
 
-def tables(report_md: str) -> list[str]:
-    """The markdown tables of report.md: the first run's stage table and claims table, and the table
-    across runs when the report read several."""
+def tables(report_md: str, several: bool = False) -> list[str]:
+    """The markdown tables of report.md: the first run's stage table and claims table, or with several
+    runs the table across them (claims_by_run has every run's claims; report.md every run's table)."""
     out: list[str] = []
     lines = report_md.splitlines()
-    for title in ("## Stage table:", "### The claims of", "## Across"):
+    for title in (("## Across",) if several else ("## Stage table:", "### The claims of")):
         start = next((i for i, line in enumerate(lines) if line.startswith(title)), None)
         if start is None:
             continue
@@ -50,6 +50,16 @@ def tables(report_md: str) -> list[str]:
                 break
         out += ([lines[start].lstrip("# ") + ":", ""] if title == "## Across" else []) + [*table, ""]
     return out
+
+
+def short(t: dict) -> str:
+    """A comparison in a few words: its metric, value and CI (the report has the whole sentence)."""
+    from r1cli.claims import fmt
+
+    diff = t["b"] is not None
+    ci = f", CI {fmt(t['metric'], t['ci'][0], diff)} to {fmt(t['metric'], t['ci'][1], diff)}" if t.get("ci") else ""
+    what = f"{t['a']} - {t['b']}" if diff else t["a"]
+    return f"{t['metric']} {what} {fmt(t['metric'], t['value'], diff)}{ci}"
 
 
 def claims_by_run(report: dict, seeds: list) -> list[str]:
@@ -64,7 +74,7 @@ def claims_by_run(report: dict, seeds: list) -> list[str]:
         for r in runs:
             rc = r["claims"][i]
             bad = next((t for t in rc["comparisons"] if t["status"] != "holds"), None)
-            cells.append(rc["status"] + (f" ({bad['metric']}: {bad['why']})" if bad else ""))
+            cells.append(rc["status"] + (f" ({short(bad)})" if bad else ""))
         rows.append([c["name"], *cells])
     return ["The claims on each run (a claim that does not hold names its first comparison that does not):", "",
             "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
@@ -91,7 +101,7 @@ def paste(report: Path, readme: Path) -> None:
     data = json.loads((report / "report.json").read_text()) if (report / "report.json").is_file() else {}
     body = [f"`r1 report {' '.join(map(str, runs))}` on seed{'s' if len(seeds) > 1 else ''} "
             f"{', '.join(map(str, seeds))}, {cpu_name()} (pasted by `make readme-tables`):", "",
-            *tables(md.read_text()), *claims_by_run(data, seeds)]
+            *tables(md.read_text(), several=len(runs) > 1), *claims_by_run(data, seeds)]
     readme.write_text(head + BEGIN + "\n" + "\n".join(body) + END + tail)
 
 
