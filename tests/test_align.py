@@ -250,6 +250,10 @@ def test_rm_checks_the_kind_of_data(toy_data, toy_base, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         r1("rm", "--model", toy_base, "--data", toy_data / "safety", "--out", tmp_path / "x")
     assert e.value.code == 2 and "add --pointwise" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # held-out rows of the other kind: named as --eval-data, before any training
+        r1("rm", "--model", toy_base, "--data", toy_data / "helpful_pairs", "--eval-data", toy_data / "safety",
+           "--out", tmp_path / "x")
+    assert e.value.code == 2 and f"--eval-data {toy_data / 'safety'} holds labelled completions" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
 
 

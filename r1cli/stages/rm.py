@@ -34,14 +34,14 @@ from r1cli.training.telemetry import Telemetry
 # --- data ------------------------------------------------------------------------------------------
 
 
-def load_rows(path: Path, pointwise: bool):
+def load_rows(path: Path, pointwise: bool, what: str = "--data"):
     """The pairs (or labels), after checking the file holds the kind --pointwise says."""
 
     cols = set(load_table(path).column_names)
     if pointwise and {"chosen", "rejected"} <= cols and "label" not in cols:
-        raise UserError(f"--data {path} holds preference pairs (chosen/rejected), not safety labels: drop --pointwise")
+        raise UserError(f"{what} {path} holds preference pairs (chosen/rejected), not safety labels: drop --pointwise")
     if not pointwise and "label" in cols and "chosen" not in cols:
-        raise UserError(f"--data {path} holds labelled completions (label), not preference pairs: add --pointwise")
+        raise UserError(f"{what} {path} holds labelled completions (label), not preference pairs: add --pointwise")
     return load_safety(path) if pointwise else load_preferences(path)
 
 
@@ -159,7 +159,7 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
     model = check_model_dir(model)
     check_output(out, force, resume)
     ds = load_rows(check_input(data, "--data"), cfg.pointwise)
-    given = load_rows(check_input(eval_data, "--eval-data"), cfg.pointwise) if eval_data is not None else None
+    given = load_rows(check_input(eval_data, "--eval-data"), cfg.pointwise, "--eval-data") if eval_data is not None else None
     # --- heavy libraries: imported here, after the checks that need none of them (seconds)
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
