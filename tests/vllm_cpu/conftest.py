@@ -44,17 +44,19 @@ def _r1(*args) -> None:
     main([str(a) for a in args])
 
 
-# 500 eval prompts (the whole held-out set): pass@1 of two backends is compared on them
-# (Chinese CoTs corrupted as the English ones: the data the solver's pass@1 below was measured on)
+# 500 eval prompts: pass@1 of two backends is compared on them. Clean cold-start CoTs: the demo's corrupted
+# ones make a cold start of ~20-25% pass@1 on the toy's larger task (a, b <= 30, c <= 9), too near the
+# comparison's 0.2 floor; with 2% / 4% corrupted digits the demo's cold start reached 61.7% (seed 0)
 WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_general_eval=40",
-             "n_helpful_pairs=120", "n_safety=120", "coldstart_corruption_zh=0.08"]
+             "n_helpful_pairs=120", "n_helpful_pairs_eval=40", "n_safety=120", "coldstart_corruption=0",
+             "coldstart_corruption_zh=0"]
 # the toy base exactly as `r1 toy base` builds it (4 layers, hidden 128, 2.46M pretraining tokens in 2400 steps of
 # 4 x 256): a problem's operands are copied only after 1.4M-2.1M tokens (r1cli/toy/corpus.py), and before that no
 # cold start learns the task (a 0.3M-token base: 1.1-1.2% pass@1 after cold starts of 1500 x 2 and 4000 x 3)
 SOLVER_BASE_SET = ["eval_prompts=0"]
 SOLVER_BASE_STEPS = 2400
 # one epoch over the 4000 cold-start rows (125 steps): measured 49.0% pass@1 (200 eval prompts x 1, T 0.6) on
-# this base (42.5% before the corpus had copy drills), well above the backend comparison's 0.2 floor
+# the character-level base and the smaller task, well above the backend comparison's 0.2 floor
 SOLVER_SET = ["trl.num_train_epochs=1", "trl.per_device_train_batch_size=8", "trl.save_strategy='no'"]
 
 
