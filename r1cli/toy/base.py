@@ -201,9 +201,8 @@ def zero_shot(model, tokenizer, seed: int, n: int, max_new_tokens: int = 96) -> 
 # --- copying probe --------------------------------------------------------------------------------
 
 # what the probe asks (held-out prompts only): `repeat` a phrase ("Repeat after me: white car"),
-# `translate` a word, and `continue` a worked problem ("Q: What is (3+4)*5?\nA:"), whose working
+# `translate` a word, and continue a worked problem ("Q: What is (3+4)*5?\nA:"), whose working
 # must start from the problem's two operands
-COPY_KINDS = ("repeat", "translate", "continue")
 
 
 def copy_probe(model, tokenizer, n: int = 100, max_new_tokens: int = 32) -> dict:
