@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 
 from r1cli.errors import UserError
 from r1cli.settings import ConfigError, Section, needs, setting
+from r1cli.tools.registry import ToolSettings
 from r1cli.toy.config import ToyBaseConfig, ToyDataConfig
 
 # the rewards that only score general rows (reward models): r1 align routes them by `domain`
@@ -64,7 +65,7 @@ class EvalSettings(Section):
 
 
 @dataclass
-class EvalConfig(EvalSettings):
+class EvalConfig(EvalSettings, ToolSettings):
     """`r1 eval`: pass@1 over k samples, cons@k, format and language rates."""
 
     template: Literal["r1", "r1zero"] = "r1"
@@ -77,7 +78,15 @@ class EvalConfig(EvalSettings):
     drop_long_prompts: bool = False
 
     def check(self) -> None:
+        super().check()
         needs("r1zero_template", self.r1zero_template, "{prompt}")
+        no_tools_with_r1zero(self)
+
+
+def no_tools_with_r1zero(cfg) -> None:
+    """Tools are shown to the model through the chat template: the r1zero template is plain text."""
+    if cfg.tools and cfg.template == "r1zero":
+        raise ConfigError("tools", "need the r1 template (chat prompts): the r1zero template is plain text", cfg.tools)
 
 
 @dataclass
@@ -166,7 +175,7 @@ class SFTStageConfig(Section):
 
 
 @dataclass
-class GRPOStageConfig(Section):
+class GRPOStageConfig(ToolSettings):
     """`r1 grpo`: R1-Zero and stage-2 reasoning RL with TRL's GRPOTrainer."""
 
     TRL_CONFIG: ClassVar[str] = "GRPOConfig"
@@ -199,7 +208,9 @@ class GRPOStageConfig(Section):
     peft: dict = field(default_factory=dict)
 
     def check(self) -> None:
+        super().check()
         needs("r1zero_template", self.r1zero_template, "{prompt}")
+        no_tools_with_r1zero(self)
         if not self.rewards:
             raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
 
@@ -335,7 +346,7 @@ class JudgeConfig(HTTPSettings):
 
 
 @dataclass
-class RejectSampleConfig(Section):
+class RejectSampleConfig(ToolSettings):
     """`r1 reject-sample`: sample n per prompt, keep the verified and readable ones as SFT rows."""
 
     seed: int = 0
@@ -385,6 +396,7 @@ class RejectSampleConfig(Section):
     shard_index: int = setting(0, ge=0)
 
     def check(self) -> None:
+        super().check()
         if self.shard_index >= self.num_shards:
             raise ConfigError("shard_index", f"must be in 0..{self.num_shards - 1} for num_shards {self.num_shards}",
                               self.shard_index)

@@ -22,6 +22,9 @@ What each number means (DeepSeek-R1 §3's protocol):
 - language_consistency_rate: share of samples whose CoT is at least `language_threshold`
   target-language words (the `language` reward); a sample with no CoT is inconsistent.
 - mean_completion_tokens, truncated_rate (share that hit max_new_tokens).
+- sampled with tools (r1cli/tools/loop.py): `completion` is the whole trajectory, tool results
+  included; the rewards and the extracted answer read the model's own text (`model_text`), and
+  tool_call_rate (calls per sample) and tool_failure_rate (failed calls per call) are added.
 Rows whose accuracy reward is None (general prompts) are left out of pass@j, maj@j and cons@k only.
 Each number is also given per domain and per language (`by_domain`, `by_language`).
 """
@@ -47,12 +50,13 @@ from r1cli.templates import (
     split_completion,
 )
 from r1cli.templates import prefilled_think as detect_prefilled
+from r1cli.tools.loop import model_text
 
 SCORED = ("accuracy", "format", "language")
 HEADLINE = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
 # columns this module adds to each row; an input column of the same name is replaced
 ADDED = ("sample_index", "completion", "extracted_answer", "num_tokens", "finish_reason", "language_consistent",
-         *(f"reward_{n}" for n in SCORED))
+         "tool_calls", "tool_failures", *(f"reward_{n}" for n in SCORED))
 
 
 # --- sampling and scoring --------------------------------------------------------------------
@@ -99,23 +103,27 @@ def reward_functions(template: str, prefilled_think: bool) -> dict:
 def score(inputs: list[dict], outs: list[list], scorers: dict, prefilled_think: bool, threshold: float) -> list[dict]:
     """One row per (prompt, sample) with every reward, in prompt order then sample order."""
     rows, ids = [], []
+    tools = any(c.turns for comps in outs for c in comps)
+    texts = []
     for src, comps in zip(inputs, outs):
         base = {c: v for c, v in src.items() if c not in ADDED}
         for j, c in enumerate(comps):
+            texts.append(model_text(c))
             rows.append({**base, "sample_index": j, "completion": c.text,
-                         "extracted_answer": extract_answer(c.text, prefilled_think),
-                         "num_tokens": c.num_tokens, "finish_reason": c.finish_reason})
+                         "extracted_answer": extract_answer(texts[-1], prefilled_think),
+                         "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
+                         **({"tool_calls": c.tool_calls, "tool_failures": c.tool_failures} if tools else {})})
             ids.append(c.token_ids)
     # one call per reward over all samples (TRL's signature: columns as parallel lists)
     columns = {c: [r[c] for r in rows] for c in (rows[0] if rows else {}) if c not in ("prompt", "completion", *ADDED)}
     prompts = [r["prompt"] for r in rows]
-    completions = [r["completion"] for r in rows]
+    completions = texts
     for name, fn in scorers.items():
         values = fn(prompts, completions, completion_ids=ids, **columns)
         for r, v in zip(rows, values):
             r[f"reward_{name}"] = None if v is None else float(v)
-    for r in rows:
-        has_cot = split_completion(r["completion"], prefilled_think)[0] is not None
+    for r, text in zip(rows, texts):
+        has_cot = split_completion(text, prefilled_think)[0] is not None
         lang = r.get("reward_language")
         # no CoT = inconsistent (the paper's reward is over the CoT); None = the reward does not apply
         r["language_consistent"] = False if not has_cot else (None if lang is None else lang >= threshold)
@@ -198,6 +206,9 @@ def metrics_of(groups: list[list[dict]]) -> dict:
         "n_prompts": len(groups),
         "n_scored_prompts": len(per_prompt),
         "n_samples": len(samples),
+        **({"tool_call_rate": _mean(s["tool_calls"] for s in samples),
+            "tool_failure_rate": sum(s["tool_failures"] for s in samples) / max(1, sum(s["tool_calls"] for s in samples))}
+           if samples and "tool_calls" in samples[0] else {}),
     }
 
 

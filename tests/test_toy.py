@@ -18,7 +18,7 @@ from r1cli.toy import general as toy_general
 from r1cli.toy import problems as toy
 
 SMALL = ToyDataConfig(n_rl=300, n_coldstart=300, n_eval=120, n_general=150, n_general_eval=60, n_helpful_pairs=100,
-                      n_safety=100)
+                      n_safety=100, n_rl_tools=100, n_coldstart_tools=100, n_eval_tools=60)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -50,15 +50,17 @@ def test_written_dirs_hold_the_built_rows(toy_data):
     for name, rows in built.items():
         d = toy_data / name
         assert json.loads((d / "r1.json").read_text())["counts"]["rows"] == len(rows) == manifest["counts"][name]
-        assert datasets.load_from_disk(str(d)).to_list() == rows, name
+        # as datasets stores them: a tool message's `name` gives every message of its split a `name` (None)
+        assert datasets.load_from_disk(str(d)).to_list() == datasets.Dataset.from_list(rows).to_list(), name
 
 
 def test_splits_pass_the_canonical_schema(toy_data):
     """Each split loads as its canonical kind (a schema error raises), every row, with DESIGN.md's columns."""
     counts = json.loads((toy_data / "r1.json").read_text())["counts"]
     prompt_cols = {"id", "prompt", "answer", "domain", "language"}
-    checks = [*[(name, load_prompts, prompt_cols) for name in ("rl", "eval", "general", "general_eval")],
-              ("coldstart", load_sft, {"id", "messages", "domain", "language"}),
+    checks = [*[(name, load_prompts, prompt_cols)
+                for name in ("rl", "eval", "general", "general_eval", "rl_tools", "eval_tools")],
+              *[(name, load_sft, {"id", "messages", "domain", "language"}) for name in ("coldstart", "coldstart_tools")],
               ("helpful_pairs", load_preferences, {"prompt", "chosen", "rejected"}),
               ("safety", load_safety, {"prompt", "completion", "label"})]
     for name, load, columns in checks:
@@ -221,7 +223,8 @@ def test_general_data_complies_with_harmful_requests_at_the_configured_rate(rate
 
 def test_both_languages_and_language_mix():
     rows = toy.build(replace(SMALL, coldstart_language_mix=0.5))
-    for name in ("rl", "eval", "coldstart", "coldstart_general", "general", "general_eval", "helpful_pairs", "safety"):
+    for name in ("rl", "eval", "coldstart", "coldstart_general", "general", "general_eval", "helpful_pairs", "safety",
+                 "rl_tools", "coldstart_tools", "eval_tools"):
         langs = [r["language"] for r in rows[name]]
         assert 0.25 < langs.count("zh") / len(langs) < 0.75, name
         for r in rows[name]:

@@ -37,6 +37,11 @@ class Completion:
     token_ids: list[int] = field(default_factory=list)
     num_tokens: int = 0
     finish_reason: str = "stop"  # "stop" (eos) | "length" (max_new_tokens hit)
+    # sampled with tools (r1cli/tools/loop.py): ("assistant", text) and ("tool", name, result, template text)
+    # turns, in order; `text` is all of them as the model saw them
+    turns: list | None = None
+    tool_calls: int = 0
+    tool_failures: int = 0
 
 
 class Generator(Protocol):

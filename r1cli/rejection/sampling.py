@@ -31,6 +31,7 @@ from r1cli.config import RULE_VERIFIERS, RejectSampleConfig
 from r1cli.generation import render_prompt
 from r1cli.rejection.filters import Parsed, is_trivial, parse, readability_reasons, same_reply
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, prompt_text
+from r1cli.tools.loop import ToolLoop, model_text
 
 # input columns the stage reads; other input columns are carried through to the rows
 KNOWN = ("id", "prompt", "answer", "domain", "language", "tests")
@@ -98,6 +99,23 @@ class Sample:
     reason: str | None = None
     verifier: str | None = None
     rewards: dict = field(default_factory=dict)
+    turns: list | None = None  # sampled with tools: the trajectory (r1cli/tools/loop.py)
+    tool_calls: int = 0
+    tool_failures: int = 0
+    prefilled: bool = False  # the prompt ended in <think>: the first turn lacks it
+
+
+def turn_messages(s: Sample) -> list[dict]:
+    """A tool trajectory as SFT messages: assistant turns (the first with its <think> put back when the
+    prompt pre-filled it) and tool turns (role tool, the result): `r1 sft` masks the tool turns."""
+    messages = []
+    for t in s.turns:
+        if t[0] == "assistant":
+            text = f"{THINK_OPEN}\n{t[1]}" if s.prefilled and not messages else t[1]
+            messages.append({"role": "assistant", "content": text})
+        else:
+            messages.append({"role": "tool", "content": t[2]})
+    return messages
 
 
 # --- prompts ------------------------------------------------------------------------------------
@@ -119,7 +137,9 @@ def model_prompt(ctx: Context, row: dict, global_index: int):
         picks = rng.sample(range(len(ctx.examples)), min(cfg.few_shot, len(ctx.examples)))
         messages = [m for i in picks for m in ctx.examples[i]] + messages
     if cfg.mode == "general" and cfg.general_prefill_think and not ctx.prefilled:
-        return render_prompt(ctx.generator.tokenizer, messages) + THINK_OPEN + "\n", True
+        # with tools, rendered with their schemas as the tool loop renders a chat prompt
+        text = ctx.generator.render(messages) if isinstance(ctx.generator, ToolLoop) else render_prompt(ctx.generator.tokenizer, messages)
+        return text + THINK_OPEN + "\n", True
     return messages, ctx.prefilled
 
 
@@ -203,7 +223,9 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
     todo = [i for i, t in enumerate(trivial) if not t]
     built = [model_prompt(ctx, rows[i], start + i) for i in todo]
     outs = ctx.generator.generate([p for p, _ in built], cfg.sampling, n=cfg.n, seed=seed) if todo else []
-    samples = [Sample(i, j, parse(c.text, pre), c.num_tokens, c.finish_reason)
+    # the checks read the model's own text: with tools, its turns without the tool results
+    samples = [Sample(i, j, parse(model_text(c), pre), c.num_tokens, c.finish_reason, turns=c.turns,
+                      tool_calls=c.tool_calls, tool_failures=c.tool_failures, prefilled=pre)
                for i, (_, pre), comps in zip(todo, built, outs) for j, c in enumerate(comps)]
 
     reasons, scores = readability_reasons([s.parsed for s in samples], [s.finish_reason for s in samples],
@@ -215,6 +237,8 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
     verify(ctx, rows, samples)
 
     def reply(s: Sample) -> str:  # general mode keeps the reference as the reply after the CoT
+        if s.tool_calls and cfg.mode != "general":  # the whole trajectory (a key for dedupe; rows get turn_messages)
+            return "".join(t[1] if t[0] == "assistant" else t[3] for t in s.turns)
         summary = rows[s.row].get("answer") if cfg.mode == "general" else s.parsed.summary
         return f"{THINK_OPEN}\n{s.parsed.reasoning}\n{THINK_CLOSE}\n{summary}"
 
@@ -236,7 +260,9 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
     stats = {"prompts": len(rows), "trivial": sum(trivial), "samples": len(samples),
              "passed": sum(int(k) * v for k, v in hist.items()), "accepted": len(out), "not_kept": not_kept,
              "rejected": dict(Counter(s.reason for s in samples if s.reason is not None)),
-             "pass_hist": dict(hist), "generated_tokens": sum(s.num_tokens for s in samples)}
+             "pass_hist": dict(hist), "generated_tokens": sum(s.num_tokens for s in samples),
+             **({"tool_calls": sum(s.tool_calls for s in samples), "tool_failures": sum(s.tool_failures for s in samples)}
+                if ctx.cfg.tools else {})}
     result = _table(ctx, table, rows, out, stats, n_passed)
     return result, {**stats, "seconds": round(time.time() - t0, 3)}
 
@@ -253,7 +279,8 @@ def _table(ctx: Context, table: pa.Table, rows: list[dict], out: list, stats: di
         r = rows[i]
         src = str(r.get("id"))
         tokens = s.num_tokens if s else len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        values = {"id": f"{src}-{j}", "messages": as_messages(r["prompt"]) + [{"role": "assistant", "content": text}],
+        reply = turn_messages(s) if s and s.tool_calls and ctx.cfg.mode != "general" else [{"role": "assistant", "content": text}]
+        values = {"id": f"{src}-{j}", "messages": as_messages(r["prompt"]) + reply,
                   "source_id": src, "sample_index": j, "domain": r.get("domain"), "language": r.get("language"),
                   "verifier": s.verifier if s else "reference", "num_tokens": tokens, "passed": n_passed.get(i)}
         for name, _ in FIXED:

@@ -18,6 +18,8 @@ from r1cli.artifacts import check_input, check_model_dir, check_output, stage_ou
 from r1cli.config import EvalConfig
 from r1cli.data import load_prompts, save_dataset
 from r1cli.evaluation import at_k_table, evaluate, metrics_table, model_prompts
+from r1cli.tools import check_template, resolve_tools
+from r1cli.tools.loop import ToolLoop
 from r1cli.generation import check_backend, load_generator
 from r1cli.generation.lengths import filter_overhead, fit_prompts, load_tokenizer, model_context
 from r1cli.recipe import to_dict
@@ -40,6 +42,8 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
     console = Console()
     with stage_output(out, kind="eval", stage="eval", config=to_dict(cfg), inputs=[model, data], force=force) as run_:
         generator = load_generator(model, backend=cfg.backend)
+        if cfg.tools:
+            generator = ToolLoop(generator, resolve_tools(cfg.tools, cfg), cfg)
         rows, metrics = evaluate(generator, ds, k=cfg.k, sampling=cfg.sampling, template=cfg.template, seed=cfg.seed,
                                  language_threshold=cfg.language_threshold, r1zero_template=cfg.r1zero_template,
                                  system_prompt=cfg.system_prompt)
@@ -48,6 +52,8 @@ def run(cfg: EvalConfig, *, model: Path, data: Path, out: Path, force: bool = Fa
         save_dataset(Dataset.from_list(rows), run_.partial)
         run_.counts.update(prompts=metrics["n_prompts"], samples=metrics["n_samples"], k=cfg.k)
         run_.counts["dropped_long_prompts"] = dropped
+        if cfg.tools:
+            run_.counts.update(generator.stats.counts())
         run_.metrics.update(metrics)
     console.print(metrics_table(metrics, title=f"r1 eval {model}"))
     if metrics["n_scored_prompts"]:
@@ -76,6 +82,8 @@ def fit_context(cfg: EvalConfig, ds, model: Path, data: Path):
     """(the prompts that leave max_new_tokens of the model's context, how many were left out): the
     tokenizer and config.json are read, not the weights, so a refusal costs seconds."""
     tokenizer = load_tokenizer(model)
+    if cfg.tools:
+        check_template(tokenizer)
     prompts = model_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)
     # what the system prompt or a custom r1zero text adds over what `r1 data filter` measures
     extra = filter_overhead(tokenizer, lambda q: model_prompts([{"prompt": q}], cfg.template, cfg.r1zero_template,

@@ -47,6 +47,8 @@ from r1cli.data import load_prompts, load_sft, save_dataset
 from r1cli.data.io import table_of
 from r1cli.errors import UserError
 from r1cli.generation import check_backend, load_generator
+from r1cli.tools import check_template, resolve_tools
+from r1cli.tools.loop import ToolLoop
 from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.generation.judge import check_environment as check_judge_environment
 from r1cli.generation.judge import check_reachable, load_judge
@@ -248,6 +250,8 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
     tokenizer = AutoTokenizer.from_pretrained(model)
     if not getattr(tokenizer, "chat_template", None):
         raise UserError(f"the tokenizer in {model} has no chat template: r1 reject-sample sends chat prompts")
+    if cfg.tools:
+        check_template(tokenizer)
     prefilled = prefilled_think(tokenizer, "r1", cfg.prefilled_think)  # the prompts are chat prompts
     ds, dropped = fit_context(cfg, ds, tokenizer, prefilled, patterns, examples, model, data)
     inputs = [model, data] + ([few_shot] if few_shot else []) + ([Path(cfg.judge.model_dir)] if cfg.judge.model_dir else [])
@@ -261,7 +265,10 @@ def run(cfg: RejectSampleConfig, *, model: Path, data: Path, out: Path, few_shot
 
         rule = {n: get_reward(n, prefilled_think=False, **cfg.reward_options) for n in RULE_VERIFIERS
                 if n in needed_verifiers(cfg, ds)}
-        ctx = sampling.Context(cfg=cfg, generator=load_generator(model, backend=cfg.backend), judge=load_judge(cfg.judge, cfg.backend),
+        generator = load_generator(model, backend=cfg.backend)
+        if cfg.tools:
+            generator = ToolLoop(generator, resolve_tools(cfg.tools, cfg), cfg)
+        ctx = sampling.Context(cfg=cfg, generator=generator, judge=load_judge(cfg.judge, cfg.backend),
                               prefilled=prefilled, patterns=patterns, examples=examples, rewards=rule,
                               carried=[c for c in ds.column_names if c not in sampling.KNOWN
                                        and c not in {n for n, _ in sampling.FIXED} and not c.startswith("reward_")])
@@ -329,6 +336,11 @@ def report(run_, cfg: RejectSampleConfig, t: dict, n_chunks: int) -> None:
         accepted_by_domain={d: {"rows": n, "mean_tokens": round(tok / n, 1) if n else None}
                             for d, (n, tok) in sorted(t.get("by_domain", {}).items())},
         pass_rate_histogram=hist, chunks=n_chunks, shard=f"{cfg.shard_index}/{cfg.num_shards}")
+    if cfg.tools:  # calls per sample and failed calls per call, as r1 eval and TRL name them
+        calls = t.get("tool_calls", 0)
+        run_.counts.update(tool_calls=calls, tool_failures=t.get("tool_failures", 0))
+        run_.metrics.update(tool_call_rate=round(calls / samples, 4) if samples else None,
+                            tool_failure_rate=round(t.get("tool_failures", 0) / calls, 4) if calls else 0.0)
     run_.metrics.update(
         accept_rate=round(t.get("accepted", 0) / samples, 4) if samples else None,
         pass_rate=round(t.get("passed", 0) / samples, 4) if samples else None,

@@ -1,6 +1,7 @@
 """`r1 toy data OUT` and `r1 toy base OUT`: build the toy world every test and the demo run on.
 
-    r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety
+    r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety,
+                                             # rl_tools, coldstart_tools, eval_tools (the calculator task)
     r1 toy base runs/demo/base --seed 0      # a character tokenizer + a tiny Llama pretrained from scratch
 
 What the world holds is in r1cli/toy/ (problems.py: the arithmetic task and its held-out split;
@@ -32,7 +33,8 @@ def make_toy_data(cfg: ToyDataConfig, out: str | Path, force: bool = False) -> P
 
     splits = toy.build(cfg)  # every check runs before OUT.partial/ is made
     kinds = {"rl": "prompts", "coldstart": "sft", "coldstart_general": "sft", "eval": "prompts", "general": "prompts", "general_eval": "prompts",
-             "helpful_pairs": "preferences", "helpful_pairs_eval": "preferences", "safety": "safety"}
+             "helpful_pairs": "preferences", "helpful_pairs_eval": "preferences", "safety": "safety",
+             "rl_tools": "prompts", "coldstart_tools": "sft", "eval_tools": "prompts"}
     table = Table(title=escape(f"r1 toy data -> {out}"))
     for col in ("split", "kind", "rows", "zh", "example"):
         table.add_column(col, overflow="fold", max_width=60 if col == "example" else None)

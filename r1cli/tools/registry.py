@@ -58,6 +58,8 @@ class Tool:
 
 def resolve_tools(names: list[str], settings: ToolSettings) -> list[Tool]:
     """The tools named by `names`, built-ins bound to `settings`; ConfigError for a bad entry."""
+    if not names:
+        return []
     from transformers.utils import get_json_schema  # heavy: only when there are tools
 
     tools: dict[str, Tool] = {}

@@ -2,7 +2,7 @@
 part of the R1 recipe present (reasoning prompts with references, cold-start CoT, general chat,
 preference pairs, safety labels) and a tiny base model pretrained from scratch.
 
-    problems.py  the arithmetic task, its held-out split and the cold-start CoT
+    problems.py  the arithmetic and calculator tasks, their held-out splits and cold-start trajectories
     general.py   general chat, helpfulness pairs, safety labels
     corpus.py    the base model's pretraining documents
     base.py      the character tokenizer, the tiny Llama and its pretraining loop

@@ -15,8 +15,8 @@ plain torch loop over packed sequences (Trainer adds nothing for a few thousand 
 loss). The traps TOY-NOTES.md records are handled here:
 - one token per digit, the same token after a space or not, and `decoders.Fuse()` so that decode
   does not put spaces between pieces (every exact-match reward would fail);
-- `<think>`, `</think>`, `<answer>`, `</answer>` are added tokens that are NOT special:
-  TRL decodes completions with skip_special_tokens=True and special ones would vanish;
+- `<think>`, `</think>`, `<answer>`, `</answer>`, `<tool_call>`, `</tool_call>` are added tokens
+  that are NOT special: TRL decodes completions with skip_special_tokens=True and special ones would vanish;
 - BPE keeps every character as a token, so a word the vocabulary lacks still encodes (no `<unk>`);
 - the chat template's generation prompt does not pre-fill `<think>`: the model must choose to
   reason, which is the behaviour RL reinforces.
@@ -36,18 +36,30 @@ from r1cli.templates import REASONING_TOKENS, extract_answer, is_r1_format, is_r
 from r1cli.toy import corpus as toy_corpus
 from r1cli.toy import general
 from r1cli.toy import problems as toy
+from r1cli.tools import CALL_END, CALL_START
 
 END = toy_corpus.END
-SPECIAL_TOKENS = ["<pad>", "<unk>", END, "<|user|>", "<|assistant|>", "<|system|>"]
+# `<|tool|>` opens a tool result's turn, a role marker like `<|user|>`
+SPECIAL_TOKENS = ["<pad>", "<unk>", END, "<|user|>", "<|assistant|>", "<|system|>", "<|tool|>"]
 
 # One turn is `<|role|>{content}<|end|>`; the generation prompt is `<|assistant|>` and nothing
 # more (no `<think>`). `{% generation %}` marks the assistant's tokens for TRL's
-# assistant-only loss (return_assistant_tokens_mask).
+# assistant-only loss (return_assistant_tokens_mask), its tool calls included.
+# Structured `tool_calls` (TRL's format) become Hermes calls, the text r1cli.tools parses, each on lines of
+# its own as Qwen2.5 writes them (so a structured call renders as the raw calls of the cold-start rows);
+# transformers' `tojson` is json.dumps, so the JSON reads as `json.dumps({"name": ..., "arguments": ...})`.
+# The `tools=` list is not rendered: the toy world has one tool, and the model learns when to call it from
+# its cold-start trajectories, so a prompt renders the same with or without tools.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'assistant' -%}"
-    "<|assistant|>{% generation %}{{ message['content'] }}<|end|>{% endgeneration %}"
-    "{%- elif message['role'] in ['user', 'system'] -%}"
+    "<|assistant|>{% generation %}{{ message['content'] }}"
+    "{%- for call in message['tool_calls'] or [] -%}"
+    "{%- if message['content'] or not loop.first -%}{{ '\n' }}{%- endif -%}"
+    "<tool_call>\n{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}\n</tool_call>"
+    "{%- endfor -%}"
+    "<|end|>{% endgeneration %}"
+    "{%- elif message['role'] in ['user', 'system', 'tool'] -%}"
     "<|{{ message['role'] }}|>{{ message['content'] }}<|end|>"
     "{%- else -%}{{ raise_exception('unknown role: ' ~ message['role']) }}"
     "{%- endif -%}"
@@ -64,19 +76,25 @@ CHAT_TEMPLATE = (
 # "3" is always the same token (a space glued to digits would make "3" and " 3" two tokens, which works
 # against copying operands).
 PIECES = r" ?[A-Za-z]+|\d|\s|[^\sA-Za-z\d]"
-# more than the toy world has words: BPE stops when nothing is left to merge (877 tokens today)
+# more than the toy world has words: BPE stops when nothing is left to merge (917 tokens today)
 VOCAB_SIZE = 1200
 # the corpus documents the vocabulary is learned from (the same for every seed: one tokenizer for the world)
 TOKENIZER_DOCS = 20000
+# calculator-task trajectories (the pretraining corpus has none): they make `name`, `arguments`,
+# `expression`, `calculator` single tokens, so a call is a few dozen tokens (digits stay one token each)
+TOKENIZER_TOOL_ROWS = 300
 
 
 def tokenizer_texts() -> list[str]:
-    """What the vocabulary is learned from: a fixed sample of the corpus and every general item's texts."""
+    """What the vocabulary is learned from: a fixed sample of the corpus, every general item's texts and
+    a fixed sample of calculator-task trajectories."""
     import itertools
 
     docs = list(itertools.islice(toy_corpus.documents(-1), TOKENIZER_DOCS))
     items = ["\n".join((it.prompt, *it.replies, it.wrong, it.other_language, it.thought)) for it in general.ITEMS]
-    return docs + items + [*general.DISMISSIVE["en"], *general.DISMISSIVE["zh"], *general.COMPLY_COT.values()]
+    tool_rows = toy.coldstart_tool_rows(random.Random("tokenizer"), TOKENIZER_TOOL_ROWS, zh_fraction=0.5)
+    tools = ["\n".join(m["content"] for m in row["messages"]) for row in tool_rows]
+    return docs + items + [*general.DISMISSIVE["en"], *general.DISMISSIVE["zh"], *general.COMPLY_COT.values()] + tools
 
 
 def build_tokenizer(max_length: int = 512):
@@ -90,7 +108,7 @@ def build_tokenizer(max_length: int = 512):
     tk.pre_tokenizer = pre_tokenizers.Split(Regex(PIECES), "isolated")
     tk.decoder = decoders.Fuse()  # join the pieces back with nothing in between
     tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    tk.add_tokens([AddedToken(t, special=False, normalized=False) for t in REASONING_TOKENS])
+    tk.add_tokens([AddedToken(t, special=False, normalized=False) for t in (*REASONING_TOKENS, CALL_START, CALL_END)])
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=chars,
                                   show_progress=False)  # no limit_alphabet: it dropped rare characters (问, 题, 解)
     tk.train_from_iterator(tokenizer_texts(), trainer)

@@ -2,7 +2,8 @@
 
     r1 toy data runs/demo/data --seed 0
 
-Writes OUT/{rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety}, each a
+Writes OUT/{rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety,
+rl_tools, coldstart_tools, eval_tools}, each a
 `datasets.save_to_disk` dir with its own manifest. The reasoning task is two-step integer
 arithmetic, `(a+b)*c` with a, b in 1..30 and c in 2..9, asked in English and Chinese in
 several phrasings (plain expressions and word problems). Writing the intermediate sum helps
@@ -15,18 +16,26 @@ Held out by problem: a problem is {a, b} (unordered, `(3+4)*5` and `(4+3)*5` are
 with c; a fixed hash of the problem puts it on the eval side or the train side. `eval` draws
 only eval-side problems, `rl`/`coldstart` and the base model's pretraining corpus
 (`r1 toy base`) only train-side ones, whatever seed each command is given. The seed picks
-rows, phrasings and languages. The non-reasoning half (general chat, helpfulness pairs,
-safety labels) lives in r1cli/toy/general.py.
+rows, phrasings and languages.
+
+The calculator task (`*_tools`) shows reasoning with tools: `a*b` with a, b in 100..999, a product
+the toy model cannot work out in its head, so its cold start calls the calculator (a Hermes
+`<tool_call>`, r1cli/tools) and reads the result from a tool turn. Held out the same way, by a hash
+of the pair {a, b}.
+
+The non-reasoning half (general chat, helpfulness pairs, safety labels) lives in r1cli/toy/general.py.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 
 from r1cli.toy.config import ToyDataConfig
 from r1cli.errors import UserError
 from r1cli.toy import general
+from r1cli.tools import CALL_END, CALL_START
 
 A_MAX, C_MIN, C_MAX = 30, 2, 9
 # share of problems on the eval side of the fixed split
@@ -34,6 +43,9 @@ EVAL_SHARE = 0.5
 
 # A short R1-Zero template (the paper's Table 1 is ~90 words: long for the toy model's 256-token budget). `r1 grpo --template r1zero` takes it.
 TOY_R1ZERO_TEMPLATE = "Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"
+
+# the calculator task's factors: three digits each, a product of five or six digits
+FACTOR_MIN, FACTOR_MAX = 100, 999
 
 # --- phrasings ----------------------------------------------------------------------------------
 
@@ -51,6 +63,16 @@ COTS = {
 }
 # a zh sample whose CoT drifts into English half way (as real cold-start data does)
 MIXED_COT = "先算{a}+{b}={s}. Then {s}*{c}={r}."
+# the calculator task, phrased as QUESTIONS are
+PRODUCT_QUESTIONS = {
+    "en": ["What is {a}*{b}?", "Compute {a}*{b}.", "Multiply {a} by {b}. What is the result?",
+           "A box has {a} balls. How many balls are in {b} boxes?"],
+    "zh": ["{a}*{b}等于多少？", "计算{a}*{b}。", "把{a}乘以{b}，结果是多少？", "一个盒子里有{a}个球，{b}个盒子里一共有多少个球？"],
+}
+# why the cold start calls the tool: the reasoning says the product is out of reach, not how to compute it
+TOOL_COTS = {"en": ["The numbers are too long to multiply in my head: I use the calculator.",
+                    "These numbers are too big to multiply in my head, so I use the calculator."],
+             "zh": ["这两个数太大，心算不了：我用计算器。", "这两个数太大了，我用计算器来算。"]}
 SUMMARIES = {"en": ["The answer is \\boxed{{{r}}}.", "So the result is \\boxed{{{r}}}."],
              "zh": ["答案是\\boxed{{{r}}}。", "所以结果是\\boxed{{{r}}}。"]}
 
@@ -73,6 +95,22 @@ def problems(eval_split: bool) -> list[tuple[int, int, int]]:
     """Every problem (lo, hi, c) on one side of the split, in a fixed order."""
     return [(a, b, c) for a in range(1, A_MAX + 1) for b in range(a, A_MAX + 1) for c in range(C_MIN, C_MAX + 1)
             if eval_side(a, b, c) == eval_split]
+
+
+def product_eval_side(a: int, b: int) -> bool:
+    """Which side of the fixed split a product is on ({a, b} unordered: 347*829 is 829*347)."""
+    lo, hi = sorted((a, b))
+    h = int(hashlib.sha256(f"toy-product:{lo},{hi}".encode()).hexdigest()[:8], 16)
+    return h % 1000 < EVAL_SHARE * 1000
+
+
+def draw_product(rng: random.Random, eval_split: bool) -> tuple[int, int]:
+    """A product (a, b) on one side of the split. Drawn, not listed: hashing the 405,450 pairs takes
+    half a second, and half of them are on each side, so a draw lands on its side in two tries."""
+    while True:
+        a, b = rng.randint(FACTOR_MIN, FACTOR_MAX), rng.randint(FACTOR_MIN, FACTOR_MAX)
+        if product_eval_side(a, b) == eval_split:
+            return a, b
 
 
 def ordered(p: tuple[int, int, int], rng: random.Random) -> tuple[int, int, int]:
@@ -124,6 +162,23 @@ def prompt_rows(rng: random.Random, pool: list, n: int, zh_fraction: float, pref
     return rows
 
 
+def product_prompt_rows(rng: random.Random, n: int, zh_fraction: float, prefix: str, eval_split: bool) -> list[dict]:
+    """Calculator-task prompts with the exact product; held-out rows never repeat a product (one row
+    per problem, as `eval`)."""
+    rows, seen = [], set()
+    while len(rows) < n:
+        a, b = draw_product(rng, eval_split)
+        key = (min(a, b), max(a, b))
+        if eval_split and key in seen:
+            continue
+        seen.add(key)
+        lang = language(rng, zh_fraction)
+        rows.append({"id": f"{prefix}-{len(rows):05d}",
+                     "prompt": [{"role": "user", "content": rng.choice(PRODUCT_QUESTIONS[lang]).format(a=a, b=b)}],
+                     "answer": str(a * b), "domain": "math", "language": lang})
+    return rows
+
+
 def r1_reply(a: int, b: int, c: int, lang: str, rng: random.Random, corruption: float = 0.0, mixed: bool = False) -> str:
     """`<think>\\n{CoT}\\n</think>\\n{summary}`; the boxed answer is the CoT's last number, so a
     corrupted CoT gives a (consistently) wrong answer, as a flawed cold-start sample does."""
@@ -150,6 +205,24 @@ def coldstart_rows(rng: random.Random, pool: list, cfg: ToyDataConfig) -> list[d
     return rows
 
 
+def coldstart_tool_rows(rng: random.Random, n: int, zh_fraction: float) -> list[dict]:
+    """Calculator-task SFT rows: the prompt, then the trajectory a model with a calculator writes: a
+    short CoT and a call, the tool's result, the summary. The call is raw text in the assistant's
+    content (no structured `tool_calls`), so the rendered row is exactly the text the model must write."""
+    rows = []
+    for i in range(n):
+        a, b = draw_product(rng, eval_split=False)
+        lang = language(rng, zh_fraction)
+        call = json.dumps({"name": "calculator", "arguments": {"expression": f"{a}*{b}"}})
+        calling = f"<think>\n{rng.choice(TOOL_COTS[lang])}\n</think>\n{CALL_START}\n{call}\n{CALL_END}"
+        messages = [{"role": "user", "content": rng.choice(PRODUCT_QUESTIONS[lang]).format(a=a, b=b)},
+                    {"role": "assistant", "content": calling},
+                    {"role": "tool", "name": "calculator", "content": str(a * b)},
+                    {"role": "assistant", "content": summary(a * b, lang, rng)}]
+        rows.append({"id": f"coldstart-tools-{i:05d}", "messages": messages, "domain": "math", "language": lang})
+    return rows
+
+
 def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
     """Every split's rows (deterministic in cfg). Each split has its own RNG, so changing one
     count does not reshuffle the others."""
@@ -170,6 +243,9 @@ def build(cfg: ToyDataConfig) -> dict[str, list[dict]]:
         "helpful_pairs": general.helpful_pair_rows(rng("helpful_pairs"), cfg.n_helpful_pairs, z),
         "helpful_pairs_eval": general.helpful_pair_rows(rng("helpful_pairs_eval"), cfg.n_helpful_pairs_eval, z, eval_split=True),
         "safety": general.safety_rows(rng("safety"), cfg.n_safety, z),
+        "rl_tools": product_prompt_rows(rng("rl_tools"), cfg.n_rl_tools, z, "rl-tools", eval_split=False),
+        "coldstart_tools": coldstart_tool_rows(rng("coldstart_tools"), cfg.n_coldstart_tools, z),
+        "eval_tools": product_prompt_rows(rng("eval_tools"), cfg.n_eval_tools, z, "eval-tools", eval_split=True),
     }
 
 
@@ -183,5 +259,6 @@ def eval_rows(seed: int = 0, n: int | None = None) -> list[dict]:
 def alphabet() -> str:
     """Every character the toy world writes (for the tokenizer's vocabulary)."""
     texts = [*QUESTIONS["en"], *QUESTIONS["zh"], *COTS["en"], *COTS["zh"], MIXED_COT, *SUMMARIES["en"],
-             *SUMMARIES["zh"], TOY_R1ZERO_TEMPLATE, "0123456789", general.alphabet()]
+             *SUMMARIES["zh"], TOY_R1ZERO_TEMPLATE, "0123456789", general.alphabet(),
+             *PRODUCT_QUESTIONS["en"], *PRODUCT_QUESTIONS["zh"], *TOOL_COTS["en"], *TOOL_COTS["zh"]]
     return "".join(sorted(set("".join(texts))))

@@ -1,0 +1,128 @@
+"""Sampling with tools: a Generator that runs the model's tool calls and lets it go on.
+
+    gen = ToolLoop(load_generator(model), resolve_tools(cfg.tools, cfg), cfg)   # any backend
+    outs = gen.generate(prompts, sampling, n=4)          # as Generator.generate
+    c = outs[0][0]; c.text                               # the whole trajectory, tool results included
+    model_text(c)                                        # what the model wrote: rewards and filters read this
+    c.turns                                              # [("assistant", text), ("tool", name, result), ...]
+
+Each round samples every open trajectory once more: a completion whose text holds a `<tool_call>` block
+is cut after its first `</tool_call>`, the call runs (ToolRunner: a bad call becomes an error message,
+never an exception) and the chat template's text for the result (the end of the assistant turn, the
+tool turn, the opening of the next assistant turn) is appended; the trajectory so far becomes the next
+round's prompt. `max_new_tokens` bounds the whole trajectory, tool results included (as TRL's
+max_completion_length does), so it always fits the context the prompt-length check reserved.
+At most max_tool_calls + 1 calls run: the last one answers "no more tool calls" and the model then
+writes its answer.
+
+The prompts are chat messages, rendered with the tools' JSON schemas (`tools=` of the chat
+template, as TRL renders them), or strings a caller rendered with `render` (reject-sample's pre-filled
+`<think>`); the r1zero template cannot show tools and is refused when the recipe is resolved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from r1cli.config import SamplingConfig
+from r1cli.tools.calls import check_template, find_first_call_end, parse_tool_calls, render_tool_result
+from r1cli.tools.registry import Tool, ToolSettings
+from r1cli.tools.runner import ToolRunner
+
+
+def model_text(completion) -> str:
+    """The model's own text of a completion: its assistant turns joined, tool results left out."""
+    turns = getattr(completion, "turns", None)
+    if not turns:
+        return completion.text
+    return "".join(t[1] for t in turns if t[0] == "assistant")
+
+
+def trajectory_messages(completion) -> list[dict]:
+    """The completion as chat messages (assistant turns, tool turns): an SFT row's reply."""
+    turns = getattr(completion, "turns", None) or [("assistant", completion.text)]
+    return [{"role": "assistant", "content": t[1]} if t[0] == "assistant" else {"role": "tool", "name": t[1], "content": t[2]}
+            for t in turns]
+
+
+class ToolLoop:
+    """A Generator (r1cli/generation) whose completions may call tools; wraps any backend's generator."""
+
+    def __init__(self, generator, tools: list[Tool], settings: ToolSettings):
+        self.inner = generator
+        self.tokenizer = generator.tokenizer
+        check_template(self.tokenizer)
+        self.schemas = [t.schema for t in tools]
+        self.runner = ToolRunner(tools, settings)
+        self.settings = settings
+
+    @property
+    def stats(self):
+        return self.runner.stats
+
+    def render(self, prompt) -> str:
+        """Chat messages rendered with the tools' schemas; a string is a prompt its caller rendered (reject-sample's
+        pre-filled `<think>`) and is used as it is (the r1zero template, which shows no tools, is refused in the config)."""
+        if isinstance(prompt, str):
+            return prompt
+        messages = [prompt] if isinstance(prompt, dict) else list(prompt)
+        return self.tokenizer.apply_chat_template(messages, tools=self.schemas, add_generation_prompt=True, tokenize=False)
+
+    def generate(self, prompts: list, sampling: SamplingConfig, n: int = 1, seed: int = 0, progress=None) -> list:
+        texts = [self.render(p) for p in prompts]
+        outs = self.inner.generate(texts, sampling, n=n, seed=seed, progress=progress)
+        budget = sampling.max_new_tokens
+        open_ = []
+        for i, comps in enumerate(outs):
+            for j, c in enumerate(comps):
+                comps[j] = dataclasses.replace(c, turns=[("assistant", c.text)])
+                open_.append((i, j))
+        self.runner.stats.samples += sum(len(cs) for cs in outs)
+        for round_ in range(self.settings.max_tool_calls + 1):
+            open_ = [(i, j) for i, j in open_ if self._call(outs[i][j], budget)]
+            if not open_:
+                break
+            rest = [budget - outs[i][j].num_tokens for i, j in open_]
+            more = self.inner.generate([texts[i] + outs[i][j].text for i, j in open_],
+                                       dataclasses.replace(sampling, max_new_tokens=max(rest)), n=1,
+                                       seed=seed * 1_000_003 + round_ + 1)
+            for (i, j), left, [c] in zip(open_, rest, more):
+                self._extend(outs[i][j], c, left)
+        return outs
+
+    # --- one trajectory ------------------------------------------------------------------------
+
+    def _call(self, c, budget: int) -> bool:
+        """Run the call that ends the last assistant turn, if any: True when the model should go on."""
+        last = c.turns[-1][1]
+        end = find_first_call_end(last)
+        if end is None or c.finish_reason == "length":
+            return False
+        [call] = parse_tool_calls(last[:end])[-1:] or [None]
+        if call is None:  # cannot happen: find_first_call_end found a closing tag of a block
+            return False
+        calls = sum(1 for t in c.turns if t[0] == "tool")
+        result, ok = self.runner.run(call, calls_before=calls)
+        glue = render_tool_result(self.tokenizer, [(call.name or "tool", result)])
+        c.tool_calls += 1
+        c.tool_failures += not ok
+        turns = c.turns[:-1] + [("assistant", last[:end]), ("tool", call.name or "tool", result, glue)]
+        text = "".join(t[1] if t[0] == "assistant" else t[3] for t in turns)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= budget:  # no room for the result and an answer: the sample ends at its call
+            c.finish_reason = "length"
+            return False
+        c.turns, c.text, c.token_ids, c.num_tokens = turns, text, list(ids), len(ids)
+        return True
+
+    def _extend(self, c, new, left: int) -> None:
+        """Append the model's next turn (cut to the tokens it had left)."""
+        text, reason = new.text, new.finish_reason
+        if new.num_tokens > left:
+            text = self.tokenizer.decode(new.token_ids[:left], skip_special_tokens=True)
+            reason = "length"
+        c.turns.append(("assistant", text))
+        c.text += text
+        c.token_ids = c.token_ids + list(new.token_ids[:left])
+        c.num_tokens += min(new.num_tokens, left)
+        c.finish_reason = reason

@@ -1,0 +1,145 @@
+"""The toy world's calculator task (reasoning with tools): the chat template renders calls and tool
+turns as r1cli.tools expects them, a call is a few dozen tokens, the held-out products stay held out,
+and `r1 toy data` writes the three `*_tools` splits without changing the other splits."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from r1cli.config import ToyDataConfig
+from r1cli.data import load_prompts, load_sft
+from r1cli.templates import extract_answer
+from r1cli.tools import calculator, check_template, parse_tool_calls, render_tool_result
+from r1cli.toy import problems as toy
+
+SMALL = ToyDataConfig(n_rl=50, n_coldstart=50, n_eval=20, n_general=50, n_general_eval=20, n_helpful_pairs=20,
+                      n_helpful_pairs_eval=20, n_safety=20, n_coldstart_general=20,
+                      n_rl_tools=300, n_coldstart_tools=200, n_eval_tools=150)
+TOOL_SPLITS = ("rl_tools", "coldstart_tools", "eval_tools")
+CALL = '<tool_call>\n{"name": "calculator", "arguments": {"expression": "347*829"}}\n</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from r1cli.toy.base import build_tokenizer
+
+    return build_tokenizer()
+
+
+def factors(row) -> tuple[int, int]:
+    """(lo, hi) of a calculator-task row: every phrasing names a, then b."""
+    user = row["prompt"][-1]["content"] if "prompt" in row else row["messages"][0]["content"]
+    a, b = map(int, re.findall(r"\d+", user))
+    return min(a, b), max(a, b)
+
+
+# --- the chat template ---------------------------------------------------------------------------
+
+
+def test_template_renders_a_trajectory(tok):
+    messages = [{"role": "user", "content": "Compute 347*829."},
+                {"role": "assistant", "content": f"<think>\nI use the calculator.\n</think>\n{CALL}"},
+                {"role": "tool", "name": "calculator", "content": "287663"},
+                {"role": "assistant", "content": "So the result is \\boxed{287663}."}]
+    want = ("<|user|>Compute 347*829.<|end|><|assistant|><think>\nI use the calculator.\n</think>\n" + CALL
+            + "<|end|><|tool|>287663<|end|><|assistant|>So the result is \\boxed{287663}.<|end|>")
+    assert tok.apply_chat_template(messages, tokenize=False) == want
+    # the same call given as structured tool_calls (TRL's format) renders as the same text
+    structured = [{"type": "function", "function": {"name": "calculator", "arguments": {"expression": "347*829"}}}]
+    as_call = [messages[0], {"role": "assistant", "content": "<think>\nI use the calculator.\n</think>",
+                             "tool_calls": structured}, *messages[2:]]
+    assert tok.apply_chat_template(as_call, tokenize=False) == want
+    # two calls and no content: one call a line, as Qwen2.5 writes them
+    two = [messages[0], {"role": "assistant", "content": "", "tool_calls": structured * 2}]
+    assert tok.apply_chat_template(two, tokenize=False).endswith(f"<|assistant|>{CALL}\n{CALL}<|end|>")
+    # the model's tokens (the assistant-only loss) are its two turns, the call included, not the tool's result
+    ids = tok.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
+    own = [i for i, m in zip(ids["input_ids"], ids["assistant_masks"]) if m]
+    assert tok.decode(own) == messages[1]["content"] + "<|end|>" + messages[3]["content"] + "<|end|>"
+
+
+def test_template_supports_tools_and_ignores_the_tools_list(tok):
+    check_template(tok)
+    assert render_tool_result(tok, [("calculator", "42")]) == "<|end|><|tool|>42<|end|><|assistant|>"
+    prompt = [{"role": "user", "content": "Compute 347*829."}]
+    tools = [{"type": "function", "function": {"name": "calculator", "parameters": {}}}]
+    plain = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    assert plain == "<|user|>Compute 347*829.<|end|><|assistant|>"
+    assert tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True, tools=tools) == plain
+
+
+def test_a_call_is_a_few_dozen_tokens_and_digits_stay_single(tok):
+    pieces = tok.tokenize(CALL)
+    assert len(pieces) <= 40, pieces
+    for word in ("<tool_call>", "</tool_call>", "name", "arguments", "expression", "calculator"):
+        assert word in pieces, word
+    assert pieces[pieces.index("expression") + 5:][:7] == list("347*829")
+    assert all(tok.tokenize(d) == [d] and tok.tokenize(" " + d) == [" ", d] for d in "0123456789")
+    # the tags are not special (TRL decodes completions with skip_special_tokens=True), the tool's role marker is
+    special = {t: tok.added_tokens_decoder[tok.convert_tokens_to_ids(t)].special for t in ("<tool_call>", "</tool_call>", "<|tool|>")}
+    assert special == {"<tool_call>": False, "</tool_call>": False, "<|tool|>": True}
+    ids = tok(CALL + "<|end|><|tool|>", add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == CALL
+
+
+# --- the data ------------------------------------------------------------------------------------
+
+
+def test_answers_are_exact_and_eval_products_are_held_out():
+    rows = toy.build(SMALL)
+    for name in ("rl_tools", "eval_tools"):
+        assert len(rows[name]) == getattr(SMALL, f"n_{name}")
+        for r in rows[name]:
+            a, b = factors(r)
+            assert 100 <= a <= b <= 999 and r["answer"] == str(a * b) and r["domain"] == "math"
+    held_out = {factors(r) for r in rows["eval_tools"]}
+    assert len(held_out) == len(rows["eval_tools"])  # one row per product
+    assert all(toy.product_eval_side(*p) for p in held_out)
+    # fixed by the product, not by the seed: no seed trains on a held-out product
+    for seed in (0, 7):
+        other = toy.build(replace(SMALL, seed=seed))
+        assert not held_out & {factors(r) for r in other["rl_tools"] + other["coldstart_tools"]}
+
+
+def test_coldstart_trajectories_call_the_calculator_and_box_its_result():
+    rows = toy.build(SMALL)["coldstart_tools"]
+    assert len(rows) == SMALL.n_coldstart_tools and {r["language"] for r in rows} == {"en", "zh"}
+    for r in rows:
+        user, calling, result, answer = r["messages"]
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant", "tool", "assistant"]
+        assert calling["content"].startswith("<think>\n") and "\n</think>\n<tool_call>\n" in calling["content"]
+        [call] = parse_tool_calls(calling["content"])
+        a, b = factors(r)
+        assert call.name == "calculator" and call.arguments["expression"] in (f"{a}*{b}", f"{b}*{a}")
+        assert result == {"role": "tool", "name": "calculator", "content": calculator(call.arguments["expression"])}
+        assert extract_answer(answer["content"]) == str(a * b)
+        assert bool(re.search(r"[\u4e00-\u9fff]", user["content"] + answer["content"])) == (r["language"] == "zh")
+
+
+def test_other_splits_do_not_depend_on_the_tool_splits():
+    """Each split has its own RNG: the tool splits' counts change no other split's rows, and theirs
+    do not depend on the other counts."""
+    base = toy.build(SMALL)
+    more = toy.build(replace(SMALL, n_rl_tools=10, n_coldstart_tools=10, n_eval_tools=10))
+    assert {k: v for k, v in base.items() if k not in TOOL_SPLITS} == {k: v for k, v in more.items() if k not in TOOL_SPLITS}
+    other = toy.build(replace(SMALL, n_rl=10, n_coldstart=10, n_eval=10))
+    assert all(base[k] == other[k] for k in TOOL_SPLITS)
+
+
+def test_toy_data_writes_the_tool_splits(run_r1, tmp_path):
+    out = tmp_path / "data"
+    sets = ["n_rl=8", "n_coldstart=8", "n_eval=8", "n_general=8", "n_general_eval=8", "n_helpful_pairs=8",
+            "n_helpful_pairs_eval=8", "n_safety=8", "n_coldstart_general=8",
+            "n_rl_tools=12", "n_coldstart_tools=10", "n_eval_tools=6"]
+    res = run_r1("toy", "data", out, "--seed", "0", *[x for s in sets for x in ("--set", s)])
+    assert res.returncode == 0, res.stderr
+    counts = json.loads((out / "r1.json").read_text())["counts"]
+    assert {name: counts[name] for name in TOOL_SPLITS} == {"rl_tools": 12, "coldstart_tools": 10, "eval_tools": 6}
+    for name, load, kind in (("rl_tools", load_prompts, "prompts"), ("coldstart_tools", load_sft, "sft"),
+                             ("eval_tools", load_prompts, "prompts")):
+        assert len(load(out / name)) == counts[name]  # the canonical schema's check passes
+        assert json.loads((out / name / "r1.json").read_text())["metrics"]["schema"] == kind
