@@ -215,8 +215,10 @@ class GRPOStageConfig(ToolSettings):
             raise ConfigError("rewards", "must name at least one reward, e.g. accuracy")
 
     def trl_fixed(self) -> dict:
-        """One TRL reward weight per reward, in the recipe's order."""
-        return {"reward_weights": [float(w) for w in self.rewards.values()]}
+        """One TRL reward weight per reward, in the recipe's order; with tools, TRL's own tool loop (when the
+        decode loop is off) makes at most max_tool_calls rounds of calls."""
+        return {"reward_weights": [float(w) for w in self.rewards.values()],
+                **({"max_tool_calling_iterations": self.max_tool_calls} if self.tools else {})}
 
 
 @dataclass

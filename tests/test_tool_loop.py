@@ -91,3 +91,38 @@ def test_the_trajectory_stays_within_max_new_tokens():
         [[c]] = tl.generate([[{"role": "user", "content": "?"}]], SamplingConfig(max_new_tokens=budget))
         assert c.finish_reason == "length"
         assert c.num_tokens <= budget and len(c.token_ids) == c.num_tokens
+
+
+# --- GRPO's token-level loop -------------------------------------------------------------------------
+
+
+def test_token_loop_masks_results_and_keeps_the_budget():
+    from r1cli.tools.loop import TokenToolLoop
+    from r1cli.toy.base import build_tokenizer
+
+    tok = build_tokenizer()
+    cfg = ToolSettings(tools=["calculator"])
+    loop = TokenToolLoop(tok, resolve_tools(cfg.tools, cfg), cfg)
+    enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    eos = tok.eos_token_id
+    first = enc("<think>\nlong\n</think>\n" + call("347*829")) + enc(" junk") + [eos]
+    answer = enc("So the result is \\boxed{287663}.") + [eos]
+    seen = []
+
+    def sample(prompts, budget, seed):
+        seen.append(prompts)
+        return [answer[:budget] for _ in prompts]
+
+    prompt = enc("<|user|>Compute 347*829.<|end|><|assistant|>")
+    [ids], [mask] = loop.run([prompt], [list(first)], 200, sample, seed=0)
+    glue = enc("<|end|><|tool|>287663<|end|><|assistant|>")
+    call_ids = first[:first.index(tok.convert_tokens_to_ids("</tool_call>")) + 1]
+    assert ids == call_ids + glue + answer
+    assert mask == [1] * len(call_ids) + [0] * len(glue) + [1] * len(answer)
+    assert seen[0] == [prompt + call_ids + glue]  # the model goes on from its call and the result
+    assert loop.runner.stats.calls == 1 and not loop.runner.stats.failures
+    # a budget with no room for the result ends the completion at its call; a small one cuts the answer
+    [ids], [mask] = loop.run([prompt], [list(first)], len(call_ids) + 3, sample, seed=0)
+    assert ids == call_ids and mask == [1] * len(call_ids)
+    [ids], [mask] = loop.run([prompt], [list(first)], len(call_ids) + len(glue) + 4, sample, seed=0)
+    assert len(ids) == len(call_ids) + len(glue) + 4 and mask[-4:] == [1] * 4

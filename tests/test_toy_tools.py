@@ -143,3 +143,38 @@ def test_toy_data_writes_the_tool_splits(run_r1, tmp_path):
                              ("eval_tools", load_prompts, "prompts")):
         assert len(load(out / name)) == counts[name]  # the canonical schema's check passes
         assert json.loads((out / name / "r1.json").read_text())["metrics"]["schema"] == kind
+
+
+def test_sft_masks_tool_turns_so_tool_tokens_carry_no_gradient(tok):
+    """r1 sft's tokenization of a trajectory: loss on the assistant turns only; a backward pass through a
+    model gives the logits that predict the tool result's tokens a zero gradient."""
+    import torch
+    from datasets import Dataset
+
+    from r1cli.config import ToyBaseConfig
+    from r1cli.stages.sft import check_rows, tokenize
+    from r1cli.toy.base import build_model
+
+    import random
+
+    messages = toy.coldstart_tool_rows(random.Random(0), 1, 0.0)[0]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    ds = Dataset.from_list([{"messages": messages}])
+    check_rows(ds, "rows", require_reasoning=True)  # the R1 format is read across the assistant turns
+    [out] = tokenize(ds, tok, None)[0].to_list()
+    ids, mask = out["input_ids"], out["completion_mask"]
+    trained = tok.decode([t for t, m in zip(ids, mask) if m])
+    assert trained == messages[1]["content"] + "<|end|>" + messages[3]["content"] + "<|end|>"
+    tool_span = tok(f"<|tool|>{messages[2]['content']}<|end|>", add_special_tokens=False)["input_ids"]
+    masked = [t for t, m in zip(ids, mask) if not m]
+    assert masked[-len(tool_span) - 1:-1] == tool_span  # the tool turn, then the next turn's header: no loss
+
+    model = build_model(ToyBaseConfig(num_layers=1, hidden_size=32, num_heads=2, intermediate_size=64), tok)
+    x = torch.tensor([ids])
+    logits = model(x).logits
+    logits.retain_grad()
+    labels = torch.tensor([[t if m else -100 for t, m in zip(ids, mask)]])
+    torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100).backward()
+    grad = logits.grad[0, :-1].abs().sum(-1)  # position i predicts token i + 1
+    for i in range(len(ids) - 1):
+        assert (grad[i] > 0) == bool(mask[i + 1]), i

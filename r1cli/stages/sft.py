@@ -37,15 +37,23 @@ _PROBE = "r1cli-probe-reasoning"
 # --- checks -----------------------------------------------------------------------------------
 
 
+def reply_start(messages: list[dict]) -> int:
+    """Where the reply begins: after the last user (or system) turn. A reply with tools is several turns,
+    assistant turns with tool turns (the results) between them."""
+    users = [i for i, m in enumerate(messages) if m.get("role") not in ("assistant", "tool")]
+    return users[-1] + 1 if users else 0
+
+
 def check_rows(ds, path, require_reasoning: bool) -> None:
-    """Every row ends in an assistant turn in the R1 format (`sft` also takes no-CoT replies)."""
+    """Every row ends in an assistant turn; the reply's assistant text is in the R1 format (`sft` also takes
+    no-CoT replies)."""
     bad, first = 0, None
     for i, messages in enumerate(ds["messages"]):
         last = messages[-1] if messages else {}
         if last.get("role") != "assistant":
             raise UserError(f"{path} row {i} has no assistant turn (its last message is from {last.get('role')!r}): "
                             "each row of `messages` must end with the assistant's reply")
-        text = last.get("content") or ""
+        text = "".join(m.get("content") or "" for m in messages[reply_start(messages):] if m.get("role") == "assistant")
         ok = is_r1_format(text) or (not require_reasoning and THINK_OPEN not in text and THINK_CLOSE not in text
                                     and text.strip() != "")
         if not ok:
@@ -79,17 +87,38 @@ def _ids(encoded) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 def tokenize(ds, tokenizer, max_length: int | None):
-    """input_ids + completion_mask (1 on the assistant turn), as TRL accepts pre-tokenized data."""
+    """input_ids + completion_mask (1 on the assistant turns of the reply), as TRL accepts pre-tokenized data.
+    A reply with tools: each turn's tokens are what rendering it adds to the conversation before it; the
+    tool turns (the results the model did not write) and the template's turn headers get no loss."""
+
+    def render(messages, generation_prompt=False):
+        return _ids(tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, tokenize=True)) \
+            if messages else []
 
     def one(row):
-        prompt, reply = row["messages"][:-1], row["messages"][-1:]
-        p = _ids(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
-        full = _ids(tokenizer.apply_chat_template(prompt + reply, tokenize=True))
-        n = 0
-        while n < min(len(p), len(full)) and p[n] == full[n]:
-            n += 1
-        return {"input_ids": full, "completion_mask": [0] * n + [1] * (len(full) - n), "length": len(full)}
+        messages = [{k: v for k, v in m.items() if v is not None} for m in row["messages"]]
+        start = reply_start(messages)
+        ids, mask = [], []
+        for k in range(start, len(messages)):
+            assistant = messages[k]["role"] == "assistant"
+            # an assistant turn's header (the generation prompt) belongs to what came before it
+            head, full = render(messages[:k], generation_prompt=assistant), render(messages[:k + 1])
+            n = _common(head, full)
+            if k > start and _common(ids, full) < len(ids):
+                raise UserError(f"the chat template renders row {row['id'] if 'id' in row else ''} differently once a later "
+                                "turn is added (it rewrites earlier turns), so the tool turns cannot be masked: "
+                                "use a template that keeps earlier turns as they are")
+            mask = mask + [0] * (n - len(mask)) + [int(assistant)] * (len(full) - n)
+            ids = full
+        return {"input_ids": ids, "completion_mask": mask, "length": len(ids)}
 
     out = ds.map(one, remove_columns=ds.column_names, desc="tokenizing")
     too_long = sum(1 for n in out["length"] if max_length and n > max_length)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 from r1cli.config import SamplingConfig
+from r1cli.errors import UserError
 from r1cli.tools.calls import check_template, find_first_call_end, parse_tool_calls, render_tool_result
 from r1cli.tools.registry import Tool, ToolSettings
 from r1cli.tools.runner import ToolRunner
@@ -126,3 +127,72 @@ class ToolLoop:
         c.token_ids = c.token_ids + list(new.token_ids[:left])
         c.num_tokens += min(new.num_tokens, left)
         c.finish_reason = reason
+
+
+# --- GRPO's rollouts, in token ids ---------------------------------------------------------------
+
+
+class TokenToolLoop:
+    """The same loop on token ids, for GRPO's decode-loop rollouts (r1cli/training/rollouts.py): a
+    completion is cut after its first `</tool_call>` token, the call runs, the template's text for the
+    result is appended as tokens the model did not write (env_mask 0: TRL gives them no loss), and the
+    model samples on within `max_completion_length`. `</tool_call>` must be one token (it is in Qwen's
+    vocabulary and the toy's), which `check` makes sure of before the model loads."""
+
+    def __init__(self, tokenizer, tools: list[Tool], settings: ToolSettings):
+        check_template(tokenizer)
+        self.tokenizer = tokenizer
+        self.call_end = self.check(tokenizer)
+        self.runner = ToolRunner(tools, settings)
+        self.settings = settings
+
+    @staticmethod
+    def check(tokenizer) -> int:
+        from r1cli.tools.calls import CALL_END
+
+        ids = tokenizer(CALL_END, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise UserError(f"tools in GRPO's decode loop need {CALL_END} to be one token of the tokenizer (it is "
+                            f"{len(ids)}): add it as a token, or set decode_loop: false")
+        return ids[0]
+
+    def run(self, prompts: list[list[int]], completions: list[list[int]], budget: int, sample, seed: int):
+        """(completion ids, env_mask): `sample(prompt ids, max_new_tokens, seed)` continues each prompt once."""
+        masks = [[1] * len(c) for c in completions]
+        turn_start = [0] * len(completions)  # where each completion's last assistant turn begins
+        calls = [0] * len(completions)
+        self.runner.stats.samples += len(completions)
+        open_ = list(range(len(completions)))
+        for round_ in range(self.settings.max_tool_calls + 1):
+            go = []
+            for i in open_:
+                c = completions[i]
+                try:
+                    end = c.index(self.call_end, turn_start[i]) + 1
+                except ValueError:
+                    continue
+                text = self.tokenizer.decode(c[turn_start[i]:end], skip_special_tokens=False)
+                [call] = parse_tool_calls(text)[-1:] or [None]
+                if call is None:
+                    continue
+                result, _ = self.runner.run(call, calls_before=calls[i])
+                calls[i] += 1
+                glue = self.tokenizer(render_tool_result(self.tokenizer, [(call.name or "tool", result)]),
+                                      add_special_tokens=False)["input_ids"]
+                if end + len(glue) >= budget:  # no room for the result and an answer: the completion ends at its call
+                    completions[i], masks[i] = c[:end], masks[i][:end]
+                    continue
+                completions[i] = c[:end] + glue
+                masks[i] = masks[i][:end] + [0] * len(glue)
+                turn_start[i] = len(completions[i])
+                go.append(i)
+            if not go:
+                break
+            more = sample([prompts[i] + completions[i] for i in go], max(budget - len(completions[i]) for i in go),
+                          seed * 1_000_003 + round_ + 1)
+            for i, new in zip(go, more):
+                new = new[:budget - len(completions[i])]
+                completions[i] += new
+                masks[i] += [1] * len(new)
+            open_ = go
+        return completions, masks

@@ -16,6 +16,8 @@ from r1cli.errors import UserError
 from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, prefilled_think
 from r1cli.training import dynamic_sampling, micro_batches, rollouts
+from r1cli.tools import ToolRunner, resolve_tools
+from r1cli.tools.loop import TokenToolLoop
 from r1cli.training.telemetry import Callback
 
 console = Console(stderr=True)
@@ -190,7 +192,9 @@ def grpo_trainer_class():
           `rollout_func` hook (rollouts.decode_rollout);
         - `dynamic_sampling`: DAPO's dynamic sampling (dynamic_sampling.py);
         - `micro_batch_by_length`: micro-batches of rows of one length (micro_batches.py);
-        - with `trl.use_vllm` on a CPU, vLLM's engine keeps weights TRL can reload (generation/vllm_backend.py).
+        - with `trl.use_vllm` on a CPU, vLLM's engine keeps weights TRL can reload (generation/vllm_backend.py);
+        - `tools`: in the decode loop, r1cli's tool loop (tools/loop.py TokenToolLoop, its results masked through
+          TRL's `env_mask`); otherwise TRL's public `tools=` (its own loop), each call through r1cli's ToolRunner.
 
         TRL's private methods it overrides (OVERRIDES; tests/test_grpo.py checks each one's signature against the
         installed TRL and fails naming the method when an upgrade changes it):
@@ -203,6 +207,14 @@ def grpo_trainer_class():
 
         def __init__(self, *args, stage_config, **kw):
             trl_args = kw["args"]
+            self.tool_rollout = None
+            if stage_config.tools:
+                tools = resolve_tools(stage_config.tools, stage_config)
+                if stage_config.decode_loop and not trl_args.use_vllm:
+                    self.tool_rollout = TokenToolLoop(kw["processing_class"], tools, stage_config)
+                else:
+                    runner = ToolRunner(tools, stage_config)
+                    kw["tools"] = [trl_tool(t, runner) for t in tools]
             if trl_args.use_vllm:
                 from r1cli.generation.vllm_backend import reloadable_cpu_weights
 
@@ -217,6 +229,14 @@ def grpo_trainer_class():
             self.dynamic_sampling_rounds = stage_config.dynamic_sampling_max_rounds if stage_config.dynamic_sampling else 0
             self.micro_batch_by_length = stage_config.micro_batch_by_length
             self.last_rewards = None
+
+        def log(self, logs, start_time=None):
+            if self.tool_rollout is not None and "loss" in logs:  # TRL's names, over the steps since the last log
+                stats = self.tool_rollout.runner.stats
+                logs = {**logs, **stats.metrics()}
+                stats.samples, stats.calls = 0, 0
+                stats.failures.clear()
+            super().log(logs, start_time)
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             self.last_rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -233,6 +253,24 @@ def grpo_trainer_class():
             return micro_batches.prepare_inputs(self, generation_batch)
 
     return R1GRPOTrainer
+
+
+def trl_tool(tool, runner):
+    """A tool for TRL's `tools=`: the same name, signature and docstring (TRL shows the model its schema),
+    called through r1cli's runner (a user tool runs in a killable child); a failed call raises with the
+    runner's message, which TRL hands the model and counts in tools/failure_frequency."""
+    import functools
+
+    from r1cli.tools.calls import ParsedCall
+
+    @functools.wraps(tool.function)
+    def call(**arguments):
+        text, ok = runner.run(ParsedCall(tool.name, arguments, None, ""))
+        if not ok:
+            raise RuntimeError(text.removeprefix("error: "))
+        return text
+
+    return call
 
 
 # the TRL private methods R1GRPOTrainer overrides or calls, with the parameters it relies on

@@ -69,7 +69,14 @@ def decode_rollout(prompts: list, trainer) -> dict:
                                       gather_deepspeed3_params=args.ds3_gather_for_generation,
                                       gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs) as model,
           trainer._dist.summon_full_params(trainer.model_wrapped, recurse=False)):
-        rows = decode(model, prompt_ids[::n], n=n, temperature=trainer.temperature, top_p=trainer.top_p,
-                      max_new_tokens=trainer.max_completion_length, eos_ids=list(trainer.eos_token_ids),
-                      pad_id=trainer._tokenizer.pad_token_id, seed=seed)
-    return {"prompt_ids": prompt_ids, "completion_ids": [tokens for tokens, _ in rows], "logprobs": None}
+        sample = dict(temperature=trainer.temperature, top_p=trainer.top_p, eos_ids=list(trainer.eos_token_ids),
+                      pad_id=trainer._tokenizer.pad_token_id)
+        rows = decode(model, prompt_ids[::n], n=n, max_new_tokens=trainer.max_completion_length, seed=seed, **sample)
+        completions = [tokens for tokens, _ in rows]
+        if getattr(trainer, "tool_rollout", None) is None:
+            return {"prompt_ids": prompt_ids, "completion_ids": completions, "logprobs": None}
+        # with tools: run the calls, append their results and sample on (env_mask 0 on the results: no loss)
+        continue_ = lambda ps, budget, s: [t for t, _ in decode(model, ps, n=1, max_new_tokens=budget, seed=s, **sample)]  # noqa: E731
+        completions, env_mask = trainer.tool_rollout.run(prompt_ids, completions, trainer.max_completion_length,
+                                                         continue_, seed)
+    return {"prompt_ids": prompt_ids, "completion_ids": completions, "logprobs": None, "env_mask": env_mask}
