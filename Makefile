@@ -19,7 +19,7 @@ THREADS    ?= 2
 BASE_THREADS ?= 2
 CLAIMS     ?= recipes/toy/claims.yaml
 
-.PHONY: install test test-multiproc demo lanes demo-check readme-tables smoke clean-demo install-vllm test-vllm serve-rm
+.PHONY: install test test-multiproc demo demo-tools lanes demo-check readme-tables smoke clean-demo install-vllm test-vllm serve-rm
 
 install: $(VENV)/.installed
 
@@ -258,6 +258,28 @@ lanes:
 # its 2-step models meet no claim.
 demo-check:
 	$(R1RUN) report $(RUN) --out $(RUN)/report --claims $(CLAIMS) --fail-on-claims --force
+	@if [ -d $(TOOLS) ]; then $(R1RUN) report $(TOOLS) --out $(TOOLS)/report --claims $(TOOLS_CLAIMS) --fail-on-claims --force; fi
+
+# --- reasoning with tools (beyond the paper): after `make demo`, from its base and data (about 4 minutes).
+# A cold start on calculator trajectories, then stage-2 RL on the calculator split with the calculator and,
+# from the same cold start, without it; both evaluated on held-out products (with tools for the model
+# trained with them). Its claim (recipes/toy/claims_tools.yaml) is checked by `make demo-check`.
+TOOLS ?= $(RUN)-tools
+TOOLS_CLAIMS ?= recipes/toy/claims_tools.yaml
+TR1 = OMP_NUM_THREADS=$(BASE_THREADS) $(R1)
+$(TOOLS)/coldstart: | $(RUN)/base
+	$(TR1) coldstart --model $(RUN)/base --data $(D)/coldstart_tools --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
+$(TOOLS)/grpo_tools: | $(TOOLS)/coldstart
+	$(TR1) grpo --model $(TOOLS)/coldstart --data $(D)/rl_tools --out $@ --recipe recipes/toy/grpo_tools.yaml $(GRPO_SET) --force
+$(TOOLS)/grpo: | $(TOOLS)/coldstart
+	$(TR1) grpo --model $(TOOLS)/coldstart --data $(D)/rl_tools --out $@ --recipe recipes/toy/grpo_tools.yaml --set tools=[] $(GRPO_SET) --force
+$(TOOLS)/eval/coldstart $(TOOLS)/eval/grpo_tools: $(TOOLS)/eval/%: | $(TOOLS)/%
+	$(TR1) eval --model $(TOOLS)/$* --data $(D)/eval_tools --out $@ --recipe recipes/toy/eval_tools.yaml $(EVAL_SET) --force
+$(TOOLS)/eval/grpo: | $(TOOLS)/grpo
+	$(TR1) eval --model $(TOOLS)/grpo --data $(D)/eval_tools --out $@ --recipe recipes/toy/eval_tools.yaml --set tools=[] $(EVAL_SET) --force
+demo-tools: | $(RUN)/base
+	$(MAKE) $(TOOLS)/eval/coldstart $(TOOLS)/eval/grpo_tools $(TOOLS)/eval/grpo
+	$(R1RUN) report $(TOOLS) --out $(TOOLS)/report --claims $(TOOLS_CLAIMS) --force
 
 # the README's toy tables (between its toy-tables lines) from $(RUN)'s report, with the seed and the CPU
 readme-tables:

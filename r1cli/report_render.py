@@ -10,14 +10,17 @@ from pathlib import Path
 
 # (role, label) in the paper's order: the rows of the stage table
 ROLES = (("base", "base"), ("base_r1zero", "base, r1zero template"), ("r1zero", "R1-Zero"), ("coldstart", "cold start"), ("grpo", "stage-2 RL"),
-         ("grpo_nolang", "stage-2 RL, no language reward"), ("sft", "stage-3 SFT"), ("align", "stage-4 align"))
-RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "align")
-EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens")
-COLUMNS = (*EVAL_KEYS, "helpfulness", "right_reply", "safe_rate", "wall_time_s")
+         ("grpo_nolang", "stage-2 RL, no language reward"), ("grpo_tools", "stage-2 RL with tools"), ("sft", "stage-3 SFT"),
+         ("align", "stage-4 align"))
+RL_ROLES = ("r1zero", "grpo", "grpo_nolang", "grpo_tools", "align")
+# tool_call_rate (calls per sample) and tool_failure_rate (failed calls per call): evals sampled with tools
+TOOL_KEYS = ("tool_call_rate", "tool_failure_rate")
+EVAL_KEYS = ("pass@1", "cons@k", "format_rate", "language_consistency_rate", "mean_completion_tokens", *TOOL_KEYS)
+COLUMNS = (*EVAL_KEYS[:5], "helpfulness", "right_reply", "safe_rate", *TOOL_KEYS, "wall_time_s")
 HEADERS = {"pass@1": "pass@1 %", "cons@k": "cons@k %", "format_rate": "format %", "language_consistency_rate":
            "language %", "mean_completion_tokens": "tokens", "helpfulness": "helpful RM", "right_reply": "right reply %", "safe_rate": "safe %",
-           "wall_time_s": "wall time"}
-PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "right_reply", "safe_rate"}
+           "wall_time_s": "wall time", "tool_call_rate": "tool calls / sample", "tool_failure_rate": "tool failures %"}
+PERCENT = {"pass@1", "cons@k", "format_rate", "language_consistency_rate", "right_reply", "safe_rate", "tool_failure_rate"}
 # (file name, metrics.jsonl key, title): what TRL's GRPOTrainer logs, as our Telemetry callback writes it
 CURVES = (("reward", "reward", "training reward (weighted sum)"),
           ("accuracy", "rewards/accuracy/mean", "accuracy reward"),
@@ -27,12 +30,19 @@ CURVES = (("reward", "reward", "training reward (weighted sum)"),
 # the terminal table fits 80 columns: short stage names and headers, and no cons@k (report.md has them all)
 TERMINAL_COLUMNS = tuple(k for k in COLUMNS[1:] if k != "cons@k")
 SHORT_LABELS = {"base": "base", "base_r1zero": "base, r1zero", "r1zero": "R1-Zero", "coldstart": "cold start", "grpo": "stage 2",
-                "grpo_nolang": "stage 2 -lang", "sft": "stage 3 SFT", "align": "stage 4"}
+                "grpo_nolang": "stage 2 -lang", "grpo_tools": "stage 2 +tools", "sft": "stage 3 SFT", "align": "stage 4"}
 # a row's dir when `make demo` made it: other dirs are named after the label
 CANONICAL_DIR = {"base_r1zero": "base"}
 SHORT_HEADERS = {"pass@1": "pass@1", "cons@k": "cons@k", "format_rate": "format", "language_consistency_rate": "lang",
                  "mean_completion_tokens": "tokens", "helpfulness": "helpful", "right_reply": "right", "safe_rate": "safe",
-                 "wall_time_s": "time"}
+                 "wall_time_s": "time", "tool_call_rate": "calls", "tool_failure_rate": "fails"}
+
+
+def shown(rows: list[dict], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns some row has a value in (the tool columns only for runs that used tools; a run with no
+    stage 4 has no general columns)."""
+    optional = {*TOOL_KEYS, "helpfulness", "right_reply", "safe_rate"}
+    return tuple(k for k in columns if k not in optional or any(r.get(k) is not None for r in rows))
 
 
 def fmt(key: str, v, compact: bool = False) -> str:
@@ -51,7 +61,7 @@ def fmt(key: str, v, compact: bool = False) -> str:
         if v >= 3600:
             return f"{int(v // 3600)}h{int(v % 3600 // 60):02d}m"
         return f"{int(v // 60)}m{int(v % 60):02d}s" if v >= 60 else f"{v:.0f}s"
-    return f"{v:.3f}" if key == "helpfulness" else f"{v:.1f}"
+    return f"{v:.3f}" if key == "helpfulness" else f"{v:.2f}" if key == "tool_call_rate" else f"{v:.1f}"
 
 
 # --- plots -----------------------------------------------------------------------------------------------
@@ -122,17 +132,18 @@ def rich_table(rows: list[dict], title: str):
     from rich.table import Table
 
     multi = bool(rows) and "runs" in rows[0]
+    columns = shown(rows, TERMINAL_COLUMNS)
     t = Table(title=escape(f"{title} (rates in %)"), box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
     t.add_column("stage", justify="left", overflow="fold")
     for col in (*(["n"] if multi else []), "pass@1", *([] if multi else ["95% CI"]),
-                *(SHORT_HEADERS[k] for k in TERMINAL_COLUMNS)):
+                *(SHORT_HEADERS[k] for k in columns)):
         t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         label = SHORT_LABELS.get(r["row"], r["label"])
         if r["dir"] and r["dir"] != CANONICAL_DIR.get(r["row"], r["row"]):
             label += f" ({r['dir']})"
         t.add_row(escape(label), *([str(r["runs"])] if multi else []), fmt("pass@1", r["pass@1"], compact=True),
-                  *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r[k], compact=True) for k in TERMINAL_COLUMNS))
+                  *([] if multi else [ci(r.get("pass@1_ci"))]), *(fmt(k, r.get(k), compact=True) for k in columns))
     return t
 
 
@@ -155,11 +166,12 @@ def _table(header: list[str], lines: list[list[str]]) -> list[str]:
 
 def stage_table_md(rows: list[dict]) -> list[str]:
     multi = bool(rows) and "runs" in rows[0]
+    columns = shown(rows, COLUMNS[1:])
     header = ["stage", "dir", *(["runs"] if multi else []), HEADERS["pass@1"], *([] if multi else ["pass@1 95% CI"]),
-              *(HEADERS[k] for k in COLUMNS[1:])]
+              *(HEADERS[k] for k in columns)]
     return _table(header, [[r["label"], r["dir"] or r.get("eval_dir") or "–", *([str(r["runs"])] if multi else []),
                             fmt("pass@1", r["pass@1"]), *([] if multi else [ci(r.get("pass@1_ci"))]),
-                            *(fmt(k, r[k]) for k in COLUMNS[1:])] for r in rows])
+                            *(fmt(k, r.get(k)) for k in columns)] for r in rows])
 
 
 def claims_md(results: list[dict]) -> list[str]:

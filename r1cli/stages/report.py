@@ -77,6 +77,8 @@ def role(m: dict) -> str | None:
     if stage == "grpo":
         if cfg.get("template") == "r1zero":
             return "r1zero"
+        if cfg.get("tools"):
+            return "grpo_tools"
         return "grpo" if (cfg.get("rewards") or {}).get("language", 0) else "grpo_nolang"
     return stage if stage in ("coldstart", "sft", "align") else None
 
