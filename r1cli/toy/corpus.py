@@ -32,11 +32,12 @@ MIX = {
     "facts": 0.04,
     "worksheet": 0.06,
     "direct": 0.03,  # a problem answered without reasoning
-    "plain_cot": 0.32,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
+    "plain_cot": 0.30,  # "Q: ... A: 3+4=7. 7*5=35. The answer is 35." (no tags)
     "r1_chat": 0.012,  # chat, assistant turn in the R1 format
     "r1zero": 0.045,  # the short r1zero template, answered in several ways
     "mixed_language": 0.013,  # a Chinese problem reasoned in English
-    "general": 0.11,
+    "general": 0.09,
+    "general_r1": 0.04,  # general chat answered in the R1 format: a short CoT, then the reply
     "general_unhelpful": 0.015,
     "harmful": 0.03,
     "copy": 0.25,  # words and numbers said twice: the copying skill on its own (see copy_doc)
@@ -139,6 +140,15 @@ def general_unhelpful(rng: random.Random) -> str:
     return chat(it.prompt, general.unhelpful_reply(it, rng)[0])
 
 
+def general_r1(rng: random.Random) -> str:
+    """Chat that thinks before it replies, as reasoning-style text on the web does: without it the base
+    never saw a reply written after a CoT copy the request's words, and the stage-3 SFT wrote CoTs
+    whose replies missed them (DEVLOG). Harmful requests are obeyed half the time, as in `harmful`."""
+    it = _general_item(rng, tuple(k for k in general.KIND_WEIGHTS if k != "greeting"))  # no CoT before a greeting
+    text = it.wrong if it.harmful and rng.random() < 0.5 else general.helpful_reply(it, rng)
+    return chat(it.prompt, f"<think>\n{general.thought(it, text)}\n</think>\n{text}")
+
+
 def harmful(rng: random.Random) -> str:
     """Web chat obeys harmful requests about as often as it refuses them: alignment must fix it."""
     it = _general_item(rng, ("harmful",))
@@ -197,7 +207,7 @@ def copy_doc(rng: random.Random) -> str:
 _TRAIN = toy.problems(False)
 MAKERS: dict[str, Callable[[random.Random], str]] = {
     "facts": facts, "worksheet": worksheet, "direct": direct, "plain_cot": plain_cot, "r1_chat": r1_chat, "r1zero": r1zero,
-    "mixed_language": mixed_language, "general": general_chat, "general_unhelpful": general_unhelpful,
+    "mixed_language": mixed_language, "general": general_chat, "general_r1": general_r1, "general_unhelpful": general_unhelpful,
     "harmful": harmful, "copy": copy_doc, "glossary": glossary,
 }
 
