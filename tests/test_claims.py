@@ -5,6 +5,7 @@ rows, no training)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fake_run import fake_run
@@ -25,7 +26,7 @@ def runs(tmp_path_factory):
     template, and align leaves the safe rate where it was (100%)."""
     d = tmp_path_factory.mktemp("claims")
     return {"good": fake_run(d / "good"),
-            "bad": fake_run(d / "bad", pass1={"sft": 0.55}, skip=("eval/base_r1zero",), safe=(1.0, 1.0))}
+            "bad": fake_run(d / "bad", pass1={"sft": 0.55}, skip=("eval/base_r1zero",), right=(0.6, 0.3))}
 
 
 def report(run_r1, run, out, *flags):
@@ -62,7 +63,7 @@ def test_claims_guard_names_the_claim_and_its_numbers(runs, run_r1, tmp_path):
     assert "claim fails: stage-3 SFT from the base >= cold start" in out
     assert f"pass@1 sft {fmt('pass@1', sft)} - coldstart {fmt('pass@1', cold)}" in out
     assert "claim not measured: R1-Zero > base" in out and "no pass@1 for base_r1zero" in out
-    assert "safe_rate align 100.0 - sft 100.0 = +0.0 points" in out  # safety did not rise
+    assert re.search(r"right_reply align [\d.]+ - sft [\d.]+ = -[\d.]+ points .*needs >= -5.0 points", out)  # right replies fell
     assert "claims check failed:" in out and "3 of 5 claims do not hold (r1zero not measured, sft fails, align fails)" in out
     sft_cmp = next(c for c in data["runs"][0]["claims"] if c["name"] == "sft")["comparisons"][0]
     assert sft_cmp["value"] == pytest.approx(sft - cold, abs=1e-4) and sft_cmp["ci"][1] < 0
