@@ -52,6 +52,7 @@ from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
     check_reward_columns,
+    check_tools,
     degenerate_warnings,
     fit_context,
     grpo_metrics_row,
@@ -298,6 +299,7 @@ def run(res: Resolved, *, model: Path, data: list[Path], out: Path, eval_data: P
     if general_eval is not None and not rms:
         raise UserError("--general-eval-data is scored with the reward models: give --helpful-rm/--harmless-rm too")
     tokenizer, prefilled = load_tokenizer(cfg, model)
+    check_tools(cfg, args, tokenizer)
     options = dict(prefilled_think=prefilled, template=cfg.template, rm_normalization=cfg.rm_normalization,
                    preference_rewards_from=cfg.preference_rewards_from, rm_batch_size=cfg.rm_batch_size,
                    rm_http=cfg.rm_http, **{k: getattr(cfg, k) for k in rms}, **cfg.reward_options)

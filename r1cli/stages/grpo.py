@@ -26,6 +26,7 @@ from r1cli.training.args import manifest_config, model_dtype
 from r1cli.training.grpo import (
     SampleLog,
     check_reward_columns,
+    check_tools,
     degenerate_warnings,
     fit_context,
     grpo_metrics_row,
@@ -46,6 +47,7 @@ def run(res: Resolved, *, model: Path, data: Path, out: Path, eval_data: Path | 
     if eval_data is not None:  # read now: a bad file found after training would cost the run
         load_prompts(eval_data, "--eval-data")
     tokenizer, prefilled = load_tokenizer(cfg, model)
+    check_tools(cfg, args, tokenizer)
     rewards = resolve_rewards(cfg.rewards, prefilled_think=prefilled, template=cfg.template, **cfg.reward_options)
     check_reward_columns(rewards, ds, str(data))
     ds = prepare_prompts(ds, cfg.template, cfg.r1zero_template, cfg.system_prompt)

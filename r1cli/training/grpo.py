@@ -16,7 +16,7 @@ from r1cli.errors import UserError
 from r1cli.generation.lengths import filter_overhead, fit_prompts, model_context
 from r1cli.templates import R1ZERO_TEMPLATE, apply_template, completion_text, prefilled_think
 from r1cli.training import dynamic_sampling, micro_batches, rollouts
-from r1cli.tools import ToolRunner, resolve_tools
+from r1cli.tools import ToolRunner, check_template, resolve_tools
 from r1cli.tools.loop import TokenToolLoop
 from r1cli.training.telemetry import Callback
 
@@ -49,6 +49,32 @@ def load_tokenizer(cfg, model: Path):
         raise UserError("the chat template pre-fills <think> in the prompt, so completions never contain it and the "
                         "format reward would always be 0: set prefilled_think: true (or leave it unset to detect it)")
     return tokenizer, prefilled_think(tokenizer, cfg.template, cfg.prefilled_think)
+
+
+def check_tools(cfg, args, tokenizer) -> None:
+    """With `tools`, before the model loads: the chat template must write tool calls, and the loop that will
+    run them must be able to. r1cli's decode loop needs `</tool_call>` as one token; TRL's own loop (vLLM,
+    or decode_loop off) parses replies with a response template, which TRL sets only for chat templates it
+    knows (Qwen, Llama 3, ...) unless the tokenizer brings its own."""
+    if not cfg.tools:
+        return
+    if cfg.decode_loop and not args.use_vllm:
+        TokenToolLoop.check(tokenizer)
+        check_template(tokenizer)
+        return
+    import copy
+
+    from trl.chat_template_utils import add_response_schema, supports_tool_calling
+
+    if not supports_tool_calling(tokenizer):
+        check_template(tokenizer)  # raises, naming what the template lacks
+    if getattr(tokenizer, "response_template", None) is None and getattr(tokenizer, "response_schema", None) is None:
+        try:
+            add_response_schema(copy.deepcopy(tokenizer))
+        except ValueError:
+            raise UserError("tools with vLLM (or decode_loop: false) run TRL's tool loop, which cannot parse this chat "
+                            "template's replies (TRL knows Qwen's, Llama 3's and a few others'): use such a model, "
+                            "or decode_loop: true without vLLM") from None
 
 
 def fit_context(cfg, args, ds, tokenizer, model: Path, data) -> tuple[object, int]:
