@@ -79,8 +79,16 @@ def test_a_template_without_tool_calls_is_refused(run_r1, toy_base, toy_data, tm
 
 def test_grpo_tools_without_the_decode_loop_needs_a_template_trl_parses(run_r1, toy_base, toy_data, tmp_path):
     """TRL's own tool loop (vLLM, or decode_loop off) parses replies through a response template it sets only
-    for chat templates it knows: the toy's is not one, so the run is refused before the model loads."""
-    r = run_r1("grpo", "--model", toy_base, "--data", toy_data / "rl_tools", "--out", tmp_path / "g",
+    for chat templates it knows: the toy tokenizer brings its own; without it the run is refused before the
+    model loads."""
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(toy_base, model)
+    cfg = json.loads((model / "tokenizer_config.json").read_text())
+    assert cfg.pop("response_template")
+    (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+    r = run_r1("grpo", "--model", model, "--data", toy_data / "rl_tools", "--out", tmp_path / "g",
                "--recipe", "recipes/toy/grpo_tools.yaml", "--set", "decode_loop=false")
     assert r.returncode == 2 and "TRL's tool loop" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "g").exists()

@@ -178,3 +178,18 @@ def test_sft_masks_tool_turns_so_tool_tokens_carry_no_gradient(tok):
     grad = logits.grad[0, :-1].abs().sum(-1)  # position i predicts token i + 1
     for i in range(len(ids) - 1):
         assert (grad[i] > 0) == bool(mask[i + 1]), i
+
+
+def test_trl_can_parse_a_toy_reply_and_render_it_back(tok, tmp_path):
+    """TRL's own tool loop (GRPO with vLLM) parses each reply with the tokenizer's response template and renders
+    the conversation again: the toy's gives back the text the model wrote, after a save and load too."""
+    from transformers import AutoTokenizer
+
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = '<think>\nlong\n</think>\n<tool_call>\n{"name": "calculator", "arguments": {"expression": "347*829"}}\n</tool_call>'
+    prompt = [{"role": "user", "content": "Compute 347*829."}]
+    prefix = loaded.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    reply = loaded.parse_response(loaded(text + "<|end|>", add_special_tokens=False)["input_ids"], prefix=prefix)
+    assert reply["tool_calls"][0]["function"] == {"name": "calculator", "arguments": {"expression": "347*829"}}
+    assert loaded.apply_chat_template(prompt + [reply], tokenize=False) == prefix + text + "<|end|>"

@@ -68,6 +68,21 @@ CHAT_TEMPLATE = (
 )
 
 
+# How transformers' `parse_response` reads a reply of this template (TRL's own tool loop, with vLLM, parses
+# each reply with it and renders the conversation again): the text before the first `<tool_call>` is the
+# content (CoT included, so the render gives back the same text), each call a JSON object, `<|end|>` the end.
+# TRL sets such a template itself only for chat templates it knows (Qwen, Llama 3, ...).
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|assistant|>",
+    "fields": {
+        "tool_calls": {"open": "<tool_call>", "close_pattern": r"</tool_call>\s*", "repeats": True, "content": "json",
+                       "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"<\|end\|>\s*", "content": "text"},
+    },
+}
+
+
 # --- tokenizer ------------------------------------------------------------------------------------
 
 
@@ -112,8 +127,10 @@ def build_tokenizer(max_length: int = 512):
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS, initial_alphabet=chars,
                                   show_progress=False)  # no limit_alphabet: it dropped rare characters (问, 题, 解)
     tk.train_from_iterator(tokenizer_texts(), trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=END, pad_token="<pad>", unk_token="<unk>",
-                                   chat_template=CHAT_TEMPLATE, model_max_length=max_length, padding_side="left")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=END, pad_token="<pad>", unk_token="<unk>",
+                                        chat_template=CHAT_TEMPLATE, model_max_length=max_length, padding_side="left")
+    tokenizer.response_template = RESPONSE_TEMPLATE  # saved with the tokenizer
+    return tokenizer
 
 
 # --- model ----------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ RL = ["trl.max_steps=2",                    # steps
       "trl.max_completion_length=64"]       # length: 3072 does not fit the toy's 512-token context
 OVERRIDES = {
     "grpo": RL,
+    # tools: TRL's own tool loop with r1cli's sandboxed python tool (the toy tokenizer brings its response template)
+    "grpo_tools": RL,
     "grpo_lora": RL,  # LoRA: TRL merges the adapter and loads the merged weights into the colocated engine
     # length: the paper's R1-Zero template leaves 36 of 400 toy prompts over the 448 tokens the context has
     # left beside a 64-token completion (r1 grpo refuses them); the toy's short template (recipes/toy/r1zero.yaml)
@@ -56,6 +58,7 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
     args = {
         "grpo": ["grpo", "--model", solver, "--data", world / "rl"],
         "grpo_lora": ["grpo", "--model", solver, "--data", world / "rl"],
+        "grpo_tools": ["grpo", "--model", solver, "--data", world / "rl"],
         "r1zero": ["grpo", "--model", base, "--data", world / "rl"],
         "align": ["align", "--model", solver, "--data", world / "rl", "--data", world / "general",
                   "--helpful-rm", rms[0], "--harmless-rm", rms[1]],
@@ -83,8 +86,11 @@ def test_gpu_recipe_runs_on_the_toy_model(name, solver, world, rms, tmp_path, ru
     m = json.loads((out / "r1.json").read_text())
     if m["kind"] == "checkpoint":
         assert m["counts"]["steps"] == 2
-    if name in ("grpo", "grpo_lora", "r1zero", "align", "align_served"):
+    if name in ("grpo", "grpo_lora", "grpo_tools", "r1zero", "align", "align_served"):
         assert m["config"]["trl"]["use_vllm"] is True
+    if name == "grpo_tools":  # TRL's tool metrics, through r1cli's telemetry
+        steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert any("tools/call_frequency" in r for r in steps)
     if name == "eval":
         assert m["counts"]["samples"] == 8 * 16 and m["config"]["backend"] == "vllm"
     if name == "reject_sample":
