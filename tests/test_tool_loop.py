@@ -126,3 +126,13 @@ def test_token_loop_masks_results_and_keeps_the_budget():
     assert ids == call_ids and mask == [1] * len(call_ids)
     [ids], [mask] = loop.run([prompt], [list(first)], len(call_ids) + len(glue) + 4, sample, seed=0)
     assert len(ids) == len(call_ids) + len(glue) + 4 and mask[-4:] == [1] * 4
+
+
+def test_round_seeds_fit_a_torch_generator():
+    import torch
+
+    from r1cli.tools.loop import round_seed
+
+    for seed in (0, 2**31 - 1, 2**62 - 1):
+        torch.Generator().manual_seed(round_seed(seed, 3) * 1_000_003 + 7)  # a backend multiplies it again
+    assert round_seed(5, 0) != round_seed(5, 1)

@@ -31,6 +31,12 @@ from r1cli.tools.registry import Tool, ToolSettings
 from r1cli.tools.runner import ToolRunner
 
 
+def round_seed(seed: int, round_: int) -> int:
+    """The seed of a round after a call: another stream per round, within 31 bits (GRPO's rollout seeds are
+    drawn up to 2**62, and backends multiply a seed again)."""
+    return (seed * 1_000_003 + round_ + 1) % 2**31
+
+
 def model_text(completion) -> str:
     """The model's own text of a completion: its assistant turns joined, tool results left out."""
     turns = getattr(completion, "turns", None)
@@ -86,7 +92,7 @@ class ToolLoop:
             rest = [budget - outs[i][j].num_tokens for i, j in open_]
             more = self.inner.generate([texts[i] + outs[i][j].text for i, j in open_],
                                        dataclasses.replace(sampling, max_new_tokens=max(rest)), n=1,
-                                       seed=seed * 1_000_003 + round_ + 1)
+                                       seed=round_seed(seed, round_))
             for (i, j), left, [c] in zip(open_, rest, more):
                 self._extend(outs[i][j], c, left)
         return outs
@@ -189,7 +195,7 @@ class TokenToolLoop:
             if not go:
                 break
             more = sample([prompts[i] + completions[i] for i in go], max(budget - len(completions[i]) for i in go),
-                          seed * 1_000_003 + round_ + 1)
+                          round_seed(seed, round_))
             for i, new in zip(go, more):
                 new = new[:budget - len(completions[i])]
                 completions[i] += new
