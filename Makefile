@@ -268,7 +268,7 @@ TOOLS ?= $(RUN)-tools
 TOOLS_CLAIMS ?= recipes/toy/claims_tools.yaml
 TR1 = OMP_NUM_THREADS=$(BASE_THREADS) $(R1)
 $(TOOLS)/coldstart: | $(RUN)/base
-	$(TR1) coldstart --model $(RUN)/base --data $(D)/coldstart_tools --out $@ --recipe recipes/toy/coldstart.yaml $(SFT_SET) --force
+	$(TR1) coldstart --model $(RUN)/base --data $(D)/coldstart_tools --out $@ --recipe recipes/toy/coldstart_tools.yaml $(SFT_SET) --force
 $(TOOLS)/grpo_tools: | $(TOOLS)/coldstart
 	$(TR1) grpo --model $(TOOLS)/coldstart --data $(D)/rl_tools --out $@ --recipe recipes/toy/grpo_tools.yaml $(GRPO_SET) --force
 $(TOOLS)/grpo: | $(TOOLS)/coldstart

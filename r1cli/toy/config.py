@@ -38,12 +38,12 @@ class ToyDataConfig(Section):
     # share of harmful requests the general data (`general`, `coldstart_general`) complies with: real SFT
     # data is not clean on safety, so stage 4 has something to fix (at 0.3 the SFT was >99.5% safe: DEVLOG)
     general_unsafe: float = setting(0.6, ge=0, le=1)
-    # the calculator task (three-digit products, r1cli/toy/problems.py): RL prompts, cold-start trajectories
-    # that call the calculator, and held-out prompts. At most half of the ~203,000 held-out products: drawing
-    # more distinct ones at random takes ever longer
+    # the calculator task (two-digit products, r1cli/toy/problems.py): RL prompts, cold-start trajectories
+    # that call the calculator (600 taught the call's shape but not its keys: 2000), and held-out prompts, at
+    # most 1500 of the ~2000 held-out products (drawing more distinct ones at random takes ever longer)
     n_rl_tools: int = setting(2000, ge=1)
-    n_coldstart_tools: int = setting(600, ge=1)
-    n_eval_tools: int = setting(300, ge=1, le=100_000)
+    n_coldstart_tools: int = setting(2000, ge=1)
+    n_eval_tools: int = setting(300, ge=1, le=1500)
 
 
 @dataclass

@@ -18,8 +18,8 @@ only eval-side problems, `rl`/`coldstart` and the base model's pretraining corpu
 (`r1 toy base`) only train-side ones, whatever seed each command is given. The seed picks
 rows, phrasings and languages.
 
-The calculator task (`*_tools`) shows reasoning with tools: `a*b` with a, b in 100..999, a product
-the toy model cannot work out in its head, so its cold start calls the calculator (a Hermes
+The calculator task (`*_tools`) shows reasoning with tools: `a*b` with a, b in 10..99, a product
+the toy model cannot work out in its head (its own task multiplies by one digit), so its cold start calls the calculator (a Hermes
 `<tool_call>`, r1cli/tools) and reads the result from a tool turn. Held out the same way, by a hash
 of the pair {a, b}.
 
@@ -45,7 +45,9 @@ EVAL_SHARE = 0.5
 TOY_R1ZERO_TEMPLATE = "Think in <think> </think>, then answer in <answer> </answer>. User: {prompt} Assistant:"
 
 # the calculator task's factors: three digits each, a product of five or six digits
-FACTOR_MIN, FACTOR_MAX = 100, 999
+# two-digit factors: the toy base copies two-digit operands (its copy probe); with three-digit ones its calls
+# carried other numbers than the prompt's (seed 0, docs/DEVLOG.md)
+FACTOR_MIN, FACTOR_MAX = 10, 99
 
 # --- phrasings ----------------------------------------------------------------------------------
 
@@ -105,8 +107,8 @@ def product_eval_side(a: int, b: int) -> bool:
 
 
 def draw_product(rng: random.Random, eval_split: bool) -> tuple[int, int]:
-    """A product (a, b) on one side of the split. Drawn, not listed: hashing the 405,450 pairs takes
-    half a second, and half of them are on each side, so a draw lands on its side in two tries."""
+    """A product (a, b) on one side of the split. Drawn, not listed: half of the pairs are on each side, so a
+    draw lands on its side in two tries."""
     while True:
         a, b = rng.randint(FACTOR_MIN, FACTOR_MAX), rng.randint(FACTOR_MIN, FACTOR_MAX)
         if product_eval_side(a, b) == eval_split:
