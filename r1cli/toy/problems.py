@@ -72,9 +72,12 @@ PRODUCT_QUESTIONS = {
     "zh": ["{a}*{b}等于多少？", "计算{a}*{b}。", "把{a}乘以{b}，结果是多少？", "一个盒子里有{a}个球，{b}个盒子里一共有多少个球？"],
 }
 # why the cold start calls the tool: the reasoning says the product is out of reach, not how to compute it
-TOOL_COTS = {"en": ["The numbers are too long to multiply in my head: I use the calculator.",
-                    "These numbers are too big to multiply in my head, so I use the calculator."],
-             "zh": ["这两个数太大，心算不了：我用计算器。", "这两个数太大了，我用计算器来算。"]}
+# the CoT starts from the product, as the toy's worked problems start from their operands (what the base's
+# copy probe measures): the call then copies it from a few tokens back. With CoTs that did not name it, the
+# cold-started model's calls carried other numbers than the prompt's (seed 0, docs/DEVLOG.md)
+TOOL_COTS = {"en": ["{a}*{b}\nThe numbers are too long to multiply in my head: I use the calculator.",
+                    "{a}*{b}\nThese numbers are too big to multiply in my head, so I use the calculator."],
+             "zh": ["{a}*{b}\n这两个数太大，心算不了：我用计算器。", "{a}*{b}\n这两个数太大了，我用计算器来算。"]}
 SUMMARIES = {"en": ["The answer is \\boxed{{{r}}}.", "So the result is \\boxed{{{r}}}."],
              "zh": ["答案是\\boxed{{{r}}}。", "所以结果是\\boxed{{{r}}}。"]}
 
@@ -216,7 +219,7 @@ def coldstart_tool_rows(rng: random.Random, n: int, zh_fraction: float) -> list[
         a, b = draw_product(rng, eval_split=False)
         lang = language(rng, zh_fraction)
         call = json.dumps({"name": "calculator", "arguments": {"expression": f"{a}*{b}"}})
-        calling = f"<think>\n{rng.choice(TOOL_COTS[lang])}\n</think>\n{CALL_START}\n{call}\n{CALL_END}"
+        calling = f"<think>\n{rng.choice(TOOL_COTS[lang]).format(a=a, b=b)}\n</think>\n{CALL_START}\n{call}\n{CALL_END}"
         messages = [{"role": "user", "content": rng.choice(PRODUCT_QUESTIONS[lang]).format(a=a, b=b)},
                     {"role": "assistant", "content": calling},
                     {"role": "tool", "name": "calculator", "content": str(a * b)},
