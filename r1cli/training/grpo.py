@@ -6,6 +6,7 @@ loss and the algorithm are TRL's).
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -238,6 +239,11 @@ def grpo_trainer_class():
                 tools = resolve_tools(stage_config.tools, stage_config)
                 if stage_config.decode_loop and not trl_args.use_vllm:
                     self.tool_rollout = TokenToolLoop(kw["processing_class"], tools, stage_config)
+                    # TRL decodes completions with the tokenizer's response template when it has one, as one
+                    # assistant message: a trajectory of several turns would lose its first ones. Without it,
+                    # TRL decodes the ids as they are (the results' text included, special tokens dropped)
+                    kw["processing_class"] = plain = copy.copy(kw["processing_class"])
+                    plain.response_template = plain.response_schema = None
                 else:
                     runner = ToolRunner(tools, stage_config)
                     kw["tools"] = [trl_tool(t, runner) for t in tools]
