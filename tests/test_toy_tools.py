@@ -95,7 +95,7 @@ def test_answers_are_exact_and_eval_products_are_held_out():
         assert len(rows[name]) == getattr(SMALL, f"n_{name}")
         for r in rows[name]:
             a, b = factors(r)
-            assert 100 <= a <= b <= 999 and r["answer"] == str(a * b) and r["domain"] == "math"
+            assert toy.FACTOR_MIN <= a <= b <= toy.FACTOR_MAX and r["answer"] == str(a * b) and r["domain"] == "math"
     held_out = {factors(r) for r in rows["eval_tools"]}
     assert len(held_out) == len(rows["eval_tools"])  # one row per product
     assert all(toy.product_eval_side(*p) for p in held_out)
@@ -115,6 +115,8 @@ def test_coldstart_trajectories_call_the_calculator_and_box_its_result():
         [call] = parse_tool_calls(calling["content"])
         a, b = factors(r)
         assert call.name == "calculator" and call.arguments["expression"] in (f"{a}*{b}", f"{b}*{a}")
+        # the CoT starts from the product, so the call copies it from a few tokens back
+        assert calling["content"].startswith(f"<think>\n{call.arguments['expression']}\n")
         assert result == {"role": "tool", "name": "calculator", "content": calculator(call.arguments["expression"])}
         assert extract_answer(answer["content"]) == str(a * b)
         assert bool(re.search(r"[\u4e00-\u9fff]", user["content"] + answer["content"])) == (r["language"] == "zh")
