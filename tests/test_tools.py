@@ -20,7 +20,6 @@ from r1cli.tools import (CALL_END, ToolRunner, ToolSettings, ToolStats, calculat
                          template_supports_tools)
 
 TIMEOUT = 0.5
-SLACK = 2.0  # what a killed tool may cost past its timeout
 
 
 def call_text(name: str, **arguments) -> str:
@@ -32,10 +31,8 @@ def runner(*tools: str, **settings) -> ToolRunner:
     return ToolRunner(resolve_tools(s.tools, s), s)
 
 
-def run_one(r: ToolRunner, name: str, **arguments) -> tuple[str, bool, float]:
-    start = time.monotonic()
-    text, ok = r.run(parse_tool_calls(call_text(name, **arguments))[0])
-    return text, ok, time.monotonic() - start
+def run_one(r: ToolRunner, name: str, **arguments) -> tuple[str, bool]:
+    return r.run(parse_tool_calls(call_text(name, **arguments))[0])
 
 
 def alive(pid: int) -> bool:
@@ -90,10 +87,9 @@ def test_calculator_is_exact(expression, expected):
     ("1+" * 600 + "1", ValueError, "longer than"),
 ])
 def test_calculator_refuses(expression, error, says):
-    start = time.monotonic()
+    # 9**9**9 would not finish if computed: the refusal comes before the work
     with pytest.raises(error, match=says.replace("*", r"\*").replace("(", r"\(")):
         calculator(expression)
-    assert time.monotonic() - start < 0.5  # refused before the work, not after
 
 
 # --- the python tool -------------------------------------------------------------------------------
@@ -107,19 +103,14 @@ def test_python_tool_returns_stdout_and_stderr():
     assert "ZeroDivisionError" in python("1/0")
 
 
-def test_python_tool_timeout_says_so_quickly():
+def test_python_tool_timeout_says_so():
     python = make_python(timeout=TIMEOUT, memory_mb=256, output_chars=2000)
-    start = time.monotonic()
-    text = python("while True: pass")
-    assert time.monotonic() - start < TIMEOUT + SLACK
-    assert "ran longer than 0.5 s" in text
+    assert "ran longer than 0.5 s" in python("while True: pass")  # stopped by the sandbox, and said
 
 
 def test_python_tool_cuts_10mb_of_print():
     python = make_python(timeout=5, memory_mb=256, output_chars=500)
-    start = time.monotonic()
     text = python("print('x' * 10_000_000)")
-    assert time.monotonic() - start < 5
     assert len(text) <= 500 and text.startswith("xxx") and "cut: the output was longer than" in text
 
 
@@ -160,14 +151,14 @@ def test_runner_bad_calls_become_messages():
     r = runner("calculator", "tool_fixtures:type_error_inside")
     [malformed] = parse_tool_calls("<tool_call>{oops}</tool_call>")
     assert r.run(malformed) == (f"error: {malformed.error}", False)
-    text, ok, _ = run_one(r, "calculater", expression="1")
+    text, ok = run_one(r, "calculater", expression="1")
     assert not ok and "unknown tool 'calculater'" in text and "calculator, type_error_inside" in text
-    text, ok, _ = run_one(r, "calculator", expr="1")
+    text, ok = run_one(r, "calculator", expr="1")
     assert not ok and "wrong arguments for calculator" in text and "calculator(expression: string)" in text
     # a TypeError raised inside a tool is the tool's failure, not wrong arguments
-    text, ok, _ = run_one(r, "type_error_inside", x=1)
+    text, ok = run_one(r, "type_error_inside", x=1)
     assert not ok and text.startswith("error: TypeError:") and "wrong arguments" not in text
-    text, ok, _ = run_one(r, "calculator", expression="1/0")
+    text, ok = run_one(r, "calculator", expression="1/0")
     assert (text, ok) == ("error: ZeroDivisionError: division by zero", False)
     assert r.run(parse_tool_calls(call_text("calculator", expression="1+1"))[0], calls_before=4) == (
         "error: no more tool calls: one answer may make 4", False)
@@ -176,10 +167,10 @@ def test_runner_bad_calls_become_messages():
 
 def test_user_tools_results():
     r = runner("tool_fixtures:lookup", "tool_fixtures:printer", "tool_fixtures:huge")
-    text, ok, _ = run_one(r, "lookup", key="b")
+    text, ok = run_one(r, "lookup", key="b")
     assert ok and json.loads(text) == {"key": "b", "value": 2}  # a non-string result is JSON
-    assert run_one(r, "printer", text="hello")[:2] == ("hello\n", True)  # None: what it printed
-    text, ok, _ = run_one(r, "huge", megabytes=10)
+    assert run_one(r, "printer", text="hello") == ("hello\n", True)  # None: what it printed
+    text, ok = run_one(r, "huge", megabytes=10)
     assert ok and len(text) <= 2000 and "cut: the output was longer than 2000" in text
 
 
@@ -191,30 +182,29 @@ def test_user_tools_results():
 ])
 def test_hostile_user_tools_fail_fast(tool, arguments, says):
     r = runner(f"tool_fixtures:{tool}")
-    text, ok, took = run_one(r, tool, **arguments)
+    text, ok = run_one(r, tool, **arguments)
     assert not ok and says in text
-    assert took < TIMEOUT + SLACK
     assert r.stats.calls == 1 and sum(r.stats.failures.values()) == 1
 
 
 def test_forking_user_tools_leave_nothing_behind(tmp_path):
     r = runner("tool_fixtures:fork_and_wait", "tool_fixtures:fork_and_leave")
     hung = tmp_path / "hung.pid"
-    text, ok, took = run_one(r, "fork_and_wait", pid_file=str(hung))
-    assert not ok and "did not finish" in text and took < TIMEOUT + SLACK
+    text, ok = run_one(r, "fork_and_wait", pid_file=str(hung))
+    assert not ok and "did not finish" in text
     assert wait_gone(int(hung.read_text()))
     left = tmp_path / "left.pid"
-    text, ok, took = run_one(r, "fork_and_leave", pid_file=str(left))
+    text, ok = run_one(r, "fork_and_leave", pid_file=str(left))
     # it returned while its child held the pipes open: the result is read, the child killed
-    assert (text, ok) == ("left a child", True) and took < TIMEOUT + SLACK
+    assert (text, ok) == ("left a child", True)
     assert wait_gone(int(left.read_text()))
 
 
 def test_python_tool_through_the_runner():
     r = runner("python", tool_output_chars=300)
-    text, ok, took = run_one(r, "python", code="while True: pass")
-    assert ok and "ran longer than 0.5 s" in text and took < TIMEOUT + SLACK  # the program's fate, not the call's
-    text, ok, _ = run_one(r, "python", code="print('z' * 10_000_000)")
+    text, ok = run_one(r, "python", code="while True: pass")
+    assert ok and "ran longer than 0.5 s" in text  # the program's fate, not the call's
+    text, ok = run_one(r, "python", code="print('z' * 10_000_000)")
     assert ok and len(text) <= 300 and "cut" in text
 
 
