@@ -11,7 +11,7 @@ from r1cli.recipe import load_yaml, resolve, resolve_stage, to_dict
 
 ROOT = Path(__file__).resolve().parent.parent / "recipes"
 # stage recipes; a claims file (r1 report --claims) is checked by test_every_claims_file_loads
-CLAIM_FILES = sorted(ROOT.rglob("claims.yaml"))
+CLAIM_FILES = sorted(ROOT.rglob("claims*.yaml"))
 RECIPES = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.parts and p not in CLAIM_FILES)
 ACCELERATE = sorted((ROOT / "accelerate").glob("*.yaml"))
 
