@@ -305,6 +305,17 @@ def test_align_routes_and_logs_per_domain(toy_data, toy_base, toy_rms, tmp_path)
     AutoModelForCausalLM.from_pretrained(out)  # a checkpoint per the contract
 
 
+def test_align_with_tools_logs_tool_metrics(toy_data, toy_base, toy_rms, tmp_path):
+    """`tools:` in r1 align: the same decode-loop tool rollouts as r1 grpo, with TRL's tool metrics."""
+    out = tmp_path / "tools"
+    r1("align", "--model", toy_base, "--data", toy_data / "rl", "--data", toy_data / "general", "--helpful-rm", toy_rms[0],
+       "--harmless-rm", toy_rms[1], "--out", out, *FAST_ALIGN, "--set", "tools=[calculator]")
+    m = json.loads((out / "r1.json").read_text())
+    assert m["config"]["tools"] == ["calculator"] and m["counts"]["steps"] == 2
+    train = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    assert train and all("tools/call_frequency" in r and "tools/failure_frequency" in r for r in train)
+
+
 def test_align_alternate_batches(toy_data, toy_base, toy_rms, tmp_path):
     """Only the RMs score general rows here, so general prompts join at the RMs' start (step 1)."""
     out = tmp_path / "alt"
