@@ -53,8 +53,10 @@ def test_a_call_runs_and_the_model_goes_on():
     assert model_text(c) == think + call("347*829") + "So \\boxed{287663}."
     assert "287663\n</tool_response>" in c.text and "dropped" not in c.text
     assert gen.prompts[1][0].endswith(c.text[: c.text.index("So")])  # the trajectory so far is the next prompt
-    assert [m["role"] for m in trajectory_messages(c)] == ["assistant", "tool", "assistant"]
-    assert trajectory_messages(c)[1] == {"role": "tool", "name": "calculator", "content": "287663"}
+    assert [m["role"] for m in trajectory_messages(c.turns)] == ["assistant", "tool", "assistant"]
+    assert trajectory_messages(c.turns)[1] == {"role": "tool", "name": "calculator", "content": "287663"}
+    assert trajectory_messages(c.turns, prefilled=True, names=False)[:2] == [
+        {"role": "assistant", "content": "<think>\n" + c.turns[0][1]}, {"role": "tool", "content": "287663"}]
     assert tl.stats.metrics() == {"tools/call_frequency": 1.0, "tools/failure_frequency": 0.0}
 
 

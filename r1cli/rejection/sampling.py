@@ -31,7 +31,7 @@ from r1cli.config import RULE_VERIFIERS, RejectSampleConfig
 from r1cli.generation import render_prompt
 from r1cli.rejection.filters import Parsed, is_trivial, parse, readability_reasons, same_reply
 from r1cli.templates import THINK_CLOSE, THINK_OPEN, prompt_text
-from r1cli.tools.loop import ToolLoop, model_text
+from r1cli.tools.loop import ToolLoop, model_text, trajectory_messages, trajectory_text
 
 # input columns the stage reads; other input columns are carried through to the rows
 KNOWN = ("id", "prompt", "answer", "domain", "language", "tests")
@@ -103,19 +103,6 @@ class Sample:
     tool_calls: int = 0
     tool_failures: int = 0
     prefilled: bool = False  # the prompt ended in <think>: the first turn lacks it
-
-
-def turn_messages(s: Sample) -> list[dict]:
-    """A tool trajectory as SFT messages: assistant turns (the first with its <think> put back when the
-    prompt pre-filled it) and tool turns (role tool, the result): `r1 sft` masks the tool turns."""
-    messages = []
-    for t in s.turns:
-        if t[0] == "assistant":
-            text = f"{THINK_OPEN}\n{t[1]}" if s.prefilled and not messages else t[1]
-            messages.append({"role": "assistant", "content": text})
-        else:
-            messages.append({"role": "tool", "content": t[2]})
-    return messages
 
 
 # --- prompts ------------------------------------------------------------------------------------
@@ -237,8 +224,8 @@ def process_chunk(ctx: Context, table: pa.Table, start: int, seed: int) -> tuple
     verify(ctx, rows, samples)
 
     def reply(s: Sample) -> str:  # general mode keeps the reference as the reply after the CoT
-        if s.tool_calls and cfg.mode != "general":  # the whole trajectory (a key for dedupe; rows get turn_messages)
-            return "".join(t[1] if t[0] == "assistant" else t[3] for t in s.turns)
+        if s.tool_calls and cfg.mode != "general":  # the whole trajectory (a key for dedupe; rows get its messages)
+            return trajectory_text(s.turns)
         summary = rows[s.row].get("answer") if cfg.mode == "general" else s.parsed.summary
         return f"{THINK_OPEN}\n{s.parsed.reasoning}\n{THINK_CLOSE}\n{summary}"
 
@@ -279,7 +266,7 @@ def _table(ctx: Context, table: pa.Table, rows: list[dict], out: list, stats: di
         r = rows[i]
         src = str(r.get("id"))
         tokens = s.num_tokens if s else len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        reply = turn_messages(s) if s and s.tool_calls and ctx.cfg.mode != "general" else [{"role": "assistant", "content": text}]
+        reply = trajectory_messages(s.turns, s.prefilled, names=False) if s and s.tool_calls and ctx.cfg.mode != "general" else [{"role": "assistant", "content": text}]
         values = {"id": f"{src}-{j}", "messages": as_messages(r["prompt"]) + reply,
                   "source_id": src, "sample_index": j, "domain": r.get("domain"), "language": r.get("language"),
                   "verifier": s.verifier if s else "reference", "num_tokens": tokens, "passed": n_passed.get(i)}

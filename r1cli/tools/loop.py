@@ -45,11 +45,22 @@ def model_text(completion) -> str:
     return "".join(t[1] for t in turns if t[0] == "assistant")
 
 
-def trajectory_messages(completion) -> list[dict]:
-    """The completion as chat messages (assistant turns, tool turns): an SFT row's reply."""
-    turns = getattr(completion, "turns", None) or [("assistant", completion.text)]
-    return [{"role": "assistant", "content": t[1]} if t[0] == "assistant" else {"role": "tool", "name": t[1], "content": t[2]}
-            for t in turns]
+def trajectory_text(turns: list) -> str:
+    """The trajectory as the model saw it: its turns, and the template's text around each tool result."""
+    return "".join(t[1] if t[0] == "assistant" else t[3] for t in turns)
+
+
+def trajectory_messages(turns: list, prefilled: bool = False, names: bool = True) -> list[dict]:
+    """The trajectory as chat messages (assistant turns, tool turns): an SFT row's reply, whose tool turns
+    `r1 sft` masks. `prefilled`: the prompt ended in <think>, which the first turn gets back; `names`: the
+    tool turns carry the tool's name (reject-sample's rows keep role and content only)."""
+    messages = []
+    for t in turns:
+        if t[0] == "assistant":
+            messages.append({"role": "assistant", "content": f"<think>\n{t[1]}" if prefilled and not messages else t[1]})
+        else:
+            messages.append({"role": "tool", **({"name": t[1]} if names else {}), "content": t[2]})
+    return messages
 
 
 class ToolLoop:
@@ -114,7 +125,7 @@ class ToolLoop:
         c.tool_calls += 1
         c.tool_failures += not ok
         turns = c.turns[:-1] + [("assistant", last[:end]), ("tool", call.name or "tool", result, glue)]
-        text = "".join(t[1] if t[0] == "assistant" else t[3] for t in turns)
+        text = trajectory_text(turns)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) >= budget:  # no room for the result and an answer: the sample ends at its call
             c.finish_reason = "length"
