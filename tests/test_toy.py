@@ -188,6 +188,21 @@ def test_chinese_cold_start_cots_are_the_noisier():
     assert zh > en + 0.1, (en, zh)
 
 
+def test_wholly_chinese_cold_start_cots_skip_the_sum():
+    """coldstart_zh_one_step: a wholly Chinese cold-start CoT writes the result in one step (one "=" or
+    等于), an English or language-mixed one in two (the sum, then the product); at 0 every CoT has two."""
+    def steps(cfg):
+        out: dict = {"zh": set(), "other": set()}
+        for r in toy.build(cfg)["coldstart"]:
+            reasoning, _ = split_completion(r["messages"][-1]["content"])
+            wholly_zh = bool(CJK.search(reasoning)) and not re.search(r"[A-Za-z]{3,}", reasoning)
+            out["zh" if wholly_zh else "other"].add(reasoning.count("=") + reasoning.count("等于"))
+        return out
+
+    assert steps(SMALL) == {"zh": {1}, "other": {2}}
+    assert steps(replace(SMALL, coldstart_zh_one_step=0.0)) == {"zh": {2}, "other": {2}}
+
+
 def test_general_coldstart_cots_pass_the_readability_filters():
     """What stage 3b keeps must be learnable from these rows: no CoT of theirs fails a filter of
     the toy recipe (a translation written into the CoT was language-mixed and dropped, measured)."""

@@ -32,6 +32,10 @@ class ToyDataConfig(Section):
     # share of Chinese cold-start samples whose CoT is (partly) English, as real cold-start data has (at 0.1
     # RL with and without the language reward both ended >= 99.5% consistent: DEVLOG)
     coldstart_language_mix: float = setting(0.3, ge=0, le=1)
+    # share of the wholly Chinese cold-start CoTs that skip the sum and write the result in one step, which a
+    # 1M model gets right less often than two steps: so reasoning in English (or mixed) is the more accurate,
+    # and RL without the language reward drifts there (with noise alone it drifted on one seed of three: DEVLOG)
+    coldstart_zh_one_step: float = setting(1.0, ge=0, le=1)
     # general-chat cold-start rows (R1 format: a short CoT, then the reply): what lets the stage-2 model
     # write CoTs for general prompts in stage 3b (the paper used DeepSeek-V3 for that)
     n_coldstart_general: int = setting(500, ge=1)

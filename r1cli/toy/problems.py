@@ -65,6 +65,8 @@ COTS = {
 }
 # a zh sample whose CoT drifts into English half way (as real cold-start data does)
 MIXED_COT = "先算{a}+{b}={s}. Then {s}*{c}={r}."
+# a Chinese cold-start CoT that skips the sum (ToyDataConfig.coldstart_zh_one_step): the result in one step
+ONE_STEP_COTS = ["{a}加{b}再乘{c}，等于{r}。", "{a}加{b}乘{c}等于{r}。"]
 # the calculator task, phrased as QUESTIONS are
 PRODUCT_QUESTIONS = {
     "en": ["What is {a}*{b}?", "Compute {a}*{b}.", "Multiply {a} by {b}. What is the result?",
@@ -127,9 +129,9 @@ def question(a: int, b: int, c: int, lang: str, rng: random.Random) -> str:
     return rng.choice(QUESTIONS[lang]).format(a=a, b=b, c=c)
 
 
-def cot(a: int, b: int, c: int, lang: str, rng: random.Random, mixed: bool = False) -> str:
-    """The chain of thought: the sum first, then the product."""
-    t = MIXED_COT if mixed else rng.choice(COTS[lang])
+def cot(a: int, b: int, c: int, lang: str, rng: random.Random, mixed: bool = False, one_step: bool = False) -> str:
+    """The chain of thought: the sum first, then the product (`one_step`, Chinese only: the result at once)."""
+    t = MIXED_COT if mixed else rng.choice(ONE_STEP_COTS if one_step else COTS[lang])
     return t.format(a=a, b=b, c=c, s=a + b, r=(a + b) * c)
 
 
@@ -184,10 +186,11 @@ def product_prompt_rows(rng: random.Random, n: int, zh_fraction: float, prefix: 
     return rows
 
 
-def r1_reply(a: int, b: int, c: int, lang: str, rng: random.Random, corruption: float = 0.0, mixed: bool = False) -> str:
+def r1_reply(a: int, b: int, c: int, lang: str, rng: random.Random, corruption: float = 0.0, mixed: bool = False,
+             one_step: bool = False) -> str:
     """`<think>\\n{CoT}\\n</think>\\n{summary}`; the boxed answer is the CoT's last number, so a
     corrupted CoT gives a (consistently) wrong answer, as a flawed cold-start sample does."""
-    reasoning = corrupt_digits(cot(a, b, c, lang, rng, mixed), corruption, rng)
+    reasoning = corrupt_digits(cot(a, b, c, lang, rng, mixed, one_step), corruption, rng)
     return f"<think>\n{reasoning}\n</think>\n{summary(last_number(reasoning), lang, rng)}"
 
 
@@ -199,9 +202,11 @@ def coldstart_rows(rng: random.Random, pool: list, cfg: ToyDataConfig) -> list[d
         mix = lang == "zh" and rng.random() < cfg.coldstart_language_mix
         # half of the language-mixed samples are wholly English, half switch mid-way
         cot_lang, mixed = ("en", False) if mix and rng.random() < 0.5 else (lang, mix)
-        # a CoT written in Chinese (wholly or where it starts) is noisier: see ToyDataConfig.coldstart_corruption_zh
+        # a CoT written in Chinese (wholly or where it starts) is noisier, and a wholly Chinese one may skip
+        # the sum: see ToyDataConfig.coldstart_corruption_zh and coldstart_zh_one_step
         corruption = cfg.coldstart_corruption_zh if cot_lang == "zh" else cfg.coldstart_corruption
-        reply = r1_reply(a, b, c, cot_lang, rng, corruption, mixed)
+        one_step = cot_lang == "zh" and not mixed and rng.random() < cfg.coldstart_zh_one_step
+        reply = r1_reply(a, b, c, cot_lang, rng, corruption, mixed, one_step)
         if cot_lang != lang:  # the summary stays in the prompt's language
             reply = reply[: reply.index("</think>\n") + 9] + summary(last_number(reply), lang, rng)
         rows.append({"id": f"coldstart-{i:05d}", "messages": [{"role": "user", "content": question(a, b, c, lang, rng)},
