@@ -125,7 +125,9 @@ def test_a_trainer_stage_holds_its_out_and_a_sigkill_leaves_no_stale_lock(procs,
 
 def test_reject_sample_holds_its_out_and_a_sigkill_leaves_no_stale_lock(procs, toy_base, toy_data, tmp_path):
     out = tmp_path / "rs"
-    cmd = r1_cmd("reject-sample", "--model", toy_base, "--data", f"{toy_data}/rl", "--out", out, "--n", 4,
+    # 16 samples a prompt: with 4 the whole run took 5 s after its first chunk, about what the second
+    # command needs to start, and the first could finish before it was killed
+    cmd = r1_cmd("reject-sample", "--model", toy_base, "--data", f"{toy_data}/rl", "--out", out, "--n", 16,
                  "--set", "chunk_size=8", "--set", "sampling.max_new_tokens=48", "--set", "verifier_general=rule")
     first = start(procs, cmd)
     chunks = Path(f"{out}.partial") / "chunks"
