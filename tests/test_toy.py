@@ -10,9 +10,10 @@ from dataclasses import replace
 import datasets
 import pytest
 
-from r1cli.config import ToyDataConfig
+from r1cli.config import ToyBaseConfig, ToyDataConfig
 from r1cli.data import load_preferences, load_prompts, load_safety, load_sft
 from r1cli.templates import extract_answer, generation_prefills_think, is_r1_format, split_completion
+from r1cli.toy import base as tb
 from r1cli.toy import corpus as toy_corpus
 from r1cli.toy import general as toy_general
 from r1cli.toy import problems as toy
@@ -363,8 +364,25 @@ def test_base_manifest_and_loss_curve(toy_base):
     # the copy probe runs on every base: a share of its held-out prompts of each kind (a 30-step base copies little)
     for kind in ("repeat", "translate", "operands"):
         assert 0 <= m["metrics"][f"copy_{kind}"] <= 1
+    assert m["metrics"]["precision"] == ("bf16" if tb.use_bf16("auto") else "fp32")
     curve = [json.loads(line) for line in (toy_base / "metrics.jsonl").read_text().splitlines()]
     assert curve[0]["step"] == 1 and curve[-1]["step"] == 30 and curve[-1]["loss"] < curve[0]["loss"]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_pretraining_in_either_precision_learns_and_keeps_fp32_weights(base_tokenizer, precision):
+    import torch
+
+    torch.manual_seed(0)
+    cfg = ToyBaseConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=32, steps=30,
+                        batch_size=2, learning_rate=1e-2, precision=precision)
+    model = tb.build_model(cfg, base_tokenizer)
+    data = tb.packed_corpus(base_tokenizer, 0, 2, cfg.max_length).repeat(cfg.steps, 1)  # one batch over and over
+    curve = []
+    tb.pretrain(model, data, cfg, curve.append)
+    assert curve[-1]["loss"] < curve[0]["loss"] / 2
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert tb.use_bf16(precision) == (precision == "bf16")
 
 
 def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
@@ -372,7 +390,6 @@ def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
     the working from the problem's operands) scores 1 on every kind, one that says a stock phrase 0."""
     import re as re_
 
-    from r1cli.toy import base as tb
     from r1cli.toy import general as g
 
     references = {g.chat(it.prompt)[0]["content"]: it.replies[0] for it in g.ITEMS}

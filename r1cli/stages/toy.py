@@ -70,14 +70,16 @@ def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> P
         model = tb.build_model(cfg, tokenizer)
         params = sum(p.numel() for p in model.parameters())
         data = tb.packed_corpus(tokenizer, cfg.seed, cfg.steps * cfg.batch_size, cfg.max_length)
+        precision = "bf16" if tb.use_bf16(cfg.precision) else "fp32"
         console.print(f"toy base: Llama {params / 1e6:.2f}M params, vocab {len(tokenizer)}, "
-                      f"{data.numel() / 1e6:.2f}M pretraining tokens ({cfg.steps} steps x {cfg.batch_size} x {cfg.max_length})")
+                      f"{data.numel() / 1e6:.2f}M pretraining tokens ({cfg.steps} steps x {cfg.batch_size} x {cfg.max_length}, {precision})")
         loss = tb.pretrain(model, data, cfg, run.log_metrics)
         train_s = time.time() - t0
         model.save_pretrained(str(run.partial))
         tokenizer.save_pretrained(str(run.partial))
         run.counts.update(steps=cfg.steps, tokens=data.numel())
-        run.metrics.update(final_loss=round(loss, 4), params=params, vocab_size=len(tokenizer), train_time_s=round(train_s, 1))
+        run.metrics.update(final_loss=round(loss, 4), params=params, vocab_size=len(tokenizer), train_time_s=round(train_s, 1),
+                           precision=precision)
         run.metrics.update(tb.copy_probe(model, tokenizer))
         m = run.metrics
         console.print(f"copying (greedy, held-out prompts): repeat {m['copy_repeat']:.0%}, translate {m['copy_translate']:.0%}, "

@@ -180,15 +180,23 @@ def lr_at(step: int, steps: int, peak: float) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def use_bf16(precision: str) -> bool:
+    """Whether pretraining runs under bf16 autocast: `auto` asks oneDNN whether this CPU has bf16 instructions."""
+    import torch
+
+    return precision == "bf16" or (precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
-    """Next-token loss over the packed corpus, one pass, in a fixed order; returns the final
-    loss (mean of the last 10 steps)."""
+    """Next-token loss over the packed corpus, one pass, in a fixed order, the forward pass in bf16 when
+    `use_bf16(cfg.precision)`; returns the final loss (mean of the last 10 steps)."""
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
     recent: list[float] = []
+    bf16 = use_bf16(cfg.precision)
     t0 = time.time()
     with Progress(TextColumn("[bold]pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
@@ -198,7 +206,8 @@ def pretrain(model, data, cfg: ToyBaseConfig, log) -> float:
             for group in opt.param_groups:
                 group["lr"] = lr
             x = data[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            loss = model(input_ids=x, labels=x).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=x, labels=x).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
