@@ -2,7 +2,7 @@
 
     r1 toy data runs/demo/data --seed 0      # rl, coldstart, coldstart_general, eval, general, general_eval, helpful_pairs, helpful_pairs_eval, safety,
                                              # rl_tools, coldstart_tools, eval_tools (the calculator task)
-    r1 toy base runs/demo/base --seed 0      # a character tokenizer + a tiny Llama pretrained from scratch
+    r1 toy base runs/demo/base --seed 0      # a word-level tokenizer + a tiny Llama pretrained from scratch
 
 What the world holds is in r1cli/toy/ (problems.py: the arithmetic task and its held-out split;
 general.py: chat, preference and safety rows; corpus.py: the pretraining "web"; base.py: the
