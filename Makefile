@@ -268,7 +268,7 @@ demo-check:
 	$(R1RUN) report $(RUN) --out $(RUN)/report --claims $(CLAIMS) --fail-on-claims --force
 	@if [ -d $(TOOLS) ]; then $(R1RUN) report $(TOOLS) --out $(TOOLS)/report --claims $(TOOLS_CLAIMS) --fail-on-claims --force; fi
 
-# --- reasoning with tools (beyond the paper): after `make demo`, from its base and data (about 4 minutes).
+# --- reasoning with tools (beyond the paper): after `make demo`, from its base and data (about 5 minutes).
 # A cold start on calculator trajectories, then stage-2 RL on the calculator split with the calculator and,
 # from the same cold start, without it; both evaluated on held-out products (with tools for the model
 # trained with them). Its claim (recipes/toy/claims_tools.yaml) is checked by `make demo-check`.
