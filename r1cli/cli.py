@@ -17,7 +17,7 @@ import typer
 # typer >= 0.20 vendors click as typer._click: its exceptions are the ones raised here
 from typer import _click as click
 
-from r1cli import __version__, stages
+from r1cli import __version__, stages, warm
 from r1cli.cli_data import data_app, toy_app
 from r1cli.config import AlignConfig, EvalConfig, GRPOStageConfig, RejectSampleConfig, RMConfig, ScoreConfig, SFTStageConfig
 from r1cli.errors import DiskFull, UserError
@@ -291,6 +291,10 @@ def _rerun(argv: list[str] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # under `python -m r1cli.warm -- ...` (make demo's lanes): run in a fork of a process that has imported torch
+    code = warm.run_warm(list(sys.argv[1:] if argv is None else argv))
+    if code is not None:
+        sys.exit(code)
     try:
         # typer turns Ctrl-C into Exit(130) and, with standalone_mode=False, returns that code
         # instead of raising: a KeyboardInterrupt never reaches the except below on its own
