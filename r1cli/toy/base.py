@@ -1,5 +1,5 @@
 """`r1 toy base OUT`: a word-level tokenizer and a tiny Llama trained from scratch, the
-"pretrained base model" of the toy world (about five minutes on 2 quiet CPU cores).
+"pretrained base model" of the toy world (about three and a half minutes on 2 quiet CPU cores).
 
     r1 toy base runs/demo/base --seed 0
 
