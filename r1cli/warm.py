@@ -43,6 +43,9 @@ IMPORT_TIME_ENV = ("OMP_", "MKL_", "KMP_", "GOMP_", "TORCH", "PYTORCH_", "ATEN_"
                    "TRANSFORMERS_", "HUGGINGFACE_", "DATASETS_", "TOKENIZERS_", "TRL_", "ACCELERATE_", "PYTHON",
                    "LD_", "MALLOC_", "JE_")
 ENV_VAR = "R1_WARM"
+# at most this many commands run in forks at once (a lane runs one): any more run cold, so the forks of one
+# warm process (each a copy of its imported libraries) cannot fill the memory
+MAX_FORKS = 4
 # set in a fork: its `r1` must run the command, not hand it over again
 IN_FORK = False
 
@@ -185,14 +188,16 @@ def serve(path: str) -> None:
 def _serve(listener: socket.socket, env: dict, added: dict, running: dict[int, socket.socket]) -> None:
     import select
 
+    stopped: set[int] = set()  # forks told to stop: their callers' closed connections are not watched again
     while True:
-        ready, _, _ = select.select([listener, *running.values()], [], [], 0.2)
+        watched = [c for p, c in running.items() if p not in stopped]
+        ready, _, _ = select.select([listener, *watched], [], [], 0.2)
         for conn in ready:
             if conn is listener:
                 conn, _ = listener.accept()
                 msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
                 request = json.loads(msg)
-                if len(fds) != 3 or _import_time_env(request["env"]) != env:
+                if len(fds) != 3 or _import_time_env(request["env"]) != env or len(running) >= MAX_FORKS:
                     for fd in fds:
                         os.close(fd)
                     _send(conn, {"cold": "environment"})
@@ -209,6 +214,7 @@ def _serve(listener: socket.socket, env: dict, added: dict, running: dict[int, s
                 _send(conn, {"pid": pid})
             else:  # a caller went away before its command ended (killed): stop the command
                 pid = next(p for p, c in running.items() if c is conn)
+                stopped.add(pid)
                 try:
                     os.killpg(pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -223,6 +229,7 @@ def _serve(listener: socket.socket, env: dict, added: dict, running: dict[int, s
                     pass
                 conn.close()
                 del running[pid]
+                stopped.discard(pid)
 
 
 # --- the wrapper ----------------------------------------------------------------------------------
