@@ -292,7 +292,7 @@ def _rerun(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     # under `python -m r1cli.warm -- ...` (make demo's lanes): run in a fork of a process that has imported torch
-    code = warm.run_warm(list(sys.argv[1:] if argv is None else argv))
+    code = warm.run_warm(f"{__name__}:main", list(sys.argv[1:] if argv is None else argv))
     if code is not None:
         sys.exit(code)
     try:

@@ -73,15 +73,16 @@ def _recv(conn: socket.socket, buf: bytearray) -> dict | None:
 # --- the caller: an `r1` command with R1_WARM set ----------------------------------------------
 
 
-def run_warm(argv: list[str]) -> int | None:
-    """Run `r1 ARGV` in a fork of the warm process; its exit code, or None when it must run cold."""
+def run_warm(entry: str, argv: list[str]) -> int | None:
+    """Run `r1 ARGV` in a fork of the warm process, which calls ENTRY ("module:function", the caller's own
+    main) with ARGV; the command's exit code, or None when it must run cold."""
     path = os.environ.get(ENV_VAR)
     if IN_FORK or not path:
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(path)
-        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        request = {"entry": entry, "argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
         buf = bytearray()
         reply = _recv(conn, buf)
@@ -135,9 +136,10 @@ def _run_fork(conn: socket.socket, listener: socket.socket, request: dict, fds: 
     sys.argv = ["r1", *request["argv"]]
     code = 1
     try:
-        from r1cli.cli import main
+        import importlib
 
-        main(request["argv"])
+        module, _, function = request["entry"].partition(":")
+        getattr(importlib.import_module(module), function)(request["argv"])
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

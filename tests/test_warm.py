@@ -15,7 +15,7 @@ import pytest
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 # an `r1` that says whether it ran warm (in a fork of the warm process) or would have run cold
-CLIENT = ("import sys; from r1cli import warm; code = warm.run_warm(sys.argv[1:]); "
+CLIENT = ("import sys; from r1cli import warm; code = warm.run_warm('r1cli.cli:main', sys.argv[1:]); "
           "print('ran', 'cold' if code is None else 'warm', file=sys.stderr); sys.exit(0 if code is None else code)")
 
 
