@@ -122,20 +122,20 @@ def _run_fork(conn: socket.socket, listener: socket.socket, request: dict, fds: 
     """In the fork: become the caller's `r1` (its files, dir, environment, signals) and run the command."""
     global IN_FORK
     IN_FORK = True
-    listener.close()
-    conn.close()
-    os.setpgid(0, 0)  # the caller passes Ctrl-C on: the terminal's own must not reach this process twice
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    sys.argv = ["r1", *request["argv"]]
     code = 1
-    try:
+    try:  # everything, the set-up too: a fork must never return into the warm process's loop
+        listener.close()
+        conn.close()
+        os.setpgid(0, 0)  # the caller passes Ctrl-C on: the terminal's own must not reach this process twice
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["r1", *request["argv"]]
         import importlib
 
         module, _, function = request["entry"].partition(":")
