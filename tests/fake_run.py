@@ -75,7 +75,7 @@ def fake_run(run: Path, *, pass1: dict | None = None, language: dict | None = No
             (r.partial / "model.safetensors").write_text(f"weights of {name}")
             r.started = time.time() - wall_time  # the manifest's wall time: as if the stage took that long
             if name == "base":  # r1 toy base's copy probe
-                r.metrics.update(copy_repeat=0.98, copy_translate=0.9, copy_operands=1.0)
+                r.metrics.update(copy_repeat=0.98, copy_repeat_cot=0.95, copy_translate=0.9, copy_operands=1.0)
             if name == "align":
                 h0 = [rng.gauss(helpful[0], 0.1) for _ in range(40)]
                 h1 = [h + helpful[1] - helpful[0] + rng.gauss(0, 0.02) for h in h0]

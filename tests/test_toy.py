@@ -404,6 +404,9 @@ def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
             for p in prompts:
                 if isinstance(p, list):
                     outs.append([Out(references[p[0]["content"]])])
+                elif p.startswith("<|user|>"):  # a rendered request with its CoT pre-filled: the reply alone
+                    assert p.endswith("\n</think>\n")
+                    outs.append([Out(references[p.removeprefix("<|user|>").split("<|end|>")[0]])])
                 else:  # "Q: What is (a+b)*c?\nA:" or a word problem: its first two numbers are the operands
                     a, b = re_.findall(r"\d+", p)[:2]
                     outs.append([Out(f" {a}+{b}=0.")])
@@ -413,7 +416,13 @@ def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
         def generate(self, prompts, sampling):
             return [[Out("pink book 1+1=2")] for _ in prompts]
 
+    class Tok:  # the toy chat template's generation prompt
+        chat_template = "toy"
+
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+            return f"<|user|>{messages[0]['content']}<|end|><|assistant|>"
+
     for gen, want in ((Copier(), 1.0), (Stock(), 0.0)):
         monkeypatch.setattr(tb, "load_generator", lambda _pair, gen=gen: gen)
-        got = tb.copy_probe(None, None, n=20)
-        assert got == {"copy_repeat": want, "copy_translate": want, "copy_operands": want}
+        got = tb.copy_probe(None, Tok(), n=20)
+        assert got == {"copy_repeat": want, "copy_translate": want, "copy_repeat_cot": want, "copy_operands": want}

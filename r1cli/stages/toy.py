@@ -82,7 +82,8 @@ def make_toy_base(cfg: ToyBaseConfig, out: str | Path, force: bool = False) -> P
                            precision=precision)
         run.metrics.update(tb.copy_probe(model, tokenizer))
         m = run.metrics
-        console.print(f"copying (greedy, held-out prompts): repeat {m['copy_repeat']:.0%}, translate {m['copy_translate']:.0%}, "
+        console.print(f"copying (greedy, held-out prompts): repeat {m['copy_repeat']:.0%} "
+                      f"(after a CoT {m['copy_repeat_cot']:.0%}), translate {m['copy_translate']:.0%}, "
                       f"operands {m['copy_operands']:.0%}")
         if cfg.eval_prompts:
             run.metrics.update(tb.zero_shot(model, tokenizer, cfg.seed, cfg.eval_prompts))

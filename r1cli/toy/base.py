@@ -251,20 +251,26 @@ def zero_shot(model, tokenizer, seed: int, n: int, max_new_tokens: int = 96) -> 
 
 def copy_probe(model, tokenizer, n: int = 100, max_new_tokens: int = 32) -> dict:
     """Greedy share of held-out prompts (n of each kind at most) whose reply copies what it must:
-    `copy_repeat` (the reply is the phrase), `copy_translate` (the reply is the reference, so the
-    word asked about is in it) and `copy_operands` (the first two numbers of the working are the
-    problem's operands). What every later stage builds on, measured the same way for every seed."""
+    `copy_repeat` (the reply is the phrase), `copy_repeat_cot` (the same, written after the request's
+    CoT, as the stage-3 SFT must), `copy_translate` (the reply is the reference, so the word asked about
+    is in it) and `copy_operands` (the first two numbers of the working are the problem's operands). What every later stage builds on, measured the same way for every seed."""
     import re
 
     from r1cli.rejection.filters import parse, same_reply
 
+    from r1cli.generation import render_prompt
+
     gen = load_generator((model, tokenizer))
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=64)
     out = {}
-    for kind in ("repeat", "translate"):
+    for name, kind in (("repeat", "repeat"), ("translate", "translate"), ("repeat_cot", "repeat")):
         items = [it for it in general.ITEMS if it.kind == kind and general.eval_side(it.prompt)][:n]
-        texts = [c[0].text for c in gen.generate([general.chat(it.prompt) for it in items], greedy)]
-        out[f"copy_{kind}"] = round(sum(same_reply(parse(t).summary, it.replies[0]) for t, it in zip(texts, items)) / len(items), 4)
+        # repeat_cot: the reply written after the request's CoT, pre-filled, as stage 3's rows put it
+        heads = [f"<think>\n{it.thought}\n</think>\n" if name == "repeat_cot" else "" for it in items]
+        prompts = [render_prompt(tokenizer, general.chat(it.prompt)) + h if h else general.chat(it.prompt)
+                   for it, h in zip(items, heads)]
+        texts = [h + c[0].text for h, c in zip(heads, gen.generate(prompts, greedy))]
+        out[f"copy_{name}"] = round(sum(same_reply(parse(t).summary, it.replies[0]) for t, it in zip(texts, items)) / len(items), 4)
     rng = random.Random("copy-probe")
     problems = [toy.ordered(p, rng) for p in rng.sample(toy.problems(True), n)]
     prompts = []
