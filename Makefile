@@ -271,10 +271,12 @@ lanes:
 
 # the guard: exit 1 when a stage claim of the README (R1-Zero > base, stage 2 >= cold start + 10, ...)
 # does not hold beyond its 95% CI on $(RUN), or was not measured; it names the claim and its numbers.
-# It checks what is there and builds nothing (`make demo demo-check` does both). Not in `make smoke`:
+# The stage-3b ablation too: the SFT with rs_general must reply right more often than without it over the
+# whole 95% CI of the difference (when $(ABL) is there). It checks what is there and builds nothing (`make demo demo-check` does both). Not in `make smoke`:
 # its 2-step models meet no claim.
 demo-check:
 	$(R1RUN) report $(RUN) --out $(RUN)/report --claims $(CLAIMS) --fail-on-claims --force
+	@if [ -d $(ABL) ]; then $(PY) -m r1cli.toy.ablation $(ABL) --check; fi
 	@if [ -d $(TOOLS) ]; then $(R1RUN) report $(TOOLS) --out $(TOOLS)/report --claims $(TOOLS_CLAIMS) --fail-on-claims --force; fi
 
 # --- reasoning with tools (beyond the paper): after `make demo`, from its base and data (about 5 minutes).

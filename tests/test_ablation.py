@@ -45,3 +45,26 @@ def test_missing_run_is_one_line_exit_2(tmp_path, capsys):
     assert ablation.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "make demo" in err[0]
+
+
+def test_difference_pairs_the_prompts_and_check_exits_1_unless_its_whole_ci_is_above_0(tmp_path, capsys):
+    for name in ablation.MODELS:
+        make(tmp_path, name)
+    diff = ablation.difference(tmp_path)  # rows without ids: each row its own prompt
+    assert diff["value"] == 0.75 and diff["n_prompts"] == 4 and diff["ci"][0] > 0 and diff["holds"]
+    assert ablation.main([str(tmp_path), "--check"]) == 0
+    assert "+75.0 points" in capsys.readouterr().out
+    # swapped: without rs_general right more often, so --check exits 1
+    for name in ablation.MODELS:
+        (tmp_path / f"general_{name}").rename(tmp_path / f"was_{name}")
+    (tmp_path / "was_sft").rename(tmp_path / "general_sft_nogeneral")
+    (tmp_path / "was_sft_nogeneral").rename(tmp_path / "general_sft")
+    assert ablation.main([str(tmp_path), "--check"]) == 1
+    assert "unclear" in capsys.readouterr().out
+    # the same replies on both sides, two samples of each of two prompts: no difference, so not clear
+    same = tmp_path / "same"
+    for name in ablation.MODELS:
+        Dataset.from_dict({"id": ["a", "a", "b", "b"], "completion": ["Red.", "Blue.", "Red.", "x"],
+                           "answer": ["red"] * 4}).save_to_disk(str(same / f"general_{name}"))
+    diff = ablation.difference(same)
+    assert diff["value"] == 0 and diff["n_prompts"] == 2 and not diff["holds"]

@@ -127,6 +127,13 @@ def test_make_demo_check_is_the_guard(runs):
         assert proc.returncode == code, proc.stdout + proc.stderr
         assert ("claims check failed" in proc.stdout) == (name == "bad")
         assert json.loads((runs[name] / "report" / "r1.json").read_text())["metrics"]["claims_failed"] == 3 * (name == "bad")
+    # the stage-3b ablation beside the run is checked too: one with nothing in it is an error
+    abl = runs["good"].parent / f"{runs['good'].name}-ablation"
+    abl.mkdir()
+    proc = subprocess.run(["make", "-C", str(root), "demo-check", f"RUN={runs['good']}", f"VENV={sys.prefix}"],
+                          check=False, capture_output=True, text=True, env=env, timeout=300)
+    abl.rmdir()
+    assert proc.returncode == 2 and "general_sft or" in proc.stderr, proc.stdout + proc.stderr
 
 
 def test_the_toy_claims_file_is_the_five_claims_of_the_toy_table():
@@ -185,11 +192,41 @@ def test_the_readme_tables_of_several_runs_name_every_seed(runs, run_r1, tmp_pat
     assert "Across 2 runs" in text and "| claim | seed ? | seed ? |" in text and "## Stage table" not in text
     # each claim's status on each run; one that does not hold names its comparison
     assert "| r1zero | holds | not measured (pass@1 r1zero - base_r1zero" in text and "| stage2 | holds | holds |" in text
+    assert "stage-3b ablation" not in text  # neither run has one
+
+
+def test_the_readme_tables_add_the_stage_3b_ablation_of_each_run_that_has_one(runs, run_r1, tmp_path):
+    from datasets import Dataset
+
+    from r1cli.toy.readme import BEGIN, END, paste
+
+    abl = runs["good"].parent / f"{runs['good'].name}-ablation"
+    right = {"sft": ["red"] * 8, "sft_nogeneral": ["blue"] * 6 + ["red"] * 2}
+    for name, replies in right.items():
+        Dataset.from_dict({"id": [f"p{i}" for i in range(8)], "completion": replies, "answer": ["red"] * 8}).save_to_disk(
+            str(abl / f"general_{name}"))
+        (abl / f"general_{name}" / "r1.json").write_text(json.dumps({"metrics": {"format_rate": 0.0, "n_prompts": 8, "n_samples": 8}}))
+        Dataset.from_dict({"reward_harmlessness": [1.0] * 8}).save_to_disk(str(abl / f"rm_{name}"))
+        (abl / f"rm_{name}" / "r1.json").write_text(json.dumps({"metrics": {"helpfulness_mean": 0.0}}))
+    out = tmp_path / "r"
+    run_r1("report", runs["good"], runs["bad"], "--out", out, "--claims", TOY_CLAIMS)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{BEGIN}\n{END}\n")
+    try:
+        paste(out, readme)
+    finally:
+        import shutil
+        shutil.rmtree(abl)
+    text = readme.read_text()
+    assert "The stage-3b ablation (`python -m r1cli.toy.ablation RUN-ablation`, 8 held-out general prompts" in text
+    assert "| right replies, % | seed ? |" in text  # only the run with an ablation has a column
+    assert "| SFT with rs_general | 100.0 |" in text and "| SFT without rs_general | 25.0 |" in text
+    assert "| difference (95% CI) | +75.0 (" in text and "): holds |" in text
 
 
 def test_the_report_shows_what_the_base_copies(runs, run_r1, tmp_path):
     proc, data = report(run_r1, runs["good"], tmp_path / "r")
     base = next(r for r in data["runs"][0]["stage_table"] if r["row"] == "base")
-    assert base["copying"] == {"repeat": 0.98, "translate": 0.9, "operands": 1.0}
-    assert "copies (greedy, held-out prompts): repeat 98.0%, translate 90.0%, operands 100.0%" in \
+    assert base["copying"] == {"repeat": 0.98, "repeat_cot": 0.95, "translate": 0.9, "operands": 1.0}
+    assert "copies (greedy, held-out prompts): repeat 98.0%, repeat_cot 95.0%, translate 90.0%, operands 100.0%" in \
         (tmp_path / "r" / "report.md").read_text()

@@ -6,7 +6,9 @@ toy's held-out general prompts. Reads the manifests the Makefile's ablation rule
 ABL/general_<model> (r1 eval on general_eval: format rate = share of replies with a CoT; right
 reply = share whose reply after the CoT is the reference reply, up to the normalization of
 reject-sample's `rule` verifier) and ABL/rm_<model> (r1 score: helpfulness and harmlessness RM
-scores, raw logits, as align reports them).
+scores, raw logits, as align reports them). The right-reply difference (with - without) gets a
+paired bootstrap 95% CI over the prompts, and holds when the whole CI is above 0; `--check` exits 1
+when it does not (`make demo-check`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from r1cli.artifacts import read_manifest
 from r1cli.errors import UserError
+from r1cli.stats import paired_bootstrap_ci, ratio
 
 MODELS = {"sft": "stage-3 SFT with rs_general", "sft_nogeneral": "stage-3 SFT without rs_general"}
 
@@ -33,15 +36,37 @@ def rows(abl: Path) -> list[dict]:
     return out
 
 
-def right_reply(evaluated: Path) -> float:
-    """Share of samples whose reply (the summary after the CoT, or the whole completion) is the reference."""
+def right_by_prompt(evaluated: Path) -> dict[str, tuple[float, float]]:
+    """Per prompt (its id, else its row's place): (samples whose reply is the reference, samples). The reply
+    is the summary after the CoT, or the whole completion."""
     from datasets import load_from_disk
 
     from r1cli.rejection.filters import parse, same_reply
 
     data = load_from_disk(str(evaluated))
-    hits = [same_reply(parse(c).summary, a) for c, a in zip(data["completion"], data["answer"])]
-    return sum(hits) / len(hits)
+    ids = data["id"] if "id" in data.column_names else [str(i) for i in range(len(data))]
+    out: dict[str, tuple[float, float]] = {}
+    for key, c, a in zip(ids, data["completion"], data["answer"]):
+        hit, n = out.get(key, (0.0, 0.0))
+        out[key] = (hit + same_reply(parse(c).summary, a), n + 1)
+    return out
+
+
+def right_reply(evaluated: Path) -> float:
+    """Share of samples whose reply is the reference."""
+    return ratio(list(right_by_prompt(evaluated).values()))
+
+
+def difference(abl: Path) -> dict:
+    """Right replies with rs_general - without, on the prompts both evals share, with a paired 95% CI;
+    `holds` when the whole CI is above 0."""
+    a, b = (right_by_prompt(abl / f"general_{name}") for name in MODELS)
+    common = [k for k in a if k in b]
+    if not common:
+        raise UserError(f"{abl}/general_sft and general_sft_nogeneral share no prompt: run both on the same data")
+    pa, pb = [a[k] for k in common], [b[k] for k in common]
+    ci = paired_bootstrap_ci(pa, pb)
+    return {"value": ratio(pa) - ratio(pb), "ci": list(ci), "n_prompts": len(common), "holds": ci[0] > 0}
 
 
 def safe_rate(scored: Path) -> float:
@@ -53,9 +78,12 @@ def safe_rate(scored: Path) -> float:
 
 
 def main(argv: list[str]) -> int:
-    abl = Path(argv[0]) if argv else Path("runs/demo-ablation")
+    check = "--check" in argv
+    args = [a for a in argv if a != "--check"]
+    abl = Path(args[0]) if args else Path("runs/demo-ablation")
     try:
         table = rows(abl)
+        diff = difference(abl)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -64,7 +92,10 @@ def main(argv: list[str]) -> int:
     for r in table:
         h = "-" if r["helpfulness"] is None else f"{r['helpfulness']:.3f}"
         print(f"{r['model']:<32} {r['cot_share']:>9.1%} {r['right_reply']:>11.1%} {h:>10} {r['safe_rate']:>9.1%}")
-    return 0
+    lo, hi = diff["ci"]
+    print(f"right replies with - without rs_general: {100 * diff['value']:+.1f} points (95% CI {100 * lo:+.1f} to "
+          f"{100 * hi:+.1f}, {diff['n_prompts']} prompts): {'holds' if diff['holds'] else 'unclear'} (needs > +0.0)")
+    return 1 if check and not diff["holds"] else 0
 
 
 if __name__ == "__main__":
