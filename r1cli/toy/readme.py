@@ -4,10 +4,11 @@
     r1 report runs/s0 runs/s1 runs/s2 --out runs/seeds --claims recipes/toy/claims.yaml
     python -m r1cli.toy.readme runs/seeds README.md      # several seeds: + the table across them
 
-It takes the stage table and the claims table of the report's report.md and puts them between the
-README's `<!-- toy-tables:begin -->` and `<!-- toy-tables:end -->` lines, under a line that names the
-run, its seed (the toy data's manifest) and the CPU that produced them (lscpu's model name): a run is
-exact on one kind of CPU only.
+It takes the stage table and the claims table of the report's report.md, and each run's stage-3b
+ablation (RUN-ablation) when it is there, and puts them between the README's
+`<!-- toy-tables:begin -->` and `<!-- toy-tables:end -->` lines, under a line that names the run, its
+seed (the toy data's manifest) and the CPU that produced them (lscpu's model name): a run is exact on
+one kind of CPU only.
 """
 
 from __future__ import annotations
@@ -81,6 +82,32 @@ def claims_by_run(report: dict, seeds: list) -> list[str]:
             *("| " + " | ".join(x.replace("|", "\\|") for x in row) + " |" for row in rows), ""]
 
 
+def ablation_by_run(runs: list[Path], seeds: list) -> list[str]:
+    """The stage-3b ablation of each run that has one (RUN-ablation, as `make demo` names it): right replies
+    with and without rs_general, and their difference with its paired 95% CI."""
+    from r1cli.toy import ablation
+
+    cells = []
+    for run, seed in zip(runs, seeds):
+        abl = run.parent / f"{run.name}-ablation"
+        if abl.is_dir():
+            (with_, without), diff = ablation.rows(abl), ablation.difference(abl)
+            cells.append((seed, with_, without, diff))
+    if not cells:
+        return []
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    head = ["right replies, %", *(f"seed {c[0]}" for c in cells)]
+    rows = [["SFT with rs_general", *(pct(c[1]["right_reply"]) for c in cells)],
+            ["SFT without rs_general", *(pct(c[2]["right_reply"]) for c in cells)],
+            ["difference (95% CI)", *(f"{100 * c[3]['value']:+.1f} ({100 * c[3]['ci'][0]:+.1f} to {100 * c[3]['ci'][1]:+.1f}): "
+                                     f"{'holds' if c[3]['holds'] else 'unclear'}" for c in cells)]]
+    n = cells[0][3]["n_prompts"]
+    return [f"The stage-3b ablation (`python -m r1cli.toy.ablation RUN-ablation`, {n} held-out general prompts; it "
+            "holds when the whole CI is above 0):", "",
+            "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|",
+            *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
 def paste(report: Path, readme: Path) -> None:
     md = report / "report.md"
     if not md.is_file():
@@ -101,7 +128,7 @@ def paste(report: Path, readme: Path) -> None:
     data = json.loads((report / "report.json").read_text()) if (report / "report.json").is_file() else {}
     body = [f"`r1 report {' '.join(map(str, runs))}` on seed{'s' if len(seeds) > 1 else ''} "
             f"{', '.join(map(str, seeds))}, {cpu_name()} (pasted by `make readme-tables`):", "",
-            *tables(md.read_text(), several=len(runs) > 1), *claims_by_run(data, seeds)]
+            *tables(md.read_text(), several=len(runs) > 1), *claims_by_run(data, seeds), *ablation_by_run(runs, seeds)]
     readme.write_text(head + BEGIN + "\n" + "\n".join(body) + END + tail)
 
 
