@@ -114,7 +114,7 @@ ifeq ($(SMOKE),1)
 THREADS   = 1
 DATA_SET  = --set n_rl=32 --set n_coldstart=64 --set n_coldstart_general=16 --set n_eval=8 --set n_general=32 --set n_general_eval=8 \
             --set n_helpful_pairs=40 --set n_helpful_pairs_eval=16 --set n_safety=40
-BASE_SET  = --steps 30 --set num_layers=2 --set batch_size=4 --set max_length=128 --set eval_prompts=4
+BASE_SET  = --steps 30 --set num_layers=2 --set batch_size=4 --set max_length=128 --set eval_prompts=4 --set attempts=1
 SFT_SET   = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.logging_steps=1
 GRPO_SET  = --set trl.max_steps=2 --set trl.per_device_train_batch_size=8 --set trl.num_generations=4 \
             --set trl.max_completion_length=32 --set trl.logging_steps=1 --set samples_every=1

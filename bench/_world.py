@@ -5,7 +5,7 @@ built. Anything else is built again; either way the bench prints which it did.
 
     world = World(ROOT / "runs/bench_world")
     data = world.build("data", ["toy", "data", "{out}", "--seed", "0"])
-    base = world.build("base", ["toy", "base", "{out}", "--steps", "300"])
+    base = world.build("base", ["toy", "base", "{out}", "--steps", "300", "--set", "attempts=1"])
 """
 
 from __future__ import annotations
@@ -113,12 +113,14 @@ def toy_world(quick: bool, log=print) -> tuple[Path, Path]:
                                     "--set", "n_eval=16", "--set", "n_general=32", "--set", "n_general_eval=8",
                                     "--set", "n_helpful_pairs=40", "--set", "n_safety=40"], log)
         base = world.build("base", ["toy", "base", "{out}", "--seed", "0", "--steps", "30", "--set", "num_layers=2",
-                                    "--set", "batch_size=4", "--set", "max_length=128", "--set", "eval_prompts=0"], log)
+                                    "--set", "batch_size=4", "--set", "max_length=128", "--set", "eval_prompts=0",
+                                    "--set", "attempts=1"], log)
     else:
         world = World(ROOT / "runs/bench_world", threads=2)
         data = world.build("data", ["toy", "data", "{out}", "--seed", "0"], log)
-        base = world.build("base", ["toy", "base", "{out}", "--seed", "0", "--steps", "300", "--set", "eval_prompts=0"],
-                           log)
+        # one start: a 300-step base copies little, and a bench needs its shapes, not its skills
+        base = world.build("base", ["toy", "base", "{out}", "--seed", "0", "--steps", "300", "--set", "eval_prompts=0",
+                                    "--set", "attempts=1"], log)
     return data, base
 
 

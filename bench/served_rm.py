@@ -47,7 +47,7 @@ def toy_world(tmp: Path) -> tuple[Path, Path, Path, Path]:
     r1_in_process("toy", "data", tmp / "data", "--set", "n_rl=200", "--set", "n_coldstart=64", "--set", "n_eval=8",
                   "--set", "n_general=120", "--set", "n_general_eval=8", "--set", "n_helpful_pairs=64",
                   "--set", "n_safety=64")
-    r1_in_process("toy", "base", tmp / "base", "--steps", "20", "--set", "eval_prompts=0")
+    r1_in_process("toy", "base", tmp / "base", "--steps", "20", "--set", "eval_prompts=0", "--set", "attempts=1")
     rm = ["--set", "trl.max_steps=4", "--set", "trl.per_device_train_batch_size=8", "--set", "trl.save_strategy='no'"]
     r1_in_process("rm", "--model", tmp / "base", "--data", tmp / "data" / "helpful_pairs", "--out", tmp / "rm_h", *rm)
     r1_in_process("rm", "--pointwise", "--model", tmp / "base", "--data", tmp / "data" / "safety", "--out",

@@ -19,7 +19,8 @@ TOY_DATA_SET = ["n_rl=200", "n_coldstart=200", "n_eval=60", "n_general=120", "n_
                 "n_helpful_pairs=120", "n_helpful_pairs_eval=40", "n_safety=120", "n_rl_tools=100", "n_coldstart_tools=60",
                 "n_eval_tools=20"]
 # a few steps of a 2-layer model: seconds, loadable, not accurate (that is what `make demo` is for)
-TOY_BASE_SET = ["num_layers=2", "batch_size=4", "max_length=128", "eval_prompts=4"]
+# one start: a 30-step base copies nothing, and the tests need it loadable, not copying
+TOY_BASE_SET = ["num_layers=2", "batch_size=4", "max_length=128", "eval_prompts=4", "attempts=1"]
 
 
 def _r1(*args) -> None:

@@ -119,7 +119,14 @@ def test_copy_drills_never_ask_a_held_out_prompt():
     asked = [d.split("<|user|>", 1)[1].split(toy_corpus.END, 1)[0] for d in docs if d.startswith("<|user|>")]
     assert len(asked) > 1000
     assert not any(toy_general.eval_side(p) for p in asked)
+    # half of the drills asked in chat say it back after the repeat CoT of the ask's language
+    cots = {f"<think>\n{t}\n</think>\n" for t in toy_general.COT["repeat"].values()}
+    thought = [d for d in docs if any(c in d for c in cots)]
+    assert 0.3 < len(thought) / len(asked) < 0.7
+    assert all(("<think>\n他要我" in d) == ("：" in d.split("<|assistant|>")[0]) for d in thought)
     for d in docs:  # every form says the same thing twice
+        for c in cots:
+            d = d.replace(c, "")
         said = re.split(r"\n|<\|assistant\|>", d.replace(toy_corpus.END, ""))
         again = said[-1].removeprefix("A: ")
         assert again and said[-2].endswith((": " + again, "：" + again)) or said[-2] == again, d
@@ -362,11 +369,39 @@ def test_base_manifest_and_loss_curve(toy_base):
                 "zero_shot_r1zero_accuracy", "zero_shot_r1zero_format_rate"):
         assert key in m["metrics"], key
     # the copy probe runs on every base: a share of its held-out prompts of each kind (a 30-step base copies little)
-    for kind in ("repeat", "translate", "operands"):
+    for kind in ("repeat", "repeat_cot", "translate", "operands"):
         assert 0 <= m["metrics"][f"copy_{kind}"] <= 1
+    assert m["metrics"]["starts"] == 1 and m["metrics"]["start_seed"] == 0  # attempts=1: one start, copying or not
     assert m["metrics"]["precision"] == ("bf16" if tb.use_bf16("auto") else "fp32")
     curve = [json.loads(line) for line in (toy_base / "metrics.jsonl").read_text().splitlines()]
     assert curve[0]["step"] == 1 and curve[-1]["step"] == 30 and curve[-1]["loss"] < curve[0]["loss"]
+
+
+@pytest.mark.parametrize("probes, starts, kept", [
+    ([0.1, 0.9], 2, 1),        # the first start copies too little: another start, which copies, is kept
+    ([0.1, 0.3, 0.2], 3, 1),   # none copies enough after all three: the one that copies most is kept
+    ([0.9], 1, 0),             # the first copies: one start
+])
+def test_a_base_that_copies_too_little_is_pretrained_again_from_another_start(monkeypatch, tmp_path, probes, starts, kept):
+    import torch
+
+    from r1cli.stages.toy import make_toy_base
+
+    seeds, left = [], list(probes)
+    monkeypatch.setattr(tb, "pretrain", lambda model, data, cfg, log: (log({"step": 1, "loss": 1.0}), 1.0)[1])
+    monkeypatch.setattr(tb, "packed_corpus", lambda tok, seed, rows, length: (seeds.append(seed), torch.zeros(rows, length, dtype=torch.long))[1])
+    monkeypatch.setattr(tb, "copy_probe", lambda model, tok: {"copy_repeat": 1.0, "copy_repeat_cot": 1.0, "copy_translate": 1.0,
+                                                              "copy_operands": left.pop(0)})
+    cfg = ToyBaseConfig(seed=7, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=32, steps=2,
+                        eval_prompts=0)
+    make_toy_base(cfg, tmp_path / "base")
+    m = json.loads((tmp_path / "base" / "r1.json").read_text())["metrics"]
+    assert seeds == [7, 1007, 2007][:starts]  # each start its own weights and corpus order
+    assert m["starts"] == starts and m["start_seed"] == seeds[kept] and m["copy_operands"] == probes[kept]
+    assert m["probe_passed"] == (probes[kept] >= cfg.min_copy)
+    assert [t["copy_operands"] for t in m.get("starts_tried", [])] == (probes if starts > 1 else [])
+    curve = [json.loads(line) for line in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["attempt"]) for r in curve] == [(1 + 2 * i, i + 1) for i in range(starts)]  # one curve
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
@@ -387,7 +422,8 @@ def test_pretraining_in_either_precision_learns_and_keeps_fp32_weights(base_toke
 
 def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
     """The probe's scoring, with a stand-in generator: one that copies (the phrase, the reference translation,
-    the working from the problem's operands) scores 1 on every kind, one that says a stock phrase 0."""
+    the working from the problem's operands) scores 1 on every kind, one that says a stock phrase 0, and
+    one that copies the summands but not the multiplier 0 on operands."""
     import re as re_
 
     from r1cli.toy import general as g
@@ -407,10 +443,13 @@ def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
                 elif p.startswith("<|user|>"):  # a rendered request with its CoT pre-filled: the reply alone
                     assert p.endswith("\n</think>\n")
                     outs.append([Out(references[p.removeprefix("<|user|>").split("<|end|>")[0]])])
-                else:  # "Q: What is (a+b)*c?\nA:" or a word problem: its first two numbers are the operands
-                    a, b = re_.findall(r"\d+", p)[:2]
-                    outs.append([Out(f" {a}+{b}=0.")])
+                else:  # "Q: What is (a+b)*c?\nA:" or a word problem: its three numbers are the operands
+                    a, b, c = re_.findall(r"\d+", p)[:3]
+                    outs.append([Out(f" {a}+{b}=0. 0*{self.multiplier or c}=0.")])
             return outs
+
+        def __init__(self, multiplier=None):
+            self.multiplier = multiplier  # a guessed multiplier: the summands alone do not count
 
     class Stock:
         def generate(self, prompts, sampling):
@@ -426,3 +465,5 @@ def test_copy_probe_scores_a_perfect_copier_1_and_a_stock_phrase_0(monkeypatch):
         monkeypatch.setattr(tb, "load_generator", lambda _pair, gen=gen: gen)
         got = tb.copy_probe(None, Tok(), n=20)
         assert got == {"copy_repeat": want, "copy_translate": want, "copy_repeat_cot": want, "copy_operands": want}
+    monkeypatch.setattr(tb, "load_generator", lambda _pair: Copier(multiplier=99))
+    assert tb.copy_probe(None, Tok(), n=20)["copy_operands"] == 0.0

@@ -253,12 +253,12 @@ def copy_probe(model, tokenizer, n: int = 100, max_new_tokens: int = 32) -> dict
     """Greedy share of held-out prompts (n of each kind at most) whose reply copies what it must:
     `copy_repeat` (the reply is the phrase), `copy_repeat_cot` (the same, written after the request's
     CoT, as the stage-3 SFT must), `copy_translate` (the reply is the reference, so the word asked about
-    is in it) and `copy_operands` (the first two numbers of the working are the problem's operands). What every later stage builds on, measured the same way for every seed."""
+    is in it) and `copy_operands` (the working starts from the problem's two summands and multiplies
+    by its multiplier). What every later stage builds on, measured the same way for every seed."""
     import re
 
-    from r1cli.rejection.filters import parse, same_reply
-
     from r1cli.generation import render_prompt
+    from r1cli.rejection.filters import parse, same_reply
 
     gen = load_generator((model, tokenizer))
     greedy = SamplingConfig(temperature=0.0, max_new_tokens=max_new_tokens, batch_size=64)
@@ -279,7 +279,9 @@ def copy_probe(model, tokenizer, n: int = 100, max_new_tokens: int = 32) -> dict
         q = toy.question(a, b, c, lang, rng)
         prompts.append(f"Q: {q}\nA:" if lang == "en" else f"问题：{q}\n解答：")
     texts = [c[0].text for c in gen.generate(prompts, greedy)]
-    firsts = [re.findall(r"\d+", t)[:2] for t in texts]
-    hits = sum(sorted(map(int, f)) == sorted((a, b)) for f, (a, b, _) in zip(firsts, problems))
+    nums = [[int(x) for x in re.findall(r"\d+", t)] for t in texts]
+    # the first two numbers are the summands; the multiplier comes before the result ("11+10=21. 21*7=147",
+    # "11加10乘7等于147"): a base that copied the summands only guessed it (seed 3: 94% of summands, 14% of both)
+    hits = sum(sorted(n[:2]) == sorted((a, b)) and c in n[2:5] for n, (a, b, c) in zip(nums, problems))
     out["copy_operands"] = round(hits / len(problems), 4)
     return out

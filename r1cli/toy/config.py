@@ -75,6 +75,12 @@ class ToyBaseConfig(Section):
     # AMD EPYC with AVX512-BF16 (measured three times on a noisy host). `auto`: bf16 where oneDNN finds bf16
     # instructions (AVX512-BF16, AMX), fp32 elsewhere
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # a base that copies less than min_copy of any kind of its copy probe (repeat, repeat after a CoT, translate,
+    # operands: copy_probe in r1cli/toy/base.py) is pretrained again from another start (seed + 1000, + 2000),
+    # at most `attempts` starts in all; the one that copies most is kept. A 3-layer base misses a skill on some
+    # starts: seed 3 copied 94% of summands but 14% of multipliers, and every stage after it failed (DEVLOG)
+    attempts: int = setting(3, ge=1)
+    min_copy: float = setting(0.5, ge=0, le=1)
     # greedy zero-shot check on this many eval prompts at the end (0 = skip); at most n_eval
     eval_prompts: int = setting(200, ge=0, le=ToyDataConfig.n_eval)
 

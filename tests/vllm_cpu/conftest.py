@@ -54,7 +54,7 @@ WORLD_SET = ["n_rl=400", "n_coldstart=4000", "n_eval=500", "n_general=120", "n_g
 # 2400 steps of 4 x 256, fp32): a problem's operands are copied only after 1.4M-2.1M tokens (r1cli/toy/corpus.py),
 # and before that no cold start learns the task (a 0.3M-token base: 1.1-1.2% pass@1 after cold starts of 1500 x 2
 # and 4000 x 3). These tests need operands copied (seed 0: 95%), not words, so they keep the shorter base
-SOLVER_BASE_SET = ["eval_prompts=0", "precision=fp32", "num_layers=4"]
+SOLVER_BASE_SET = ["eval_prompts=0", "precision=fp32", "num_layers=4", "attempts=1"]
 SOLVER_BASE_STEPS = 2400
 # one epoch over the 4000 cold-start rows (125 steps): measured 49.0% pass@1 (200 eval prompts x 1, T 0.6) on
 # the character-level base and the smaller task, well above the backend comparison's 0.2 floor

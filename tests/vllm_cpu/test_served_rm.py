@@ -22,7 +22,7 @@ from datasets import load_from_disk
 from test_judge import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_SET = ["num_layers=2", "batch_size=4", "max_length=128", "eval_prompts=0"]
+BASE_SET = ["num_layers=2", "batch_size=4", "max_length=128", "eval_prompts=0", "attempts=1"]
 RM_SET = ["trl.max_steps=4", "trl.per_device_train_batch_size=8", "trl.save_strategy='no'", "trl.learning_rate=1e-3"]
 
 
