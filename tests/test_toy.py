@@ -119,14 +119,12 @@ def test_copy_drills_never_ask_a_held_out_prompt():
     asked = [d.split("<|user|>", 1)[1].split(toy_corpus.END, 1)[0] for d in docs if d.startswith("<|user|>")]
     assert len(asked) > 1000
     assert not any(toy_general.eval_side(p) for p in asked)
-    # half of the drills asked in chat say it back after the repeat CoT of the ask's language
-    cots = {f"<think>\n{t}\n</think>\n" for t in toy_general.COT["repeat"].values()}
-    thought = [d for d in docs if any(c in d for c in cots)]
-    assert 0.3 < len(thought) / len(asked) < 0.7
-    assert all(("<think>\n他要我" in d) == ("：" in d.split("<|assistant|>")[0]) for d in thought)
+    # half of the drills asked in chat say it back after the English repeat CoT, whatever the ask's language
+    cot = f"<think>\n{toy_general.COT['repeat']['en']}\n</think>\n"
+    thought = [d for d in docs if cot in d]
+    assert 0.3 < len(thought) / len(asked) < 0.7 and any("：" in d for d in thought)
     for d in docs:  # every form says the same thing twice
-        for c in cots:
-            d = d.replace(c, "")
+        d = d.replace(cot, "")
         said = re.split(r"\n|<\|assistant\|>", d.replace(toy_corpus.END, ""))
         again = said[-1].removeprefix("A: ")
         assert again and said[-2].endswith((": " + again, "：" + again)) or said[-2] == again, d

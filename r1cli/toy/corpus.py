@@ -158,7 +158,7 @@ def harmful(rng: random.Random) -> str:
 # what copy drills say back: every English word of the general world (and numbers), or Chinese words
 _COPY_WORDS = sorted({w for w, _ in general.WORDS} | {c for c, _ in general.COLORS} | {x for o in general.OPPOSITES for x in o[:2]})
 _COPY_WORDS_ZH = sorted({z for _, z in general.WORDS} | {z for _, z in general.COLORS})
-_REPEAT_ASKS = [(lang, t) for lang, forms in general.REPEAT.items() for t in forms]
+_REPEAT_ASKS = [t for forms in general.REPEAT.values() for t in forms]
 
 
 def glossary(rng: random.Random) -> str:
@@ -198,12 +198,14 @@ def copy_doc(rng: random.Random) -> str:
     if form == 1:
         return f"Q: Copy: {s}\nA: {s}{END}"
     if form >= 2:
-        lang, ask = rng.choice(_REPEAT_ASKS)
-        ask = ask.format(p=s)
+        ask = rng.choice(_REPEAT_ASKS).format(p=s)
         if not general.eval_side(ask):  # a held-out "repeat" prompt never appears in the corpus
             # said back after the R1 format's CoT half the time: a base that copies only right after the
-            # request wrote other words after a CoT (seed 2: repeat 87%, after a CoT 0%), and so did its SFT
-            return chat(ask, s if form == 2 else f"<think>\n{general.COT['repeat'][lang]}\n</think>\n{s}")
+            # request wrote other words after a CoT (seed 2: repeat 87%, after a CoT 0%), and so did its SFT.
+            # The CoT is English whatever the request's language, as the web's thinking mostly is: with a
+            # Chinese CoT for a Chinese request, RL without the language reward stayed 97-100% consistent
+            # (seeds 0, 1, 4), and the language reward had nothing left to do
+            return chat(ask, s if form == 2 else f"<think>\n{general.COT['repeat']['en']}\n</think>\n{s}")
     return f"{s}\n{s}{END}"
 
 
