@@ -136,7 +136,8 @@ def toy_base(
     set_: Optional[List[str]] = set_option("hidden_size=256"),
     force: bool = ForceOpt,
 ):
-    """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus."""
+    """Train a tokenizer and a tiny Llama base model from scratch on a toy corpus, then probe what it copies;
+    a base under min_copy on any kind is trained again from another start (--set attempts=N --set min_copy=X)."""
 
     res = resolve_stage(ToyBaseConfig, recipe, set_, {"seed": seed, "steps": steps}, stage="toy-base")
     show_changed_settings(res, 'toy base')
