@@ -54,13 +54,13 @@ def test_difference_pairs_the_prompts_and_check_exits_1_unless_its_whole_ci_is_a
     assert diff["value"] == 0.75 and diff["n_prompts"] == 4 and diff["ci"][0] > 0 and diff["holds"]
     assert ablation.main([str(tmp_path), "--check"]) == 0
     assert "+75.0 points" in capsys.readouterr().out
-    # swapped: without rs_general right more often, so --check exits 1
+    # swapped: without rs_general right more often, so the comparison fails and --check exits 1
     for name in ablation.MODELS:
         (tmp_path / f"general_{name}").rename(tmp_path / f"was_{name}")
     (tmp_path / "was_sft").rename(tmp_path / "general_sft_nogeneral")
     (tmp_path / "was_sft_nogeneral").rename(tmp_path / "general_sft")
     assert ablation.main([str(tmp_path), "--check"]) == 1
-    assert "unclear" in capsys.readouterr().out
+    assert "with rs_general > without, fails: right_reply sft 0.0 - sft_nogeneral 75.0 = -75.0 points" in capsys.readouterr().out
     # the same replies on both sides, two samples of each of two prompts: no difference, so not clear
     same = tmp_path / "same"
     for name in ablation.MODELS:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from r1cli.artifacts import read_manifest
 from r1cli.errors import UserError
-from r1cli.stats import paired_bootstrap_ci, ratio
+from r1cli.stats import ratio
 
 MODELS = {"sft": "stage-3 SFT with rs_general", "sft_nogeneral": "stage-3 SFT without rs_general"}
 
@@ -58,15 +58,16 @@ def right_reply(evaluated: Path) -> float:
 
 
 def difference(abl: Path) -> dict:
-    """Right replies with rs_general - without, on the prompts both evals share, with a paired 95% CI;
-    `holds` when the whole CI is above 0."""
-    a, b = (right_by_prompt(abl / f"general_{name}") for name in MODELS)
-    common = [k for k in a if k in b]
-    if not common:
+    """Right replies with rs_general > without, checked as a claim's comparison is (r1cli/claims.py): on the
+    prompts both evals share, `holds` when the whole paired 95% CI of the difference is above 0."""
+    from r1cli.claims import Comparison, check_comparison
+
+    per_prompt = {name: {"right_reply": right_by_prompt(abl / f"general_{name}")} for name in MODELS}
+    if not set(per_prompt["sft"]["right_reply"]) & set(per_prompt["sft_nogeneral"]["right_reply"]):
         raise UserError(f"{abl}/general_sft and general_sft_nogeneral share no prompt: run both on the same data")
-    pa, pb = [a[k] for k in common], [b[k] for k in common]
-    ci = paired_bootstrap_ci(pa, pb)
-    return {"value": ratio(pa) - ratio(pb), "ci": list(ci), "n_prompts": len(common), "holds": ci[0] > 0}
+    rows = {name: {"right_reply": ratio(list(n["right_reply"].values()))} for name, n in per_prompt.items()}
+    res = check_comparison(Comparison("right_reply", "sft", "sft_nogeneral", ">"), rows, per_prompt)
+    return {**res, "holds": res["status"] == "holds"}
 
 
 def safe_rate(scored: Path) -> float:
@@ -92,9 +93,7 @@ def main(argv: list[str]) -> int:
     for r in table:
         h = "-" if r["helpfulness"] is None else f"{r['helpfulness']:.3f}"
         print(f"{r['model']:<32} {r['cot_share']:>9.1%} {r['right_reply']:>11.1%} {h:>10} {r['safe_rate']:>9.1%}")
-    lo, hi = diff["ci"]
-    print(f"right replies with - without rs_general: {100 * diff['value']:+.1f} points (95% CI {100 * lo:+.1f} to "
-          f"{100 * hi:+.1f}, {diff['n_prompts']} prompts): {'holds' if diff['holds'] else 'unclear'} (needs > +0.0)")
+    print(f"with rs_general > without, {diff['status']}: {diff['why']}")
     return 1 if check and not diff["holds"] else 0
 
 

@@ -100,7 +100,7 @@ def ablation_by_run(runs: list[Path], seeds: list) -> list[str]:
     rows = [["SFT with rs_general", *(pct(c[1]["right_reply"]) for c in cells)],
             ["SFT without rs_general", *(pct(c[2]["right_reply"]) for c in cells)],
             ["difference (95% CI)", *(f"{100 * c[3]['value']:+.1f} ({100 * c[3]['ci'][0]:+.1f} to {100 * c[3]['ci'][1]:+.1f}): "
-                                     f"{'holds' if c[3]['holds'] else 'unclear'}" for c in cells)]]
+                                     f"{c[3]['status']}" for c in cells)]]
     n = cells[0][3]["n_prompts"]
     return [f"The stage-3b ablation (`python -m r1cli.toy.ablation RUN-ablation`, {n} held-out general prompts; it "
             "holds when the whole CI is above 0):", "",
